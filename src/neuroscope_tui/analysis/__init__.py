@@ -1,0 +1,1 @@
+"""Pure functions of a Trace (or of numpy arrays): no torch, no textual."""

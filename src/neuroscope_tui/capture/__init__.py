@@ -1,0 +1,1 @@
+"""Everything that touches the live model: anatomy, hooks, the attention tap, runs."""

@@ -1,0 +1,61 @@
+"""The `neuroscope-tui` command: `neuroscope-tui [MODEL]` opens the live scan; subcommands
+work without a screen (`capture`, `info`, `export`, `heads`, `compare`) or open a snapshot
+(`view`).
+
+Each subcommand lives in its own module with `add_arguments(parser)` and `run(args) -> int`.
+Every user mistake is a `NeuroscopeError`: one sentence on stderr, exit status 2. Nothing here
+imports torch at module level, so `--help` and `view` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from neuroscope_tui.errors import NeuroscopeError
+
+# name -> (module under neuroscope_tui.cli, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "capture": ("capture", "run a prompt through a model and write a snapshot, no screen"),
+    "info": ("info", "print what a snapshot holds"),
+    "view": ("view", "open a snapshot in the app, read-only, without the model"),
+    "export": ("export", "write one view's numbers from a snapshot as CSV or JSON"),
+    "heads": ("heads", "print every attention head's scores and types"),
+    "compare": ("compare", "compare two prompts (or two snapshots) layer by layer"),
+}
+
+
+def _epilog() -> str:
+    lines = ["subcommands (neuroscope-tui SUBCOMMAND --help for each):"]
+    lines += [f"  {name:<9} {desc}" for name, (_, desc) in SUBCOMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if args and args[0] in SUBCOMMANDS:
+            module_name, desc = SUBCOMMANDS[args[0]]
+            module = importlib.import_module(f"neuroscope_tui.cli.{module_name}")
+            parser = argparse.ArgumentParser(prog=f"neuroscope-tui {args[0]}", description=desc)
+            module.add_arguments(parser)
+            return int(module.run(parser.parse_args(args[1:])) or 0)
+        from neuroscope_tui.cli import live
+
+        parser = argparse.ArgumentParser(
+            prog="neuroscope-tui",
+            description="An fMRI for language models: watch a causal LM think, token by token.",
+            epilog=_epilog(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        live.add_arguments(parser)
+        return int(live.run(parser.parse_args(args)) or 0)
+    except NeuroscopeError as err:
+        print(f"neuroscope-tui: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("neuroscope-tui: interrupted.", file=sys.stderr)
+        return 130

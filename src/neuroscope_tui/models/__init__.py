@@ -1,0 +1,1 @@
+"""Turn a model name into a loaded (model, tokenizer): hub id, local folder, .gguf, alias."""

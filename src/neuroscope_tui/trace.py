@@ -1,0 +1,244 @@
+"""The record of one run: tokens, model metadata and numpy arrays indexed [layer, token, ...].
+
+A Trace is what flows from the capture worker to every analysis, widget and snapshot. It holds
+no torch types, so everything downstream of capture (analysis, tui, `view`) runs without torch.
+
+Arrays grow one token at a time during generation: `append` takes the new token's rows and
+concatenates along the token axis. Array names and shapes (L = layers, T = tokens, H = heads,
+K = top-k, D = d_model, N = d_mlp):
+
+    resid.norm / resid.max_abs / resid.mean / resid.zero_frac   [L, T]  stream after block l
+    resid.delta        [L, T]  ||x_out - x_in|| / ||x_in||, how much block l changed the stream
+    resid.cos          [L, T]  cos(x_in, x_out)
+    embed.norm         [T]     ||x_in|| of block 0 (the embeddings)
+    attn.norm / attn.max_abs / attn.mean / attn.zero_frac       [L, T]  attention output
+    mlp.norm / mlp.max_abs / mlp.mean / mlp.zero_frac           [L, T]  MLP output
+    neurons.zero_frac  [L, T]  fraction of near-zero MLP neurons (the down projection's input)
+    neurons.top_idx    [L, T, K] int32, neurons.top_val [L, T, K]  largest |activation| neurons
+    heads.entropy      [L, T, H]  attention entropy of query t (nats)
+    heads.first / heads.prev / heads.self  [L, T, H]  weight on key 0, on t-1, on t
+    heads.dup          [L, T, H]  weight on earlier keys holding the same token id
+    heads.induction    [L, T, H]  weight on keys j whose previous token equals token t
+    pattern.{l}.{h}    [T, T]   full attention rows of head h at layer l (lower triangle)
+    resid.full         [L, T, D]  full residual vectors, for `spec.full_layers` (see meta)
+    neurons.full       [L, T, N]  full MLP neuron activations, for `spec.full_layers`
+    logits.top_ids     [T, K] int32, logits.top_probs [T, K]  the model's own next-token top-k
+    lens.top_ids       [L, T, K] int32, lens.top_probs [L, T, K]  logit lens per layer
+    lens.kl            [L, T]  KL(final || layer) of the logit-lens distributions (nats)
+    lens.pred_rank     [L, T] int32  rank at layer l of the model's final top-1 token (0 = top)
+    lens.pred_prob     [L, T]  probability at layer l of the model's final top-1 token
+
+Positions the lens was not asked for hold -1 ids and NaN values. `docs/snapshot-format.md`
+is the user-facing account of the same table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+TRACE_VERSION = 1
+
+SUMMARY_STATS = ("norm", "max_abs", "mean", "zero_frac")
+HEAD_SCORES = ("entropy", "first", "prev", "self", "dup", "induction")
+SITES = ("resid", "attn", "mlp", "neurons")
+
+
+@dataclass
+class CaptureSpec:
+    """What a run records: which sites, which layers, and how much of each.
+
+    `layers` None means every layer. `full_layers` are the layers whose full vectors are kept
+    (residual stream, and MLP neurons when "neurons" is a site); None means every layer in
+    `layers`, () means none. `pattern_heads` are (layer, head) pairs whose full attention rows
+    are kept. `lens_positions` None means the logit lens for every position; () turns it off.
+    `near_zero` is the |x| threshold under which an entry counts as near-zero.
+    """
+
+    sites: tuple[str, ...] = SITES
+    layers: tuple[int, ...] | None = None
+    full_layers: tuple[int, ...] | None = ()
+    head_scores: bool = True
+    pattern_heads: tuple[tuple[int, int], ...] = ()
+    top_k: int = 10
+    lens_positions: tuple[int, ...] | None = None
+    near_zero: float = 1e-2
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sites": list(self.sites),
+            "layers": None if self.layers is None else list(self.layers),
+            "full_layers": None if self.full_layers is None else list(self.full_layers),
+            "head_scores": self.head_scores,
+            "pattern_heads": [list(p) for p in self.pattern_heads],
+            "top_k": self.top_k,
+            "lens_positions": None if self.lens_positions is None else list(self.lens_positions),
+            "near_zero": self.near_zero,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CaptureSpec:
+        def tup(v: Any) -> tuple[int, ...] | None:
+            return None if v is None else tuple(int(x) for x in v)
+
+        return cls(
+            sites=tuple(d.get("sites", SITES)),
+            layers=tup(d.get("layers")),
+            full_layers=tup(d.get("full_layers", ())),
+            head_scores=bool(d.get("head_scores", True)),
+            pattern_heads=tuple((int(a), int(b)) for a, b in d.get("pattern_heads", [])),
+            top_k=int(d.get("top_k", 10)),
+            lens_positions=tup(d.get("lens_positions")),
+            near_zero=float(d.get("near_zero", 1e-2)),
+        )
+
+
+@dataclass
+class ModelInfo:
+    """What a Trace needs to know about the model that produced it."""
+
+    name: str
+    architecture: str = ""
+    revision: str | None = None
+    dtype: str = "float32"
+    device: str = "cpu"
+    n_layers: int = 0
+    n_heads: int = 0
+    n_kv_heads: int = 0
+    d_model: int = 0
+    d_head: int = 0
+    d_mlp: int = 0
+    vocab_size: int = 0
+    context_length: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelInfo:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@dataclass
+class Trace:
+    """One run: tokens (prompt then generated), the spec, model metadata and the arrays.
+
+    `token_ids[t]` and `token_text[t]` describe position t; positions `< n_prompt` are the
+    prompt. `arrays` maps the names in this module's docstring to numpy arrays whose token
+    axis is axis 1 for [L, T, ...] arrays and axis 0 for [T, ...] arrays (and both axes of a
+    pattern). `extras` holds analysis results saved with the snapshot (projections,
+    attributions), keyed by name, each a numpy array, plus JSON-able notes in `notes`.
+    """
+
+    model: ModelInfo
+    spec: CaptureSpec = field(default_factory=CaptureSpec)
+    token_ids: list[int] = field(default_factory=list)
+    token_text: list[str] = field(default_factory=list)
+    n_prompt: int = 0
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
+    prompt: str = ""
+    finished: bool = False
+    stop_reason: str = ""
+    version: int = TRACE_VERSION
+
+    # ---- shape -----------------------------------------------------------------------------
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.token_ids)
+
+    @property
+    def n_generated(self) -> int:
+        return self.n_tokens - self.n_prompt
+
+    @property
+    def n_layers(self) -> int:
+        return self.model.n_layers
+
+    @property
+    def n_heads(self) -> int:
+        return self.model.n_heads
+
+    @property
+    def generated_text(self) -> str:
+        return "".join(self.token_text[self.n_prompt :])
+
+    def layers(self) -> list[int]:
+        """The layer indices the trace holds rows for (all layers unless the spec chose some)."""
+        if self.spec.layers is None:
+            return list(range(self.n_layers))
+        return list(self.spec.layers)
+
+    def has(self, name: str) -> bool:
+        return name in self.arrays
+
+    def get(self, name: str) -> np.ndarray:
+        """The array called `name`; KeyError names what the trace does hold."""
+        try:
+            return self.arrays[name]
+        except KeyError:
+            held = ", ".join(sorted(self.arrays)) or "nothing"
+            raise KeyError(f"this trace has no array {name!r} (it holds {held})") from None
+
+    # ---- growth ----------------------------------------------------------------------------
+
+    @staticmethod
+    def token_axis(name: str) -> int:
+        """Which axis of array `name` is the token axis."""
+        if name.startswith(("logits.", "embed.")):
+            return 0
+        return 1
+
+    def append(
+        self, token_ids: list[int], token_text: list[str], rows: dict[str, np.ndarray]
+    ) -> None:
+        """Add positions: their tokens and, per array, their rows along the token axis.
+
+        Pattern arrays (`pattern.l.h`) take the new query rows [new, T_total] and grow in
+        both axes (earlier rows are padded with zeros: a causal model never looks ahead).
+        """
+        self.token_ids.extend(int(t) for t in token_ids)
+        self.token_text.extend(token_text)
+        total = len(self.token_ids)
+        for name, new in rows.items():
+            if name.startswith("pattern."):
+                self.arrays[name] = _grow_pattern(self.arrays.get(name), new, total)
+                continue
+            old = self.arrays.get(name)
+            if old is None:
+                self.arrays[name] = np.ascontiguousarray(new)
+            else:
+                self.arrays[name] = np.concatenate([old, new], axis=self.token_axis(name))
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-able description: model, prompt, generated text, arrays with shapes."""
+        return {
+            "version": self.version,
+            "model": self.model.to_dict(),
+            "prompt": self.prompt,
+            "generated": self.generated_text,
+            "n_prompt": self.n_prompt,
+            "n_generated": self.n_generated,
+            "stop_reason": self.stop_reason,
+            "arrays": {
+                k: {"shape": list(v.shape), "dtype": str(v.dtype)}
+                for k, v in sorted({**self.arrays, **self.extras}.items())
+            },
+        }
+
+
+def _grow_pattern(old: np.ndarray | None, new_rows: np.ndarray, total: int) -> np.ndarray:
+    """Append query rows [new, total] to a square pattern [old_T, old_T] -> [total, total]."""
+    new_rows = np.asarray(new_rows, dtype=np.float32)
+    n_new = new_rows.shape[0]
+    out = np.zeros((total, total), dtype=np.float32)
+    if old is not None and old.size:
+        t_old = old.shape[0]
+        out[:t_old, :t_old] = old
+    out[total - n_new :, : new_rows.shape[1]] = new_rows
+    return out
