@@ -1,0 +1,33 @@
+"""Every view's numbers as a table, for `neuroscope-tui export FILE VIEW` and the app's CSV key.
+
+A view registers one line in EXPORTS: its name, where its table function lives
+("module:function", imported on use), and a one-line description. A table function takes a
+Trace and returns a Table; it raises SnapshotError when the trace lacks what it needs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from neuroscope_tui.trace import Trace
+
+
+@dataclass
+class Table:
+    """Rows of plain values under named columns (long format: one row per cell)."""
+
+    columns: list[str]
+    rows: list[list[Any]]
+
+
+# view name -> ("module:function", description)
+EXPORTS: dict[str, tuple[str, str]] = {}
+
+
+def table_function(view: str) -> Callable[[Trace], Table]:
+    """The table function registered for `view` (KeyError if none)."""
+    module_name, func = EXPORTS[view][0].split(":")
+    return getattr(importlib.import_module(module_name), func)
