@@ -198,3 +198,34 @@ def test_summarise_matches_per_pattern_scores():
 def test_every_type_has_a_distinct_letter():
     letters = [letter for letter, _ in HEAD_TYPES.values()]
     assert len(set(letters)) == len(letters)
+
+
+def test_induction_needs_an_earlier_key():
+    # query 1 repeats token 5: key 0 is an earlier copy (dup); key 1 follows a 5 but is the
+    # query itself, not an earlier key, so it is no induction target
+    q = query_scores_from_pattern(np.array([[1.0, 0.0], [0.25, 0.75]]), [5, 5])
+    assert q["dup"][1] == 0.25
+    assert q["induction"][1] == 0.0
+
+
+def test_heads_export_table():
+    from neuroscope_tui.analysis.exports import EXPORTS, table_function
+
+    assert "heads" in EXPORTS
+    n = 10
+    trace = _trace_from_patterns([[uniform(n), one_key(n, lambda t: t - 1)]], REPEATED)
+    table = table_function("heads")(trace)
+    assert table.columns[:2] == ["layer", "head"] and table.columns[-1] == "types"
+    assert len(table.rows) == 2
+    prev_col = table.columns.index("prev")
+    assert table.rows[1][prev_col] == pytest.approx(1.0)
+    assert table.rows[1][-1] == "previous-token"
+
+
+def test_heads_export_without_scores_is_a_snapshot_error():
+    from neuroscope_tui.analysis.heads import heads_table
+    from neuroscope_tui.errors import SnapshotError
+
+    trace = Trace(ModelInfo(name="x", n_layers=1, n_heads=1), CaptureSpec(), [1], ["a"], 1, {})
+    with pytest.raises(SnapshotError, match="no attention head scores"):
+        heads_table(trace)

@@ -24,7 +24,9 @@ class Table:
 
 
 # view name -> ("module:function", description)
-EXPORTS: dict[str, tuple[str, str]] = {}
+EXPORTS: dict[str, tuple[str, str]] = {
+    "heads": ("neuroscope_tui.analysis.heads:heads_table", "per-head attention scores and types"),
+}
 
 
 def table_function(view: str) -> Callable[[Trace], Table]:
