@@ -3,7 +3,8 @@
 Every step records only the new positions into the Trace (for attention, the new query rows).
 `on_step(trace, start, stop)` is called in the calling (worker) thread after the prompt's pass
 (start=0, stop=n_prompt) and after each generated token; `cancel` (a threading.Event) is
-checked between steps.
+checked between steps. An error mid-run is raised with the trace so far attached as
+`error.trace`, so a caller can still show and save it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
+from neuroscope_tui.capture.attention_tap import head_stats, tapped
+from neuroscope_tui.capture.lens import logit_lens
+from neuroscope_tui.capture.recorder import Recorder, recording
+from neuroscope_tui.errors import PromptError
 from neuroscope_tui.models.types import LoadedModel
 from neuroscope_tui.trace import CaptureSpec, ModelInfo, Trace
 
@@ -39,7 +45,160 @@ class GenerationOptions:
 
 def model_info(bundle: LoadedModel) -> ModelInfo:
     """The Trace's record of the model (counts come from the anatomy)."""
-    raise NotImplementedError  # filled in by capture/run.py's author
+    a = bundle.anatomy
+    return ModelInfo(
+        name=bundle.name,
+        architecture=a.architecture,
+        revision=bundle.revision,
+        dtype=bundle.dtype,
+        device=bundle.device,
+        n_layers=a.n_layers,
+        n_heads=a.n_heads,
+        n_kv_heads=a.n_kv_heads,
+        d_model=a.d_model,
+        d_head=a.d_head,
+        d_mlp=a.d_mlp,
+        vocab_size=a.vocab_size,
+        context_length=bundle.context_length,
+    )
+
+
+def token_texts(tokenizer, ids: list[int]) -> list[str]:
+    """Each id decoded on its own (what a user reads as that token)."""
+    return [tokenizer.decode([i]) for i in ids]
+
+
+def tokenize_prompt(bundle: LoadedModel, prompt: str, options: GenerationOptions) -> list[int]:
+    """Token ids of `prompt`; PromptError when empty or (refused) past the context."""
+    if not prompt or not prompt.strip():
+        raise PromptError("the prompt is empty; type some text to run.")
+    ids = list(bundle.tokenizer(prompt)["input_ids"])
+    if not ids:
+        raise PromptError("the prompt gives no tokens; type some text to run.")
+    limit = bundle.context_length
+    if limit and len(ids) >= limit:
+        if options.too_long != "truncate":
+            raise PromptError(
+                f"the prompt is {len(ids)} tokens but {bundle.name} reads at most {limit}; "
+                "shorten it, or pass --too-long truncate to keep its last tokens."
+            )
+        ids = ids[-(limit - 1) :]
+    return ids
+
+
+class _Run:
+    """One run's state: the recorder, the ids so far, and the trace being filled."""
+
+    def __init__(self, bundle: LoadedModel, spec: CaptureSpec, trace: Trace, rec: Recorder):
+        self.bundle, self.spec, self.trace, self.rec = bundle, spec, trace, rec
+        self.model = bundle.model
+        self.device = torch.device(bundle.device)
+        self.softcap = getattr(
+            getattr(self.model.config, "get_text_config", lambda: self.model.config)(),
+            "final_logit_softcapping",
+            None,
+        )
+        self.eager_fallback = False
+        self.id_text: dict[str, str] = {}
+
+    def forward(self, new_ids: list[int], past):
+        """One forward pass over `new_ids`; records their rows into the trace."""
+        all_ids = torch.tensor(self.trace.token_ids + new_ids, device=self.device)
+        self.rec.ids = all_ids
+        self.rec.keep_stream = self.spec.lens_positions != ()
+        inputs = torch.tensor([new_ids], device=self.device)
+        kwargs = {"use_cache": True, "past_key_values": past}
+        if self.eager_fallback and self.spec.head_scores:
+            kwargs["output_attentions"] = True
+        out = self.model(input_ids=inputs, **kwargs)
+        logits = out.logits[0, -len(new_ids) :]  # [new, vocab]
+        if self.eager_fallback and self.spec.head_scores:
+            self._eager_scores(out.attentions, all_ids, len(new_ids))
+        rows = self.rec.flush()
+        start = len(self.trace.token_ids)
+        rows.update(self._logit_rows(logits))
+        rows.update(self._lens_rows(logits, start, len(new_ids)))
+        self.rec.stream = {}
+        self.trace.append(new_ids, token_texts(self.bundle.tokenizer, new_ids), rows)
+        return out.past_key_values, logits[-1]
+
+    def _eager_scores(self, attentions, ids: torch.Tensor, n_new: int) -> None:
+        """Fallback: the same scores from transformers' own output_attentions."""
+        for layer in self.rec.layers:
+            probs = attentions[layer][0, :, -n_new:].float()  # [H, new, k]
+            q_pos = torch.arange(probs.shape[-1] - n_new, probs.shape[-1], device=probs.device)
+            stats = head_stats(probs, q_pos, ids)
+            rows = {h: probs.mean(0) if h < 0 else probs[h] for h in self.rec.wants_patterns(layer)}
+            self.rec.attention(layer, stats, rows)
+
+    def _logit_rows(self, logits: torch.Tensor) -> dict[str, np.ndarray]:
+        probs = torch.softmax(logits.float(), dim=-1)
+        top = probs.topk(self.spec.top_k, dim=-1)
+        ids = top.indices.to(torch.int32).cpu().numpy()
+        self._remember(ids)
+        return {"logits.top_ids": ids, "logits.top_probs": top.values.cpu().numpy()}
+
+    def _lens_rows(self, logits: torch.Tensor, start: int, n_new: int) -> dict[str, np.ndarray]:
+        """Logit-lens rows for the new positions ([L, new, ...]); unasked positions are -1/NaN."""
+        asked = self.spec.lens_positions
+        if asked == () or not self.rec.stream:
+            return {}
+        local = list(range(n_new))
+        if asked is not None:
+            local = [i for i in local if start + i in set(asked)]
+        layers = self.rec.layers
+        k = self.spec.top_k
+        out = {
+            "lens.top_ids": np.full((len(layers), n_new, k), -1, np.int32),
+            "lens.top_probs": np.full((len(layers), n_new, k), np.nan, np.float32),
+            "lens.kl": np.full((len(layers), n_new), np.nan, np.float32),
+            "lens.pred_rank": np.full((len(layers), n_new), -1, np.int32),
+            "lens.pred_prob": np.full((len(layers), n_new), np.nan, np.float32),
+        }
+        if local:
+            idx = torch.tensor(local, device=logits.device)
+            resid = [
+                self.rec.stream[layer][idx.to(self.rec.stream[layer].device)] for layer in layers
+            ]
+            got = logit_lens(self.bundle.anatomy, resid, logits[idx], k, self.softcap)
+            for name, val in got.items():
+                out[name][:, local] = val
+            self._remember(got["lens.top_ids"])
+        return out
+
+    def _remember(self, ids: np.ndarray) -> None:
+        """Decode ids that appear in top-k lists, so `view` mode can show them without a model."""
+        tok = self.bundle.tokenizer
+        for i in np.unique(ids):
+            key = str(int(i))
+            if int(i) >= 0 and key not in self.id_text:
+                self.id_text[key] = tok.decode([int(i)])
+
+
+def _next_token(last_logits: torch.Tensor, options: GenerationOptions, gen) -> int:
+    """Greedy, or temperature + top-p sampling with a seeded generator."""
+    if options.temperature <= 0:
+        return int(last_logits.argmax())
+    probs = torch.softmax(last_logits.float().cpu() / options.temperature, dim=-1)
+    if options.top_p < 1.0:
+        sorted_p, order = probs.sort(descending=True)
+        keep = sorted_p.cumsum(0) - sorted_p < options.top_p
+        probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_p[keep])
+        probs = probs / probs.sum()
+    return int(torch.multinomial(probs, 1, generator=gen))
+
+
+def _eos_ids(bundle: LoadedModel) -> set[int]:
+    ids: set[int] = set()
+    for source in (getattr(bundle.model, "generation_config", None), bundle.model.config):
+        eos = getattr(source, "eos_token_id", None)
+        if isinstance(eos, int):
+            ids.add(eos)
+        elif isinstance(eos, (list, tuple)):
+            ids.update(int(e) for e in eos)
+    if getattr(bundle.tokenizer, "eos_token_id", None) is not None:
+        ids.add(int(bundle.tokenizer.eos_token_id))
+    return ids
 
 
 def run(
@@ -51,14 +210,86 @@ def run(
     on_step: StepCallback | None = None,
     cancel: threading.Event | None = None,
 ) -> Trace:
-    """Run `prompt` and generate; return the Trace (stop_reason: "eos", "length", "cancelled").
+    """Run `prompt` and generate; return the Trace (stop_reason: "eos", "length",
+    "context", "cancelled").
 
     Raises PromptError for an empty prompt or (too_long="refuse") one past the context.
     Hooks are removed when this returns or raises.
     """
-    raise NotImplementedError
+    spec = spec or CaptureSpec()
+    options = options or GenerationOptions()
+    ids = tokenize_prompt(bundle, prompt, options)
+    trace = Trace(model=model_info(bundle), spec=spec, prompt=prompt)
+    if bundle.context_length and len(ids) < len(bundle.tokenizer(prompt)["input_ids"]):
+        trace.notes["truncated"] = (
+            f"the prompt was cut from the left to the last {len(ids)} tokens to fit the context"
+        )
+    gen = None
+    if options.seed is not None:
+        gen = torch.Generator().manual_seed(options.seed)
+    eos = _eos_ids(bundle) if options.stop_at_eos else set()
+    anatomy = bundle.anatomy
+    try:
+        with torch.no_grad(), recording(anatomy, spec) as rec:
+            state = _Run(bundle, spec, trace, rec)
+            with tapped(bundle.model, anatomy.attention, rec, lambda: rec.ids) as tap_ok:
+                state.eager_fallback = not tap_ok
+                if state.eager_fallback and spec.head_scores:
+                    _set_eager(bundle.model)
+                past, last = state.forward(ids, None)
+                trace.n_prompt = len(ids)
+                trace.notes["id_text"] = state.id_text
+                if on_step:
+                    on_step(trace, 0, len(ids))
+                trace.stop_reason = "length"
+                for _ in range(options.max_new_tokens):
+                    if cancel is not None and cancel.is_set():
+                        trace.stop_reason = "cancelled"
+                        break
+                    if bundle.context_length and trace.n_tokens >= bundle.context_length:
+                        trace.stop_reason = "context"
+                        break
+                    token = _next_token(last, options, gen)
+                    start = trace.n_tokens
+                    past, last = state.forward([token], past)
+                    if on_step:
+                        on_step(trace, start, start + 1)
+                    if token in eos:
+                        trace.stop_reason = "eos"
+                        break
+    except Exception as err:
+        err.trace = trace  # type: ignore[attr-defined]
+        raise
+    trace.finished = True
+    return trace
 
 
+def _set_eager(model) -> None:
+    setter = getattr(model, "set_attn_implementation", None)
+    if callable(setter):
+        setter("eager")
+    else:
+        model.config._attn_implementation = "eager"
+
+
+class _PatternSink:
+    """Collects full rows of asked heads, for `compute_patterns`."""
+
+    def __init__(self, heads: list[tuple[int, int]]):
+        self.by_layer: dict[int, list[int]] = {}
+        for layer, head in heads:
+            self.by_layer.setdefault(layer, []).append(head)
+        self.rows: dict[tuple[int, int], np.ndarray] = {}
+
+    def wants_patterns(self, layer: int) -> list[int]:
+        return self.by_layer.get(layer, [])
+
+    def attention(self, layer: int, stats, rows) -> None:
+        for head, val in rows.items():
+            self.rows[(layer, head)] = val.float().cpu().numpy()
+
+
+@torch.no_grad()
 def compute_patterns(
     bundle: LoadedModel, token_ids: list[int], heads: list[tuple[int, int]]
 ) -> dict[tuple[int, int], np.ndarray]:
@@ -66,4 +297,15 @@ def compute_patterns(
 
     A head of -1 means the mean over that layer's heads. Used for patterns on demand.
     """
-    raise NotImplementedError
+    sink = _PatternSink(heads)
+    inputs = torch.tensor([token_ids], device=torch.device(bundle.device))
+    with tapped(bundle.model, bundle.anatomy.attention, sink, lambda: None) as ok:
+        if ok:
+            bundle.model(input_ids=inputs, use_cache=False)
+            return sink.rows
+    out = bundle.model(input_ids=inputs, use_cache=False, output_attentions=True)
+    result = {}
+    for layer, head in heads:
+        att = out.attentions[layer][0].float()
+        result[(layer, head)] = (att.mean(0) if head < 0 else att[head]).cpu().numpy()
+    return result

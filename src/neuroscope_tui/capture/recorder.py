@@ -1,0 +1,189 @@
+"""Forward hooks that record one step's new positions, reduced on the device.
+
+`recording(anatomy, spec)` registers hooks on every block, attention module, MLP and down
+projection in a context manager and removes them in `finally`, on an error or a cancel too.
+Each hook reduces what it sees to per-token summaries on the model's device (an L2 norm, a
+max, a mean, a near-zero fraction per token) and keeps full vectors only for the layers asked.
+`Recorder.flush()` copies one step's reduced numbers to the host in one go and returns numpy
+rows named as in trace.py, ready for `Trace.append`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+from neuroscope_tui.capture.anatomy import Anatomy
+from neuroscope_tui.trace import CaptureSpec
+
+
+def _first_tensor(x: object) -> torch.Tensor:
+    """A module's output or input: a tensor, or the first element of a tuple."""
+    if isinstance(x, torch.Tensor):
+        return x
+    if isinstance(x, (tuple, list)) and x and isinstance(x[0], torch.Tensor):
+        return x[0]
+    raise TypeError(f"expected a tensor, got {type(x).__name__}")
+
+
+def _rows(x: torch.Tensor) -> torch.Tensor:
+    """[T, D] of one sequence: x is [1, T, D], or [T, D] where a model flattens the batch
+    (OPT runs its MLP on [batch * T, D])."""
+    return x[0] if x.dim() == 3 else x
+
+
+def summarise(x: torch.Tensor, near_zero: float) -> dict[str, torch.Tensor]:
+    """Per-token summaries of x [1, T, D] (or [T, D]) on its device -> name -> [T] float32."""
+    v = _rows(x).float()
+    return {
+        "norm": torch.linalg.vector_norm(v, dim=-1),
+        "max_abs": v.abs().amax(-1),
+        "mean": v.mean(-1),
+        "zero_frac": (v.abs() < near_zero).float().mean(-1),
+    }
+
+
+class Recorder:
+    """Collects one step's device tensors from the hooks and the attention tap."""
+
+    def __init__(self, anatomy: Anatomy, spec: CaptureSpec):
+        self.anatomy = anatomy
+        self.spec = spec
+        n = anatomy.n_layers
+        self.layers = list(range(n)) if spec.layers is None else list(spec.layers)
+        full = self.layers if spec.full_layers is None else list(spec.full_layers)
+        self.full_layers = [layer for layer in full if 0 <= layer < n]
+        self.patterns: dict[int, list[int]] = {}
+        for layer, head in spec.pattern_heads:
+            self.patterns.setdefault(layer, []).append(head)
+        self.ids: torch.Tensor | None = None  # every token id so far, on the model device
+        self._step: dict[str, dict[int, torch.Tensor]] = {}
+        self.attention_calls = 0
+        self.keep_stream = False  # keep each block's output (on the device) for the lens
+        self.stream: dict[int, torch.Tensor] = {}
+
+    # ---- hooks -----------------------------------------------------------------------------
+
+    def _put(self, name: str, layer: int, value: torch.Tensor) -> None:
+        self._step.setdefault(name, {})[layer] = value.detach()
+
+    def block_hook(self, layer: int):
+        near_zero = self.spec.near_zero
+
+        def hook(module, args, kwargs, output):
+            x_in = _first_tensor(args) if args else kwargs["hidden_states"]
+            x_out = _first_tensor(output)
+            if layer == 0:
+                self._put("embed.norm", 0, torch.linalg.vector_norm(x_in[0].float(), dim=-1))
+            for stat, val in summarise(x_out, near_zero).items():
+                self._put(f"resid.{stat}", layer, val)
+            a, b = x_in[0].float(), x_out[0].float()
+            in_norm = torch.linalg.vector_norm(a, dim=-1)
+            out_norm = torch.linalg.vector_norm(b, dim=-1)
+            delta = torch.linalg.vector_norm(b - a, dim=-1)
+            self._put("resid.delta", layer, delta / in_norm.clamp_min(1e-12))
+            dot = (a * b).sum(-1)
+            self._put("resid.cos", layer, dot / (in_norm * out_norm).clamp_min(1e-12))
+            if layer in self.full_layers:
+                self._put("resid.full", layer, x_out[0])
+            if self.keep_stream:
+                self.stream[layer] = x_out[0].detach()
+
+        return hook
+
+    def site_hook(self, site: str, layer: int):
+        near_zero = self.spec.near_zero
+
+        def hook(module, args, output):
+            for stat, val in summarise(_first_tensor(output), near_zero).items():
+                self._put(f"{site}.{stat}", layer, val)
+
+        return hook
+
+    def neuron_hook(self, layer: int):
+        near_zero, k = self.spec.near_zero, self.spec.top_k
+
+        def hook(module, args):
+            x = _rows(_first_tensor(args)).float()  # [T, d_mlp]
+            self._put("neurons.zero_frac", layer, (x.abs() < near_zero).float().mean(-1))
+            top = x.abs().topk(min(k, x.shape[-1]), dim=-1)
+            self._put("neurons.top_idx", layer, top.indices.to(torch.int32))
+            self._put("neurons.top_val", layer, x.gather(-1, top.indices))
+            if layer in self.full_layers:
+                self._put("neurons.full", layer, x)
+
+        return hook
+
+    # ---- attention sink ----------------------------------------------------------------------
+
+    def wants_patterns(self, layer: int) -> list[int]:
+        return self.patterns.get(layer, []) if layer in self.layers else []
+
+    def attention(
+        self, layer: int, stats: dict[str, torch.Tensor], rows: dict[int, torch.Tensor]
+    ) -> None:
+        self.attention_calls += 1
+        if layer not in self.layers:
+            return
+        if self.spec.head_scores:
+            for name, val in stats.items():
+                self._put(f"heads.{name}", layer, val)
+        for head, val in rows.items():
+            self._put(f"pattern.{layer}.{head}", 0, val)
+
+    # ---- per step ----------------------------------------------------------------------------
+
+    def flush(self) -> dict[str, np.ndarray]:
+        """This step's rows as numpy arrays ([L, new, ...] or [new, ...]); clears the step."""
+        step, self._step = self._step, {}
+        rows: dict[str, torch.Tensor] = {}
+        for name, per_layer in step.items():
+            if name == "embed.norm" or name.startswith("pattern."):
+                rows[name] = per_layer[0]
+            elif name.endswith(".full"):
+                rows[name] = torch.stack([per_layer[layer] for layer in self.full_layers])
+            else:
+                rows[name] = torch.stack([per_layer[layer] for layer in self.layers])
+        return {name: _to_numpy(t) for name, t in rows.items()}
+
+
+def _to_numpy(t: torch.Tensor) -> np.ndarray:
+    if t.dtype in (torch.int32, torch.int64):
+        return t.to(torch.int32).cpu().numpy()
+    if t.dtype in (torch.bfloat16, torch.float16) or t.dtype != torch.float32:
+        t = t.float()
+    return t.cpu().numpy()
+
+
+@contextmanager
+def recording(anatomy: Anatomy, spec: CaptureSpec) -> Iterator[Recorder]:
+    """Hooks for `spec` on the model that `anatomy` describes; removed when the block ends."""
+    rec = Recorder(anatomy, spec)
+    handles = []
+    try:
+        for layer in rec.layers:
+            if "resid" in spec.sites or layer in rec.full_layers or spec.lens_positions != ():
+                handles.append(
+                    anatomy.blocks[layer].register_forward_hook(
+                        rec.block_hook(layer), with_kwargs=True
+                    )
+                )
+            if "attn" in spec.sites:
+                handles.append(
+                    anatomy.attention[layer].register_forward_hook(rec.site_hook("attn", layer))
+                )
+            if "mlp" in spec.sites:
+                handles.append(
+                    anatomy.mlp[layer].register_forward_hook(rec.site_hook("mlp", layer))
+                )
+            if "neurons" in spec.sites:
+                handles.append(
+                    anatomy.down_proj[layer].register_forward_pre_hook(rec.neuron_hook(layer))
+                )
+        yield rec
+    finally:
+        for h in handles:
+            h.remove()
