@@ -20,4 +20,5 @@ class ViewEntry:
 
 VIEWS: list[ViewEntry] = [
     ViewEntry("1", "scan", "Layer x token scan", "neuroscope_tui.tui.views.scan:ScanView"),
+    ViewEntry("2", "heads", "Attention heads", "neuroscope_tui.tui.views.heads:HeadsView"),
 ]

@@ -1,0 +1,296 @@
+"""The attention heads view: what every head does, and the selected head's pattern.
+
+Top left, the layers x heads overview coloured by one head score (`c` cycles the score) with
+each head's type letters; top right, the selected head's scores and types and the one-query
+view (the tokens coloured by the weight the selected query puts on them). Below, the selected
+head's full pattern as a query x key grid (`g` switches linear/log colours), and, when the
+terminal is large enough, all heads of the selected layer as small multiples.
+
+Patterns on demand: a head's pattern is drawn from `trace.arrays["pattern.l.h"]` when the run
+kept it; otherwise, with a live model, it is computed by `compute_patterns` in the model
+worker (`app.run_model_task`) and kept in the trace only while it is on screen, so attention
+memory stays O(heads on screen x T²). In `view` mode a missing pattern is said to be missing.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Static
+
+from neuroscope_tui.analysis.heads import (
+    HEAD_TYPES,
+    SCORE_NAMES,
+    SCORES,
+    HeadScores,
+    head_scores,
+    trace_patterns,
+    type_letters,
+)
+from neuroscope_tui.tui.views.base import TraceView
+from neuroscope_tui.tui.widgets.head_grid import HeadGrid
+from neuroscope_tui.tui.widgets.pattern import (
+    PatternGrid,
+    colour_key,
+    query_weights_text,
+    thumbnail_text,
+)
+
+# the terminal size from which all heads of the layer are drawn as small multiples
+MULTIPLES_MIN_SIZE = (150, 50)
+THUMBNAIL_BINS = 16
+
+
+def pattern_name(layer: int, head: int) -> str:
+    """The Trace array name of one head's full pattern."""
+    return f"pattern.{layer}.{head}"
+
+
+class HeadsView(TraceView):
+    """Head overview, the selected head's pattern and its one-query view."""
+
+    DEFAULT_CSS = """
+    HeadsView { layout: vertical; }
+    HeadsView #heads-top { height: auto; max-height: 50%; }
+    HeadsView #head-grid { width: auto; min-width: 20; max-width: 60%; height: auto;
+        max-height: 100%; }
+    HeadsView #head-info { width: 1fr; height: auto; padding: 0 1; }
+    HeadsView #head-query { height: auto; max-height: 8; }
+    HeadsView #pattern-title { height: 1; background: $boost; }
+    HeadsView #pattern { height: 1fr; min-height: 6; }
+    HeadsView #head-multiples { height: auto; display: none; }
+    HeadsView.-big #head-multiples { display: block; }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("c", "cycle_score", "score"),
+        Binding("g", "toggle_log", "log/linear"),
+        Binding("[", "step_layer(-1)", "prev layer", show=False),
+        Binding("]", "step_layer(1)", "next layer", show=False),
+        Binding("{", "step_head(-1)", "prev head", show=False),
+        Binding("}", "step_head(1)", "next head", show=False),
+    ]
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.score_name = "induction"
+        self.log_scale = False
+        self.scores: HeadScores | None = None
+        self._scored_at: tuple[int, int] | None = None  # (id(trace), n_tokens) of self.scores
+        self._on_demand: set[tuple[int, int]] = set()  # patterns this view added to the trace
+        self._pending: set[tuple[int, int]] = set()
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="heads-top"):
+            yield HeadGrid(id="head-grid")
+            with Vertical(id="head-info"):
+                yield Static(id="head-summary")
+                yield Static(id="head-query")
+        yield Static(id="pattern-title")
+        yield PatternGrid(id="pattern")
+        yield Static(id="head-multiples")
+
+    # ---- actions -----------------------------------------------------------------------------
+
+    def action_cycle_score(self) -> None:
+        i = SCORE_NAMES.index(self.score_name)
+        self.score_name = SCORE_NAMES[(i + 1) % len(SCORE_NAMES)]
+        self.refresh_view()
+
+    def action_toggle_log(self) -> None:
+        self.log_scale = not self.log_scale
+        self.refresh_view()
+
+    def action_step_layer(self, step: int) -> None:
+        layers = self._layers()
+        if layers:
+            i = layers.index(self._layer()) + step
+            self.select(layer=layers[int(np.clip(i, 0, len(layers) - 1))])
+            self.refresh_view()
+
+    def action_step_head(self, step: int) -> None:
+        n_heads = self._n_heads()
+        if n_heads:
+            self.select(head=int(np.clip(self.selection.head + step, 0, n_heads - 1)))
+            self.refresh_view()
+
+    def on_head_grid_cursor_moved(self, event: HeadGrid.CursorMoved) -> None:
+        event.stop()
+        self.select(layer=self._layers()[event.row], head=event.head)
+        self.refresh_view()
+
+    def on_pattern_grid_query_moved(self, event: PatternGrid.QueryMoved) -> None:
+        event.stop()
+        self.select(token=event.query)
+        self.refresh_view()
+
+    def on_resize(self) -> None:
+        self.refresh_view()
+
+    # ---- what is selected --------------------------------------------------------------------
+
+    def _layers(self) -> list[int]:
+        return self.trace.layers() if self.trace is not None else []
+
+    def _n_heads(self) -> int:
+        if self.trace is None or not self.trace.has("heads.entropy"):
+            return self.trace.n_heads if self.trace is not None else 0
+        return int(self.trace.get("heads.entropy").shape[2])
+
+    def _layer(self) -> int:
+        """The selected layer, moved onto a layer the trace holds."""
+        layers = self._layers()
+        if not layers:
+            return 0
+        return min(layers, key=lambda layer: abs(layer - self.selection.layer))
+
+    def _big(self) -> bool:
+        size = self.app.size
+        return size.width >= MULTIPLES_MIN_SIZE[0] and size.height >= MULTIPLES_MIN_SIZE[1]
+
+    # ---- drawing -----------------------------------------------------------------------------
+
+    def refresh_view(self) -> None:
+        if not self.is_mounted:
+            return
+        summary = self.query_one("#head-summary", Static)
+        if self.trace is None or not self.trace.has("heads.entropy"):
+            summary.update("This trace has no attention head scores.")
+            self.query_one(PatternGrid).show(None, [], message="no pattern to show")
+            return
+        trace = self.trace
+        key = (id(trace), trace.n_tokens)
+        if self.scores is None or key != self._scored_at:
+            recorded = {k: v for k, v in trace_patterns(trace).items() if k not in self._on_demand}
+            self.scores = head_scores(trace, patterns=recorded)
+            self._scored_at = key
+        layer, head = self._layer(), min(self.selection.head, self._n_heads() - 1)
+        self.set_class(self._big(), "-big")
+        self._draw_grid(layer, head)
+        self._draw_summary(layer, head)
+        on_screen = [(layer, h) for h in range(self._n_heads())] if self._big() else []
+        self._fetch_patterns([(layer, head), *on_screen])
+        self._draw_pattern(layer, head)
+        if self._big():
+            self._draw_multiples(layer)
+
+    def _draw_grid(self, layer: int, head: int) -> None:
+        scores = self.scores
+        letters = [
+            [type_letters(scores.types.get((lay, h), [])) for h in range(scores.n_heads)]
+            for lay in scores.layers
+        ]
+        grid = self.query_one(HeadGrid)
+        grid.show(scores.values[self.score_name], letters, scores.layers)
+        grid.move_to(scores.layers.index(layer), head)
+
+    def _draw_summary(self, layer: int, head: int) -> None:
+        scores = self.scores
+        types = scores.types.get((layer, head), [])
+        values = "  ".join(f"{name} {scores.score(name, layer, head):.2f}" for name in SCORE_NAMES)
+        partners = [
+            f"L{b[0]}.H{b[1]}" if a == (layer, head) else f"L{a[0]}.H{a[1]}"
+            for a, b, _ in scores.redundant_pairs
+            if (layer, head) in (a, b)
+        ]
+        lines = [
+            f"[b]L{layer}.H{head}[/b]  types: {', '.join(types) or 'none'}"
+            + (f" (with {', '.join(partners)})" if partners else ""),
+            values.replace("nan", "n/a"),
+            f"colour: {self.score_name} = {SCORES[self.score_name]}",
+            "letters: " + " ".join(f"{v[0]} {k}" for k, v in HEAD_TYPES.items()),
+        ]
+        self.query_one("#head-summary", Static).update("\n".join(lines))
+
+    def _draw_pattern(self, layer: int, head: int) -> None:
+        trace = self.trace
+        grid = self.query_one(PatternGrid)
+        title = self.query_one("#pattern-title", Static)
+        query_view = self.query_one("#head-query", Static)
+        pattern = trace.arrays.get(pattern_name(layer, head))
+        query = int(np.clip(self.selection.token, 0, max(0, trace.n_tokens - 1)))
+        newest = None if trace.finished else trace.n_tokens - 1
+        if pattern is None:
+            message = self._missing_message(layer, head)
+            grid.show(None, [], message=message)
+            query_view.update("")
+            title.update(f" pattern L{layer}.H{head}: {message}")
+            return
+        query = min(query, pattern.shape[0] - 1)
+        labels = trace.token_text[: pattern.shape[0]]
+        grid.show(pattern, labels, query=query, newest=newest, log_scale=self.log_scale)
+        title_text = colour_key(self.log_scale, 16)
+        title_text.append(f"   pattern L{layer}.H{head}, query x key, {pattern.shape[0]} tokens")
+        if pattern.shape[0] < trace.n_tokens:
+            title_text.append(" (updating)")
+        title.update(title_text)
+        view = query_weights_text(pattern[query], labels, query, log_scale=self.log_scale)
+        query_view.update(view)
+
+    def _missing_message(self, layer: int, head: int) -> str:
+        if (layer, head) in self._pending:
+            return "computing the pattern..."
+        return "this snapshot lacks this head's pattern (open the model live to compute it)"
+
+    def _draw_multiples(self, layer: int) -> None:
+        from rich.table import Table
+
+        table = Table.grid(padding=(0, 2))
+        cells = []
+        for h in range(self._n_heads()):
+            pattern = self.trace.arrays.get(pattern_name(layer, h))
+            cell = (
+                thumbnail_text(pattern, THUMBNAIL_BINS, log_scale=self.log_scale)
+                if pattern is not None
+                else "…"
+            )
+            cells.append((f"L{layer}.H{h}", cell))
+        per_row = max(1, self.app.size.width // (THUMBNAIL_BINS + 2))
+        for start in range(0, len(cells), per_row):
+            chunk = cells[start : start + per_row]
+            table.add_row(*[name for name, _ in chunk])
+            table.add_row(*[cell for _, cell in chunk])
+        self.query_one("#head-multiples", Static).update(table)
+
+    # ---- patterns on demand ------------------------------------------------------------------
+
+    def _fetch_patterns(self, wanted: list[tuple[int, int]]) -> None:
+        """Ask the model worker for patterns on screen that are missing or behind the trace."""
+        trace = self.trace
+        keep = set(wanted)
+        for key in list(self._on_demand - keep):  # off screen: give the memory back
+            trace.arrays.pop(pattern_name(*key), None)
+            self._on_demand.discard(key)
+        model = getattr(self.app, "live_model", None)
+        if model is None:
+            return
+        missing = []
+        for key in dict.fromkeys(wanted):
+            pattern = trace.arrays.get(pattern_name(*key))
+            stale = pattern is not None and key in self._on_demand
+            stale = stale and pattern.shape[0] < trace.n_tokens
+            if (pattern is None or stale) and key not in self._pending:
+                missing.append(key)
+        if not missing:
+            return
+        from neuroscope_tui.capture.run import compute_patterns
+
+        self._pending.update(missing)
+        token_ids = list(trace.token_ids)
+        trace_ref = trace
+
+        def done(result: dict[tuple[int, int], np.ndarray]) -> None:
+            self._pending.difference_update(missing)
+            if self.trace is not trace_ref:
+                return
+            for key, pattern in result.items():
+                if pattern_name(*key) not in trace_ref.arrays or key in self._on_demand:
+                    trace_ref.arrays[pattern_name(*key)] = np.asarray(pattern, np.float32)
+                    self._on_demand.add(key)
+            self.refresh_view()
+
+        self.app.run_model_task(compute_patterns, token_ids, missing, on_done=done)
