@@ -1,0 +1,190 @@
+"""Projections and clusters against scikit-learn directly and on blobs with known labels."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from sklearn.cluster import AgglomerativeClustering, KMeans
+from sklearn.datasets import make_blobs
+from sklearn.decomposition import PCA
+from sklearn.manifold import TSNE
+from sklearn.metrics import adjusted_rand_score, silhouette_score
+
+from neuroscope_tui.analysis import clusters, projection
+from neuroscope_tui.analysis.projection import (
+    MissingActivationsError,
+    ProjectionCancelled,
+    TooFewPointsError,
+)
+from neuroscope_tui.trace import CaptureSpec, ModelInfo, Trace
+
+
+def blobs(n: int = 120, d: int = 40, centers: int = 4, seed: int = 0):
+    x, y = make_blobs(
+        n, d, centers=centers, cluster_std=1.0, center_box=(-20, 20), random_state=seed
+    )
+    return x.astype(np.float32), y
+
+
+# ---- PCA ---------------------------------------------------------------------------------
+
+
+def test_pca_matches_full_svd_and_sklearn_variance() -> None:
+    rng = np.random.default_rng(0)
+    # A cloud with a clear spectrum (like a residual stream's), 200 tokens x 64 dims.
+    x = (rng.standard_normal((200, 64)) * np.linspace(10, 0.1, 64)).astype(np.float32)
+    got = projection.pca(x, 3)
+    ref = PCA(3, svd_solver="full").fit(x.astype(np.float64))
+    np.testing.assert_allclose(got.explained, ref.explained_variance_ratio_, rtol=1e-4)
+    ref_coords = ref.transform(x.astype(np.float64))
+    # Components are defined up to sign: compare |coords| per axis after aligning signs.
+    signs = np.sign(np.sum(got.coords * ref_coords, axis=0))
+    np.testing.assert_allclose(got.coords * signs, ref_coords, atol=1e-3 * np.abs(ref_coords).max())
+    # Independent check from the covariance eigenvalues with numpy alone.
+    xc = x.astype(np.float64) - x.mean(0)
+    eig = np.sort(np.linalg.eigvalsh(xc.T @ xc))[::-1]
+    np.testing.assert_allclose(got.explained, eig[:3] / eig.sum(), rtol=1e-4)
+
+
+def test_pca_of_512_by_576_is_fast() -> None:
+    # Best of 10 with one BLAS thread: on a shared 2-core box, two BLAS threads fighting
+    # other processes measure the neighbours, not PCA (docs/performance.md has both).
+    from threadpoolctl import threadpool_limits
+
+    x = np.random.default_rng(1).standard_normal((512, 576)).astype(np.float32)
+    with threadpool_limits(1):
+        projection.pca(x)
+        best = min(_timed(lambda: projection.pca(x)) for _ in range(10))
+    assert best < 0.05, f"PCA of 512 x 576 took {best * 1000:.1f} ms"
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def test_pca_tracker_keeps_axis_directions_as_tokens_arrive() -> None:
+    rng = np.random.default_rng(2)
+    # Well-separated variances (16, 8, 4, ...), so the axes are defined and only signs could flip.
+    x = (rng.standard_normal((60, 16)) * 16 * 0.5 ** np.arange(16)).astype(np.float32)
+    tracker = projection.PCATracker(2)
+    previous = tracker.update(x[:40]).coords
+    for t in range(41, 61):
+        coords = tracker.update(x[:t]).coords
+        # Earlier tokens barely move when one more arrives: no axis flips to the mirror side.
+        assert np.abs(coords[: t - 1] - previous).max() < 0.2 * np.abs(previous).max()
+        previous = coords
+    # A tracker told the previous axes pointed the other way flips its output to match.
+    flipped = projection.PCATracker(2)
+    flipped.update(x)
+    flipped._previous = -flipped._previous
+    np.testing.assert_allclose(flipped.update(x).coords, -previous, atol=1e-4)
+
+
+def test_fewer_than_three_points_is_a_user_error() -> None:
+    x = np.ones((2, 5), dtype=np.float32)
+    for fn in (projection.pca, projection.tsne, clusters.kmeans):
+        with pytest.raises(TooFewPointsError, match="at least 3 tokens"):
+            fn(x)
+
+
+# ---- t-SNE -------------------------------------------------------------------------------
+
+
+def test_tsne_is_sklearns_tsne_with_progress() -> None:
+    x, y = blobs(90, 20, 3)
+    seen: list[float] = []
+    got = projection.tsne(x, progress=lambda f, _s: seen.append(f))
+    perp = projection.adapted_perplexity(90)
+    ref = TSNE(perplexity=perp, init="pca", random_state=0).fit_transform(x.astype(np.float64))
+    np.testing.assert_allclose(got.coords, ref, atol=1e-4)
+    assert seen[0] == 0.0 and seen[-1] == 1.0 and len(seen) > 10
+    assert seen == sorted(seen)
+    labels = KMeans(3, n_init=10, random_state=0).fit_predict(got.coords)
+    assert adjusted_rand_score(y, labels) >= 0.9
+
+
+def test_tsne_cancel_stops_it() -> None:
+    x, _ = blobs(90, 20, 3)
+    cancel = threading.Event()
+
+    def progress(fraction: float, _stage: str) -> None:
+        if fraction > 0.1:
+            cancel.set()
+
+    with pytest.raises(ProjectionCancelled):
+        projection.tsne(x, progress=progress, cancel=cancel)
+
+
+@pytest.mark.parametrize("n", [3, 4, 7, 31, 200])
+def test_perplexity_and_neighbours_adapt_to_n(n: int) -> None:
+    assert 0 < projection.adapted_perplexity(n) < n
+    assert projection.adapted_perplexity(n) <= 30
+    assert 2 <= projection.adapted_neighbors(n) < n or (
+        n == 3 and projection.adapted_neighbors(n) == 2
+    )
+
+
+def test_tsne_runs_on_three_points() -> None:
+    x, _ = blobs(3, 5)
+    assert projection.tsne(x).coords.shape == (3, 2)
+
+
+# ---- activations from a trace ----------------------------------------------------------------
+
+
+def tiny_trace(t: int = 6, d: int = 8, layers: tuple[int, ...] = (0, 2)) -> Trace:
+    info = ModelInfo(name="tiny", n_layers=3, d_model=d)
+    trace = Trace(info, CaptureSpec(full_layers=layers))
+    rng = np.random.default_rng(0)
+    full = rng.standard_normal((len(layers), t, d)).astype(np.float32)
+    trace.append(list(range(t)), [f"t{i}" for i in range(t)], {"resid.full": full})
+    return trace
+
+
+def test_activations_picks_the_layer_row_of_the_full_array() -> None:
+    trace = tiny_trace()
+    np.testing.assert_array_equal(projection.activations(trace, 2), trace.get("resid.full")[1])
+    with pytest.raises(MissingActivationsError, match="layers kept: 0, 2"):
+        projection.activations(trace, 1)
+    with pytest.raises(MissingActivationsError):
+        projection.activations(trace, 0, "neurons")
+
+
+# ---- clusters ----------------------------------------------------------------------------
+
+
+def test_kmeans_finds_blob_count_by_silhouette() -> None:
+    x, y = blobs(150, 30, 4)
+    got = clusters.kmeans(x)
+    assert got.k == 4
+    assert adjusted_rand_score(y, got.labels) >= 0.9
+    # The silhouette recorded for k=4 is scikit-learn's.
+    ref = KMeans(4, n_init=10, random_state=0).fit_predict(x.astype(np.float64))
+    assert got.silhouette[4] == pytest.approx(silhouette_score(x.astype(np.float64), ref))
+    assert adjusted_rand_score(ref, got.labels) == 1.0
+
+
+def test_agglomerative_matches_sklearn_and_blobs() -> None:
+    x, y = blobs(120, 10, 3, seed=3)
+    got = clusters.agglomerative(x, 3)
+    ref = AgglomerativeClustering(3).fit_predict(x.astype(np.float64))
+    assert adjusted_rand_score(ref, got.labels) == 1.0
+    assert adjusted_rand_score(y, clusters.agglomerative(x).labels) >= 0.9
+
+
+def test_members_and_following_clusters_across_layers() -> None:
+    layer0 = np.array([0, 0, 1, 1, 2, 2])
+    # Same groups with other numbers, plus token 5 moved to the group of token 0.
+    layer1 = np.array([2, 2, 0, 0, 1, 2])
+    assert clusters.members(layer0) == [[0, 1], [2, 3], [4, 5]]
+    jac = clusters.jaccard_matrix(layer0, layer1)
+    assert jac[0, 2] == pytest.approx(2 / 3) and jac[1, 0] == 1.0
+    pairs = clusters.match_clusters(layer0, layer1)
+    assert (0, 2, pytest.approx(2 / 3)) in pairs and (1, 0, 1.0) in pairs
+    followed = clusters.follow_clusters([layer0, layer1])
+    np.testing.assert_array_equal(followed[1], [0, 0, 1, 1, 2, 0])
