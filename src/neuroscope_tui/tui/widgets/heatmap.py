@@ -244,10 +244,15 @@ class LayerHeatmap(ScrollView, can_focus=True):
         if (x, y) != (sx, sy):
             self.scroll_to(x=x, y=y, animate=False, immediate=True)
 
+    def _move_to(self, layer: int, token: int) -> None:
+        """Put the cursor on (layer, token), clamped, and bring it into view even if unmoved."""
+        self.cursor = (layer, token)
+        self._scroll_to_cursor()
+
     def action_move(self, d_layer: int, d_token: int) -> None:
         """Move the cursor by rows and columns."""
         layer, token = self.cursor
-        self.cursor = (layer + d_layer, token + d_token)
+        self._move_to(layer + d_layer, token + d_token)
 
     def action_page(self, direction: int) -> None:
         """Move the cursor by one screen of tokens."""
@@ -255,16 +260,16 @@ class LayerHeatmap(ScrollView, can_focus=True):
         self.action_move(0, direction * page)
 
     def action_first_token(self) -> None:
-        self.cursor = (self.cursor[0], 0)
+        self._move_to(self.cursor[0], 0)
 
     def action_last_token(self) -> None:
-        self.cursor = (self.cursor[0], self.n_tokens - 1)
+        self._move_to(self.cursor[0], self.n_tokens - 1)
 
     def action_first_layer(self) -> None:
-        self.cursor = (0, self.cursor[1])
+        self._move_to(0, self.cursor[1])
 
     def action_last_layer(self) -> None:
-        self.cursor = (self.n_layers - 1, self.cursor[1])
+        self._move_to(self.n_layers - 1, self.cursor[1])
 
     def cell_at(self, x: int, y: int) -> tuple[int | None, int | None]:
         """The (layer, token) under widget offset (x, y); None for an axis that was missed."""

@@ -1,0 +1,87 @@
+"""`ColorBar`: the heatmap's colour scale: metric, normalisation, and the values at both ends."""
+
+from __future__ import annotations
+
+import math
+
+from rich.style import Style
+from rich.text import Text
+from textual.widget import Widget
+
+from neuroscope_tui.tui.widgets.heatmap_render import build_palette
+
+
+def format_value(value: float) -> str:
+    """A metric value in at most ~7 characters: 3 significant digits, '–' when unknown."""
+    if value is None or not math.isfinite(value):
+        return "–"
+    return f"{value:.3g}"
+
+
+def scale_ends(lo: float, hi: float, normalisation: str) -> tuple[str, str]:
+    """What the two ends of the bar mean: raw values for a global scale, else each row's or
+    column's own minimum and maximum (the raw range over all cells follows in brackets)."""
+    if normalisation == "global":
+        return format_value(lo), format_value(hi)
+    group = "layer" if normalisation == "per layer" else "token"
+    return f"{group} min", f"{group} max"
+
+
+def colorbar_text(
+    width: int, label: str, unit: str, lo: float, hi: float, normalisation: str
+) -> Text:
+    """One line: "label [unit] · normalisation  LO ▕gradient▏ HI" fitted into `width` cells.
+
+    The gradient takes what is left after the words (at least 8 cells, else the words are cut)
+    and samples the same viridis buckets as the heatmap, left = 0, right = 1.
+    """
+    palette = build_palette()
+    left, right = scale_ends(lo, hi, normalisation)
+    title = f"{label} [{unit}] · {normalisation}"
+    if normalisation != "global":
+        title += f" (all: {format_value(lo)}…{format_value(hi)})"
+    words = len(title) + 2 + len(left) + 1 + 1 + len(right)
+    bar = max(8, width - words)
+    if words + bar > width:
+        title = title[: max(0, width - bar - (words - len(title)) - 1)] + "…"
+    text = Text(no_wrap=True, overflow="crop")
+    text.append(title, Style(bold=True))
+    text.append("  ")
+    text.append(left + " ")
+    n = len(palette.cells)
+    for i in range(bar):
+        bucket = min(n - 1, (i * n) // max(1, bar - 1)) if bar > 1 else 0
+        text.append(" ", palette.cells[bucket])
+    text.append(" " + right)
+    return text
+
+
+class ColorBar(Widget):
+    """The colour scale under the heatmap; call `set_scale` when the metric or data change."""
+
+    DEFAULT_CSS = """
+    ColorBar {
+        height: 1;
+        width: 1fr;
+    }
+    """
+
+    def __init__(self, name: str | None = None, id: str | None = None, classes: str | None = None):
+        super().__init__(name=name, id=id, classes=classes)
+        self.label = ""
+        self.unit = ""
+        self.lo = float("nan")
+        self.hi = float("nan")
+        self.normalisation = "global"
+
+    def set_scale(self, label: str, unit: str, lo: float, hi: float, normalisation: str) -> None:
+        """Show the scale of metric `label` [`unit`], raw range lo..hi, under `normalisation`."""
+        self.label, self.unit = label, unit
+        self.lo, self.hi = float(lo), float(hi)
+        self.normalisation = normalisation
+        self.refresh()
+
+    def render(self) -> Text:
+        return colorbar_text(
+            self.size.width, self.label, self.unit, self.lo, self.hi, self.normalisation
+        )
