@@ -26,6 +26,22 @@ class Table:
 # view name -> ("module:function", description)
 EXPORTS: dict[str, tuple[str, str]] = {
     "heads": ("neuroscope_tui.analysis.heads:heads_table", "per-head attention scores and types"),
+    "connectivity": (
+        "neuroscope_tui.analysis.connect_tables:connectivity_table",
+        "layer x layer correlation, linear CKA and mean cosine",
+    ),
+    "residual": (
+        "neuroscope_tui.analysis.connect_tables:residual_table",
+        "per layer and token: block/stream ratios, cos(x_in, x_out), dominant path",
+    ),
+    "flow": (
+        "neuroscope_tui.analysis.connect_tables:flow_table",
+        "attention rollout and flow from the last position to the input tokens",
+    ),
+    "lens": (
+        "neuroscope_tui.analysis.connect_tables:lens_table",
+        "logit lens: top-1 per layer and token, KL to final, rank of the prediction",
+    ),
 }
 
 
