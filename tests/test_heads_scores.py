@@ -229,3 +229,9 @@ def test_heads_export_without_scores_is_a_snapshot_error():
     trace = Trace(ModelInfo(name="x", n_layers=1, n_heads=1), CaptureSpec(), [1], ["a"], 1, {})
     with pytest.raises(SnapshotError, match="no attention head scores"):
         heads_table(trace)
+
+
+def test_uniform_heads_are_not_redundant_with_each_other():
+    n = 10
+    pats = {(0, 0): uniform(n), (0, 1): uniform(n), (1, 0): one_key(n, lambda t: t - 1)}
+    assert redundant_pairs(pats, 0.5) == []

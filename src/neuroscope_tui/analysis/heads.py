@@ -277,8 +277,11 @@ def redundant_pairs(
 ) -> list[tuple[tuple[int, int], tuple[int, int], float]]:
     """Pairs of heads whose patterns' cosine similarity is at least `threshold`, best first.
 
-    Row 0 is left out of every pattern: every causal head puts all its weight on key 0 there,
-    which would make any two heads look alike.
+    Each pattern is compared after subtracting uniform attention (1 / (t + 1) on every
+    visible key): what is left is what the head does beyond looking everywhere, so two
+    near-uniform heads (already typed "near-uniform") are not called redundant for it, while
+    two heads with the same specific pattern are. Row 0 is left out: every causal head puts
+    all its weight on key 0 there.
     """
     keys = sorted(patterns)
     if len(keys) < 2:
@@ -294,11 +297,12 @@ def redundant_pairs(
 
 
 def _pattern_vector(pattern: np.ndarray) -> np.ndarray:
-    """The lower triangle of a pattern below row 0, as one float32 vector."""
+    """The lower triangle of (pattern - uniform) below row 0, as one float32 vector."""
     p = np.asarray(pattern, dtype=np.float32)
     rows, cols = np.tril_indices(p.shape[0])
     keep = rows >= 1
-    return p[rows[keep], cols[keep]]
+    rows, cols = rows[keep], cols[keep]
+    return p[rows, cols] - 1.0 / (rows + 1.0).astype(np.float32)
 
 
 def heads_table(trace: Any) -> Any:
