@@ -25,6 +25,10 @@ class Table:
 
 # view name -> ("module:function", description)
 EXPORTS: dict[str, tuple[str, str]] = {
+    "heatmap": (
+        "neuroscope_tui.analysis.metrics:heatmap_table",
+        "per layer and token: every heatmap metric (norms, max |activation|, block change)",
+    ),
     "heads": ("neuroscope_tui.analysis.heads:heads_table", "per-head attention scores and types"),
     "connectivity": (
         "neuroscope_tui.analysis.connect_tables:connectivity_table",

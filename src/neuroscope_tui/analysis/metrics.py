@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from neuroscope_tui.errors import UsageError
+from neuroscope_tui.analysis.exports import Table
+from neuroscope_tui.errors import SnapshotError, UsageError
 from neuroscope_tui.trace import Trace
 
 
@@ -129,3 +131,27 @@ def value_range(values: np.ndarray) -> tuple[float, float]:
     if finite.size == 0:
         return (float("nan"), float("nan"))
     return (float(finite.min()), float(finite.max()))
+
+
+def heatmap_table(trace: Trace) -> Table:
+    """Every heatmap metric per layer and token, long format (the `heatmap` export).
+
+    Columns: layer (the model's layer number), token_index, token_text, is_generated, then
+    one column per metric in METRICS order; a metric the trace did not record is NaN.
+    Raises SnapshotError when the trace recorded none of them.
+    """
+    if not any(trace.has(m.array) for m in METRICS.values()):
+        names = ", ".join(m.array for m in METRICS.values())
+        raise SnapshotError(
+            f"This snapshot holds none of the heatmap's metrics ({names}); "
+            "capture with the resid, attn, mlp and neurons sites."
+        )
+    values = {name: metric_values(trace, name) for name in METRICS}  # each [layer, token]
+    layers = trace.layers()
+    rows: list[list[Any]] = []
+    for row, layer in enumerate(layers):
+        for t in range(trace.n_tokens):
+            cells = [float(values[name][row, t]) for name in METRICS]
+            rows.append([layer, t, trace.token_text[t], t >= trace.n_prompt, *cells])
+    columns = ["layer", "token_index", "token_text", "is_generated", *METRICS]
+    return Table(columns=columns, rows=rows)
