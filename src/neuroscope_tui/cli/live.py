@@ -1,0 +1,71 @@
+"""`neuroscope-tui [MODEL]`: load a model and open the live scan.
+
+The model name is checked (alias, file, folder or hub id) before the screen starts, so a typo
+is one sentence and exit status 2; loading itself then happens behind the app's loading
+screen, and a failure there is printed again on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from neuroscope_tui.cli.model_options import add_generation_arguments, add_model_arguments
+from neuroscope_tui.cli.view import check_save_dir
+from neuroscope_tui.errors import UsageError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser)
+    parser.add_argument("--prompt", default=None, metavar="TEXT", help="run TEXT at once")
+    parser.add_argument(
+        "--save-dir",
+        default=None,
+        metavar="DIR",
+        help="where s (snapshot) and S (SVG screenshot) write (default: the working folder)",
+    )
+    add_generation_arguments(parser)
+
+
+def generation_options(args: argparse.Namespace) -> dict:
+    """The GenerationOptions fields from the command line; UsageError for bad values."""
+    if args.max_new_tokens < 0:
+        raise UsageError("--max-new-tokens must be 0 or more")
+    if args.temperature < 0:
+        raise UsageError("--temperature must be 0 (greedy) or more")
+    if not 0 < args.top_p <= 1:
+        raise UsageError("--top-p must be in (0, 1]")
+    return {
+        "max_new_tokens": args.max_new_tokens,
+        "temperature": args.temperature,
+        "top_p": args.top_p,
+        "seed": args.seed,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from neuroscope_tui.models.loader import locate
+
+    locate(args.model)  # a typo fails here, before the screen starts
+    check_save_dir(args.save_dir)
+    gen = generation_options(args)
+    from neuroscope_tui.tui.app import NeuroscopeApp
+
+    app = NeuroscopeApp(
+        model_name=args.model,
+        load_options={
+            "device": args.device,
+            "dtype": args.dtype,
+            "device_map": args.device_map,
+            "revision": args.revision,
+            "trust_remote_code": args.trust_remote_code,
+        },
+        prompt=args.prompt,
+        generation=gen,
+        save_dir=args.save_dir,
+    )
+    app.run()
+    if app.load_error:
+        print(f"neuroscope-tui: {app.load_error}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,41 @@
+"""`neuroscope-tui view FILE`: open a snapshot in the app, read-only, without torch.
+
+The snapshot is read before the screen starts, so a missing or corrupted file is one sentence
+on stderr and exit status 2, never a half-drawn app.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from neuroscope_tui.errors import OutputPathError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="a .nscope snapshot file")
+    parser.add_argument(
+        "--save-dir",
+        default=None,
+        metavar="DIR",
+        help="where s (snapshot) and S (SVG screenshot) write (default: the working folder)",
+    )
+
+
+def check_save_dir(save_dir: str | None) -> None:
+    """OutputPathError when --save-dir is given but is not an existing folder."""
+    from pathlib import Path
+
+    if save_dir is not None and not Path(save_dir).expanduser().is_dir():
+        raise OutputPathError(f"--save-dir {save_dir} is not an existing folder; create it first")
+
+
+def run(args: argparse.Namespace) -> int:
+    from neuroscope_tui.snapshot import load_snapshot
+
+    check_save_dir(args.save_dir)
+    trace = load_snapshot(args.file)
+    from neuroscope_tui.tui.app import NeuroscopeApp
+
+    app = NeuroscopeApp(snapshot=trace, snapshot_path=args.file, save_dir=args.save_dir)
+    app.run()
+    return 0

@@ -1,0 +1,438 @@
+"""`NeuroscopeApp`: the Textual app, live (a model in a worker thread) or on a snapshot.
+
+Live: `NeuroscopeApp(model_name=..., load_options=..., prompt=...)` loads the model in a
+thread worker behind a loading screen, then runs each prompt in the worker (tui/engine.py);
+every captured token arrives as a `TraceGrew` message and the view on screen redraws from
+the trace up to that token. `NeuroscopeApp(model=LoadedModel)` skips loading.
+View: `NeuroscopeApp(snapshot=trace)` shows a saved trace, read-only, without torch.
+
+Views (tui/views/registry.py) are switched with number keys and share one Selection; a view
+that needs the model calls `run_model_task`. Never imports torch at module level.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.widgets import ContentSwitcher, Footer, Input, Static
+
+from neuroscope_tui.errors import NeuroscopeError
+from neuroscope_tui.trace import CaptureSpec, Trace
+from neuroscope_tui.tui.commands import ActionCommands
+from neuroscope_tui.tui.engine import ModelEngine, ModelTask, trace_upto
+from neuroscope_tui.tui.help import HelpScreen, key_rows
+from neuroscope_tui.tui.messages import (
+    LoadFailed,
+    LoadProgress,
+    ModelReady,
+    RunEnded,
+    TaskDone,
+    TraceGrew,
+)
+from neuroscope_tui.tui.screens import LoadingScreen, too_small, too_small_text
+from neuroscope_tui.tui.views.base import Selection, SelectionChanged, TraceView
+from neuroscope_tui.tui.views.registry import VIEWS, ViewEntry
+from neuroscope_tui.tui.widgets.status import (
+    HeaderFigures,
+    StatusHeader,
+    captured_bytes,
+    run_text,
+)
+
+REDRAW_INTERVAL = 1 / 30  # a flood of TraceGrew messages is drawn at most this often
+
+
+def default_file_name(model: str, suffix: str, when: float | None = None) -> str:
+    """`<model>-<YYYYmmdd-HHMMSS><suffix>`, the model name made safe for a file name."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in Path(model).name)
+    return f"{safe or 'model'}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(when))}{suffix}"
+
+
+def free_path(folder: Path, name: str) -> Path:
+    """`folder/name`, or `folder/name-2...` when that exists (two saves in one second)."""
+    path = folder / name
+    stem, suffix, n = path.stem, path.suffix, 2
+    while path.exists():
+        path = folder / f"{stem}-{n}{suffix}"
+        n += 1
+    return path
+
+
+class NeuroscopeApp(App[int]):
+    """The neuroscope terminal app (see the module docstring for its two modes)."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "neuroscope"
+    COMMANDS = App.COMMANDS | {ActionCommands}
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "quit"),
+        Binding("ctrl+c", "quit", "quit", show=False, priority=True),
+        Binding("question_mark", "help", "help"),
+        Binding("s", "save_snapshot", "save"),
+        Binding("S,ctrl+s", "screenshot", "screenshot (SVG)"),
+        Binding("escape", "stop", "stop run"),
+        Binding("slash", "focus_prompt", "prompt", show=False),
+        Binding("left_square_bracket", "step_layer(-1)", "previous layer", show=False),
+        Binding("right_square_bracket", "step_layer(1)", "next layer", show=False),
+        Binding("left_curly_bracket", "step_head(-1)", "previous head", show=False),
+        Binding("right_curly_bracket", "step_head(1)", "next head", show=False),
+        *[Binding(v.key, f"show_view('{v.name}')", v.title, show=False) for v in VIEWS],
+    ]
+
+    def __init__(
+        self,
+        *,
+        model_name: str | None = None,
+        load_options: dict[str, Any] | None = None,
+        model: Any = None,
+        snapshot: Trace | None = None,
+        snapshot_path: str | None = None,
+        prompt: str | None = None,
+        spec: CaptureSpec | None = None,
+        generation: dict[str, Any] | None = None,
+        save_dir: str | Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.engine = ModelEngine(post=self.post_message, model=model)
+        self.model_name = model_name or (model.name if model is not None else None)
+        self.load_options = load_options or {}
+        self.spec = spec
+        self.generation = generation or {}
+        self.initial_prompt = prompt
+        self.save_dir = Path(save_dir) if save_dir is not None else None
+        self.snapshot_path = snapshot_path
+        self.trace: Trace | None = snapshot  # the trace being filled (or the snapshot)
+        self.shown: Trace | None = snapshot  # what the views are given (up to the last message)
+        self.selection = Selection()
+        self.figures = HeaderFigures()
+        self.load_error: str | None = None
+        self.last_saved: Path | None = None
+        self._growth: TraceGrew | None = None
+        self._redraw_due = False
+        self.current_view = VIEWS[0].name
+
+    @property
+    def live(self) -> bool:
+        """Whether the app runs a model (False: a snapshot, read-only)."""
+        return self.snapshot_path is None and self.model_name is not None
+
+    @property
+    def live_model(self) -> Any:
+        """The LoadedModel, or None in `view` mode and while loading."""
+        return self.engine.model
+
+    # ---- layout ------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield StatusHeader(id="header")
+        with Vertical(id="main"):
+            yield Input(
+                placeholder="type a prompt and press Enter (Esc stops a run, / comes back here)",
+                id="prompt",
+            )
+            yield Static(id="run-line")
+            with ContentSwitcher(id="views", initial=f"view-{VIEWS[0].name}"):
+                yield self._make_view(VIEWS[0])
+        yield Static(id="too-small")
+        yield Footer()
+
+    def _make_view(self, entry: ViewEntry) -> TraceView:
+        import importlib
+
+        module_name, cls_name = entry.target.split(":")
+        cls = getattr(importlib.import_module(module_name), cls_name)
+        return cls(id=f"view-{entry.name}")
+
+    def on_mount(self) -> None:
+        self.query_one("#prompt", Input).display = self.live
+        self._check_size()
+        if self.shown is not None:
+            trace = self.shown
+            self.figures = HeaderFigures(
+                trace.model.name, trace.model.device, trace.model.dtype,
+                state=f"snapshot {Path(self.snapshot_path).name}" if self.snapshot_path else "",
+                captured=captured_bytes(trace),
+            )  # fmt: skip
+            self._show_trace()
+            self._focus_view()
+        elif self.engine.model is not None:
+            self._model_ready(self.engine.model)
+        elif self.model_name is not None:
+            self.push_screen(LoadingScreen(self.model_name))
+            self.run_worker(
+                partial(self.engine.load, self.model_name, self.load_options),
+                thread=True, group="model", name="load",
+            )  # fmt: skip
+        self._draw_header()
+
+    @property
+    def view(self) -> TraceView:
+        """The view on screen."""
+        return self.query_one(f"#view-{self.current_view}", TraceView)
+
+    def on_resize(self) -> None:
+        self._check_size()
+
+    def _check_size(self) -> None:
+        width, height = self.size
+        small = too_small(width, height)
+        self.screen.set_class(small, "-too-small")
+        if small:
+            self.query_one("#too-small", Static).update(too_small_text(width, height))
+
+    # ---- model worker messages -------------------------------------------------------------
+
+    def on_load_progress(self, message: LoadProgress) -> None:
+        if isinstance(self.screen, LoadingScreen):
+            self.screen.add_line(message.text)
+
+    def on_load_failed(self, message: LoadFailed) -> None:
+        self.load_error = message.text
+        if isinstance(self.screen, LoadingScreen):
+            self.screen.fail(message.text)
+        else:
+            self.notify(message.text, severity="error", timeout=30)
+
+    def on_model_ready(self, message: ModelReady) -> None:
+        if isinstance(self.screen, LoadingScreen):
+            self.pop_screen()
+        self._model_ready(message.model)
+
+    def _model_ready(self, model: Any) -> None:
+        self.figures = HeaderFigures(model.name, model.device, model.dtype, state="ready")
+        self._draw_header()
+        self.query_one("#prompt", Input).focus()
+        if self.initial_prompt:
+            self.query_one("#prompt", Input).value = self.initial_prompt
+            self.start_run(self.initial_prompt)
+
+    def on_trace_grew(self, message: TraceGrew) -> None:
+        self._growth = message
+        if not self._redraw_due:
+            self._redraw_due = True
+            self.set_timer(REDRAW_INTERVAL, self._apply_growth)
+
+    def _apply_growth(self) -> None:
+        self._redraw_due = False
+        message, self._growth = self._growth, None
+        if message is None:
+            return
+        self.trace = message.trace
+        self.shown = trace_upto(message.trace, message.n_tokens)
+        self.figures.tokens_per_s = message.tokens_per_s
+        self.figures.gpu_bytes = message.gpu_bytes
+        self.figures.captured = captured_bytes(self.shown)
+        self._show_trace()
+
+    def on_run_ended(self, message: RunEnded) -> None:
+        self._apply_growth()
+        if message.trace is not None:
+            self.trace = self.shown = message.trace
+            if message.error:
+                self.shown = trace_upto(message.trace, message.trace.n_tokens)
+            self.figures.captured = captured_bytes(self.shown)
+            self._show_trace()
+        stop = message.trace.stop_reason if message.trace is not None else ""
+        self.figures.state = "failed" if message.error else f"done ({stop or 'stopped'})"
+        self._draw_header()
+        if message.error:
+            self.notify(message.error, title="run failed", severity="error", timeout=30)
+
+    def on_task_done(self, message: TaskDone) -> None:
+        message.callback(message.result)
+
+    # ---- runs --------------------------------------------------------------------------------
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.start_run(event.value)
+
+    def start_run(self, prompt: str) -> None:
+        """Run `prompt` in the model worker, or say (a notice) why not now."""
+        if not prompt.strip():
+            self.notify("the prompt is empty; type some text and press Enter", severity="warning")
+            return
+        if self.engine.model is None:
+            self.notify("the model is not loaded yet; wait for it", severity="warning")
+            return
+        if self.engine.running:
+            self.notify("a run is in progress; press Esc to stop it first", severity="warning")
+            return
+        self.engine.running = True  # set here too, so a second Enter cannot slip in
+        self.figures.state = "running"
+        self.figures.tokens_per_s = None
+        self._draw_header()
+        self._focus_view()
+        self.run_worker(
+            partial(self.engine.generate, prompt, self.spec, self.generation),
+            thread=True, exclusive=True, group="run", name="run",
+        )  # fmt: skip
+
+    def action_stop(self) -> None:
+        """Stop the run in progress after its current token (or leave the prompt)."""
+        if self.engine.running:
+            self.engine.stop()
+            self.figures.state = "stopping"
+            self._draw_header()
+        elif isinstance(self.focused, Input):
+            self._focus_view()
+
+    def action_focus_prompt(self) -> None:
+        """Type a new prompt."""
+        if self.live:
+            self.query_one("#prompt", Input).focus()
+
+    def run_model_task(
+        self, fn: Callable[..., Any], *args: Any, on_done: Callable[[Any], None]
+    ) -> None:
+        """Run `fn(loaded_model, *args)` in the model worker (between generation steps) and
+        call `on_done(result)` on the UI thread; an error becomes a notice."""
+        if self.engine.model is None:
+            self.notify("this needs the live model; `view` mode has none", severity="warning")
+            return
+        self.engine.submit(
+            ModelTask(
+                fn, args,
+                on_done=lambda result: self.post_message(TaskDone(on_done, result)),
+                on_error=lambda text: self.post_message(
+                    TaskDone(partial(self.notify, severity="error"), f"model task failed: {text}")
+                ),
+            )
+        )  # fmt: skip
+        self.run_worker(self.engine.serve_tasks, thread=True, group="tasks", name="task")
+
+    def decode_token(self, token_id: int) -> str | None:
+        """A vocabulary id's text with the live tokenizer (None without one)."""
+        model = self.engine.model
+        return None if model is None else model.tokenizer.decode([int(token_id)])
+
+    # ---- views and selection -----------------------------------------------------------------
+
+    def _show_trace(self) -> None:
+        if self.shown is None:
+            return
+        self.query_one("#run-line", Static).update(run_text(self.shown))
+        self.view.show_trace(self.shown)
+        self._draw_header()
+
+    def _draw_header(self) -> None:
+        self.query_one(StatusHeader).show(self.figures)
+
+    def action_show_view(self, name: str) -> None:
+        """Show the view called `name` (mounted on first use)."""
+        entry = next(v for v in VIEWS if v.name == name)
+        switcher = self.query_one(ContentSwitcher)
+        if not switcher.query(f"#view-{name}"):
+            switcher.mount(self._make_view(entry))
+        self.current_view = name
+        switcher.current = f"view-{name}"
+        self.call_after_refresh(self._refresh_view)
+
+    def _focus_view(self) -> None:
+        """Focus the first focusable widget of the view on screen (the scan's heatmap)."""
+        for widget in self.view.query("*"):
+            if widget.can_focus:
+                widget.focus()
+                return
+
+    def _refresh_view(self) -> None:
+        view = self.view
+        view.selection = self.selection
+        if self.shown is not None:
+            view.show_trace(self.shown)
+        self._focus_view()
+
+    def on_selection_changed(self, message: SelectionChanged) -> None:
+        self.selection = message.selection
+
+    def _move_selection(self, **changes: int) -> None:
+        self.selection = Selection(**{**self.selection.__dict__, **changes})
+        self.view.show_selection(self.selection)
+
+    def action_step_layer(self, step: int) -> None:
+        """Select the previous (-1) or next (+1) layer, in any view."""
+        if self.shown is None or not self.shown.layers():
+            return
+        layers = self.shown.layers()
+        at = layers.index(self.selection.layer) if self.selection.layer in layers else 0
+        self._move_selection(layer=layers[max(0, min(len(layers) - 1, at + step))])
+
+    def action_step_head(self, step: int) -> None:
+        """Select the previous (-1) or next (+1) attention head, in any view."""
+        if self.shown is None:
+            return
+        n_heads = max(1, self.shown.n_heads)
+        self._move_selection(head=max(0, min(n_heads - 1, self.selection.head + step)))
+
+    # ---- saving, help, quitting --------------------------------------------------------------
+
+    def _out_folder(self) -> Path:
+        return self.save_dir if self.save_dir is not None else Path.cwd()
+
+    def action_save_snapshot(self) -> None:
+        """Save the trace on screen as a snapshot file and say where."""
+        from neuroscope_tui.snapshot import save_snapshot
+
+        if self.shown is None or self.shown.n_tokens == 0:
+            self.notify("nothing to save yet: run a prompt first", severity="warning")
+            return
+        name = default_file_name(self.shown.model.name, ".nscope")
+        try:
+            path = save_snapshot(self.shown, free_path(self._out_folder(), name))
+        except NeuroscopeError as err:
+            self.notify(f"not saved: {err}", severity="error", timeout=15)
+            return
+        self.last_saved = path
+        self.notify(f"saved {path}", title="snapshot", timeout=10)
+
+    def action_screenshot(self) -> None:
+        """Save an SVG screenshot of the screen and say where."""
+        model = self.shown.model.name if self.shown is not None else (self.model_name or "app")
+        path = free_path(self._out_folder(), default_file_name(model, ".svg"))
+        try:
+            self.save_screenshot(path.name, str(path.parent))
+        except OSError as err:
+            self.notify(
+                f"screenshot not saved: cannot write {path} ({err.strerror or err}); "
+                "check the folder or pass --save-dir",
+                severity="error",
+                timeout=15,
+            )
+            return
+        self.last_saved = path
+        self.notify(f"saved {path}", title="screenshot", timeout=10)
+
+    def key_sections(self) -> list[tuple[str, Any, list[BindingType]]]:
+        """(title, owner, bindings) of every key group: app, the view on screen, the heatmap."""
+        sections: list[tuple[str, Any, list[BindingType]]] = [
+            ("everywhere", self, list(self.BINDINGS)),
+            ("prompt", self, [Binding("enter", "noop", "run the prompt (in the prompt box)")]),
+        ]
+        view = self.view
+        sections.append((f"{self.current_view} view", view, list(view.BINDINGS)))
+        for child in view.query("*"):
+            if child.can_focus and child.BINDINGS:
+                name = type(child).__name__
+                sections.append((name, child, list(child.BINDINGS)))
+        return sections
+
+    def action_help(self) -> None:
+        """List every key."""
+        sections = [(title, key_rows(bindings)) for title, _, bindings in self.key_sections()]
+        self.push_screen(HelpScreen(sections))
+
+    def action_noop(self) -> None:
+        """Nothing (the palette's entry for keys that belong to a widget)."""
+
+    def action_quit(self) -> None:
+        """Stop any run and leave."""
+        self.engine.stop()
+        self.exit(0)

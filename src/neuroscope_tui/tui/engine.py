@@ -1,0 +1,198 @@
+"""The model side of the app: loading, runs and model tasks, all in worker threads.
+
+`ModelEngine` is plain threading (no widgets): the app starts its methods in Textual thread
+workers and gets results back as messages (tui/messages.py) through `post`, which must be
+thread-safe (`App.post_message` is). One lock serialises everything that touches the model;
+a task asked for during generation (`submit`) runs between two generation steps, so a view's
+request never waits for the whole run. torch is imported only inside functions.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from neuroscope_tui.errors import NeuroscopeError
+from neuroscope_tui.trace import CaptureSpec, Trace
+from neuroscope_tui.tui.messages import LoadFailed, LoadProgress, ModelReady, RunEnded, TraceGrew
+
+# A model is small enough to keep full MLP neurons for every layer (for the neuron time
+# series) when one token's full rows cost at most this many bytes.
+FULL_NEURONS_BUDGET = 256 * 1024
+
+
+@dataclass
+class ModelTask:
+    """A function of the live model asked for by a view, and where its answer goes."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    on_done: Callable[[Any], None]
+    on_error: Callable[[str], None]
+
+
+@dataclass
+class ModelEngine:
+    """Runs the model for the app: one lock, one queue of view tasks, one cancel event."""
+
+    post: Callable[[Any], None]
+    model: Any = None  # LoadedModel once loaded
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    tasks: queue.Queue[ModelTask] = field(default_factory=queue.Queue)
+    running: bool = False
+
+    # ---- loading ---------------------------------------------------------------------------
+
+    def load(self, name: str, options: dict[str, Any]) -> None:
+        """Load `name` with loader options; posts LoadProgress..., then ModelReady or LoadFailed."""
+        try:
+            from neuroscope_tui.models.loader import load_model
+
+            with self.lock:
+                bundle = load_model(
+                    name, progress=lambda text: self.post(LoadProgress(text)), **options
+                )
+            self.model = bundle
+            self.post(ModelReady(bundle))
+        except NeuroscopeError as err:
+            self.post(LoadFailed(str(err)))
+        except Exception as err:  # a bug or an odd model: still one sentence, never a traceback
+            self.post(LoadFailed(f"loading {name} failed ({describe(err)})"))
+
+    # ---- runs ------------------------------------------------------------------------------
+
+    def generate(self, prompt: str, spec: CaptureSpec | None, options: dict[str, Any]) -> None:
+        """Run `prompt` and generate, posting TraceGrew after each step and RunEnded at the end.
+
+        On an error the trace so far comes back in RunEnded with one sentence; view tasks
+        submitted meanwhile run between steps.
+        """
+        from neuroscope_tui.capture.run import GenerationOptions, run
+
+        bundle = self.model
+        self.cancel.clear()
+        self.running = True
+        spec = spec or default_spec(bundle)
+        started: list[float] = []  # time of the first generated token
+        state: dict[str, Any] = {"trace": None}
+
+        def on_step(trace: Trace, start: int, stop: int) -> None:
+            state["trace"] = trace
+            rate = None
+            if start >= trace.n_prompt:  # a generated token
+                if not started:
+                    started.append(time.perf_counter())
+                elif (elapsed := time.perf_counter() - started[0]) > 0:
+                    rate = (stop - trace.n_prompt - 1) / elapsed
+            self.post(TraceGrew(trace, stop, rate, gpu_bytes(bundle.device)))
+            self.run_tasks(bundle)
+
+        try:
+            with self.lock:
+                trace = run(
+                    bundle,
+                    prompt,
+                    spec,
+                    GenerationOptions(**options),
+                    on_step=on_step,
+                    cancel=self.cancel,
+                )
+            self.post(RunEnded(trace, None))
+        except Exception as err:
+            trace = getattr(err, "trace", None) or state["trace"]
+            at = f" at token {trace.n_tokens}" if trace is not None and trace.n_tokens else ""
+            if isinstance(err, NeuroscopeError):
+                text = str(err)
+            else:
+                text = f"the model failed{at} ({describe(err)}); what was captured is kept"
+            self.post(RunEnded(trace if trace is not None and trace.n_tokens else None, text))
+        finally:
+            self.running = False
+            with self.lock:
+                self.run_tasks(bundle)
+
+    def stop(self) -> None:
+        """Ask the run in progress to stop after its current step."""
+        self.cancel.set()
+
+    # ---- view tasks ------------------------------------------------------------------------
+
+    def submit(self, task: ModelTask) -> None:
+        """Queue a view's model task; the caller then starts `serve_tasks` in a worker."""
+        self.tasks.put(task)
+
+    def serve_tasks(self) -> None:
+        """Run queued tasks now if no run holds the model (a run drains them between steps)."""
+        with self.lock:
+            self.run_tasks(self.model)
+
+    def run_tasks(self, bundle: Any) -> None:
+        """Run every queued task with the model (the caller holds the lock)."""
+        while True:
+            try:
+                task = self.tasks.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                result = task.fn(bundle, *task.args)
+            except Exception as err:
+                task.on_error(describe(err))
+            else:
+                task.on_done(result)
+
+
+def describe(err: BaseException) -> str:
+    """An exception as a short phrase: its type and the first line of its message."""
+    if type(err).__name__ == "OutOfMemoryError":
+        return "out of GPU memory; try a shorter prompt or fewer --max-new-tokens"
+    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return f"{type(err).__name__}: {first[:160]}" if first else type(err).__name__
+
+
+def gpu_bytes(device: str) -> int | None:
+    """Bytes of GPU memory torch holds on `device`, or None off CUDA."""
+    if not str(device).startswith("cuda"):
+        return None
+    import torch
+
+    return int(torch.cuda.memory_allocated(torch.device(device)))
+
+
+def default_spec(bundle: Any) -> CaptureSpec:
+    """What the live scan records: every site and layer, the logit lens for every position,
+    and full MLP neurons for every layer when the model is small enough (for the neuron plot)."""
+    anatomy = bundle.anatomy
+    per_token = 4 * anatomy.n_layers * (anatomy.d_mlp + anatomy.d_model)
+    return CaptureSpec(full_layers=None if per_token <= FULL_NEURONS_BUDGET else ())
+
+
+def trace_upto(trace: Trace, n_tokens: int) -> Trace:
+    """The first `n_tokens` positions of `trace`, as views of its arrays (no copy).
+
+    The worker only ever replaces arrays (append concatenates into new ones), so what this
+    returns stays consistent while the run goes on: the UI reads and saves it safely.
+    """
+    if n_tokens >= trace.n_tokens and trace.finished:
+        return trace
+    arrays: dict[str, Any] = {}
+    for name, arr in list(trace.arrays.items()):
+        if name.startswith("pattern."):
+            arrays[name] = arr[:n_tokens, :n_tokens]
+        elif Trace.token_axis(name) == 0:
+            arrays[name] = arr[:n_tokens]
+        else:
+            arrays[name] = arr[:, :n_tokens]
+    return replace(
+        trace,
+        token_ids=list(trace.token_ids[:n_tokens]),
+        token_text=list(trace.token_text[:n_tokens]),
+        n_prompt=min(trace.n_prompt, n_tokens),
+        arrays=arrays,
+        extras=dict(trace.extras),
+        notes=dict(trace.notes),
+    )

@@ -1,0 +1,66 @@
+"""The small messages the model worker sends to the UI thread, one dataclass per event.
+
+The worker never touches widgets: it posts one of these (`App.post_message` is thread-safe)
+and the app reads them on the UI thread. A flood of `TraceGrew` coalesces in the app: only the
+newest one is drawn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from textual.message import Message
+
+from neuroscope_tui.trace import Trace
+
+
+@dataclass
+class LoadProgress(Message):
+    """The model loader said how far it got (a short human string)."""
+
+    text: str
+
+
+@dataclass
+class ModelReady(Message):
+    """The model finished loading; `model` is a LoadedModel (typed Any: no torch here)."""
+
+    model: Any
+
+
+@dataclass
+class LoadFailed(Message):
+    """Loading the model failed; `text` is one sentence saying what to do."""
+
+    text: str
+
+
+@dataclass
+class TraceGrew(Message):
+    """The run recorded positions up to `n_tokens` into `trace` (read it only up to there).
+
+    `tokens_per_s` counts generated tokens since the first one; `gpu_bytes` is
+    torch.cuda.memory_allocated on CUDA, else None.
+    """
+
+    trace: Trace
+    n_tokens: int
+    tokens_per_s: float | None
+    gpu_bytes: int | None
+
+
+@dataclass
+class RunEnded(Message):
+    """A run ended: finished, stopped, or failed (`error` is one sentence, else None)."""
+
+    trace: Trace | None
+    error: str | None
+
+
+@dataclass
+class TaskDone(Message):
+    """A view's model task finished: call `callback(result)` on the UI thread."""
+
+    callback: Any
+    result: Any

@@ -1,0 +1,185 @@
+"""The main view: the layer x token heatmap, the detail panel and the time-series plots.
+
+Top: `LayerHeatmap` (one row per layer, one column per token) over its `ColorBar`, with the
+`DetailPanel` for the cell under the cursor at its right. Below: the selected layer's metric
+across tokens, and one MLP neuron's activation across tokens (the cursor cell's strongest
+neuron, or the one picked with `u`). `m` cycles the metric, `n` the normalisation.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual_plotext import PlotextPlot
+
+from neuroscope_tui.analysis.metrics import (
+    METRICS,
+    NORMALISATIONS,
+    metric_values,
+    next_metric,
+    next_normalisation,
+    normalise,
+    value_range,
+)
+from neuroscope_tui.tui.views.base import Selection, TraceView
+from neuroscope_tui.tui.widgets.colorbar import ColorBar
+from neuroscope_tui.tui.widgets.detail import DetailPanel
+from neuroscope_tui.tui.widgets.heatmap import LayerHeatmap
+from neuroscope_tui.tui.widgets.series import draw_series, neuron_series
+
+
+class ScanView(TraceView):
+    """Heatmap + detail + time series of the current trace."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("m", "cycle_metric", "metric"),
+        Binding("n", "cycle_normalisation", "normalise"),
+        Binding("u", "pick_neuron", "neuron"),
+    ]
+
+    DEFAULT_CSS = """
+    ScanView { layout: vertical; }
+    ScanView #scan-top { height: 1fr; }
+    ScanView #scan-left { width: 1fr; }
+    ScanView #heatmap { height: 1fr; }
+    ScanView #scan-plots { height: 9; }
+    ScanView #scan-plots PlotextPlot { width: 1fr; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.metric = next(iter(METRICS))
+        self.normalisation = NORMALISATIONS[0]
+        self.neuron: tuple[int, int] | None = None  # (layer row, neuron) picked with `u`
+        self._neuron_rank = -1
+        self._drawn: tuple | None = None  # what the heatmap data was built from
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="scan-top"):
+            with Vertical(id="scan-left"):
+                yield LayerHeatmap(id="heatmap")
+                yield ColorBar(id="colorbar")
+            yield DetailPanel(id="detail")
+        with Horizontal(id="scan-plots"):
+            yield PlotextPlot(id="metric-plot")
+            yield PlotextPlot(id="neuron-plot")
+
+    @property
+    def heatmap(self) -> LayerHeatmap:
+        return self.query_one("#heatmap", LayerHeatmap)
+
+    # ---- actions -----------------------------------------------------------------------------
+
+    def action_cycle_metric(self) -> None:
+        """Show the next heatmap metric."""
+        self.metric = next_metric(self.metric)
+        self.refresh_view()
+
+    def action_cycle_normalisation(self) -> None:
+        """Scale colours globally, per layer or per token (the next of these)."""
+        self.normalisation = next_normalisation(self.normalisation)
+        self.refresh_view()
+
+    def action_pick_neuron(self) -> None:
+        """Plot the cursor cell's next-strongest MLP neuron (1st, 2nd, ... 10th, 1st...)."""
+        trace = self.trace
+        if trace is None or not trace.has("neurons.top_idx"):
+            self.notify("this trace has no MLP neurons to pick from", severity="warning")
+            return
+        row, token = self.heatmap.cursor
+        top = trace.get("neurons.top_idx")[row, token]
+        self._neuron_rank = (self._neuron_rank + 1) % len(top)
+        self.neuron = (row, int(top[self._neuron_rank]))
+        self._draw_cell()
+
+    # ---- drawing -----------------------------------------------------------------------------
+
+    def refresh_view(self) -> None:
+        if not self.is_mounted:
+            return
+        trace = self.trace
+        if trace is None:
+            self.query_one(DetailPanel).show(None, 0, 0, None)
+            return
+        key = (id(trace), trace.n_tokens, self.metric, self.normalisation)
+        if key != self._drawn:
+            self._drawn = key
+            raw = metric_values(trace, self.metric)
+            metric = METRICS[self.metric]
+            self.heatmap.set_data(
+                normalise(raw, self.normalisation),
+                raw,
+                list(trace.token_text),
+                trace.n_prompt,
+                trace.layers(),
+            )
+            lo, hi = value_range(raw)
+            self.query_one(ColorBar).set_scale(metric.label, metric.unit, lo, hi, self.normalisation)
+        self._follow_selection()
+        self._draw_cell()
+
+    def show_selection(self, selection: Selection) -> None:
+        self.selection = selection
+        if self.is_mounted and self.trace is not None:
+            self._follow_selection()
+            self._draw_cell()
+
+    def _follow_selection(self) -> None:
+        """Put the heatmap cursor on the app-wide selection (its layer number -> row)."""
+        layers = self.trace.layers()
+        if self.selection.layer in layers:
+            cell = (layers.index(self.selection.layer), self.selection.token)
+            self.heatmap.cursor = cell
+
+    def on_layer_heatmap_cursor_moved(self, event: LayerHeatmap.CursorMoved) -> None:
+        event.stop()
+        if self.trace is None:
+            return
+        layers = self.trace.layers()
+        if not layers or self.trace.n_tokens == 0:
+            return
+        layer = layers[event.layer]
+        if (layer, event.token) != (self.selection.layer, self.selection.token):
+            if layer != self.selection.layer:
+                self._neuron_rank = -1
+            self.select(layer=layer, token=event.token)
+        self._draw_cell()
+
+    def _draw_cell(self) -> None:
+        """Redraw what depends on the cursor cell: the detail panel and both plots."""
+        trace = self.trace
+        if trace is None or trace.n_tokens == 0:
+            return
+        row, token = self.heatmap.cursor
+        decode = getattr(self.app, "decode_token", None)
+        self.query_one(DetailPanel).show(trace, row, token, decode)
+        layer = trace.layers()[row]
+        metric = METRICS[self.metric]
+        raw = metric_values(trace, self.metric)[row]
+        draw_series(
+            self.query_one("#metric-plot", PlotextPlot),
+            f"layer {layer}: {metric.label} by token",
+            raw,
+            token,
+        )
+        self._draw_neuron(row, token)
+
+    def _draw_neuron(self, row: int, token: int) -> None:
+        trace = self.trace
+        plot = self.query_one("#neuron-plot", PlotextPlot)
+        layer = trace.layers()[row]
+        if self.neuron is not None and self.neuron[0] == row:
+            neuron = self.neuron[1]
+        elif trace.has("neurons.top_idx"):
+            neuron = int(trace.get("neurons.top_idx")[row, token, 0])
+        else:
+            draw_series(plot, "no MLP neurons recorded", np.array([]), token)
+            return
+        values, complete = neuron_series(trace, row, neuron)
+        title = f"layer {layer} neuron {neuron} by token"
+        title = title if complete else f"L{layer} neuron {neuron} (top-k only: no full neurons)"
+        draw_series(plot, title, values, token)

@@ -1,0 +1,89 @@
+"""The app's header line and the prompt/generated-text line under the prompt input.
+
+`header_text` and `run_text` are pure, so the figures they show are tested without an app.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.widgets import Static
+
+from neuroscope_tui.trace import Trace
+from neuroscope_tui.tui.widgets.detail import visible
+
+
+def human_bytes(n: int | None) -> str:
+    """Bytes as B / KiB / MiB / GiB with 3 significant digits."""
+    if n is None:
+        return "–"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.3g} {unit}"
+        size /= 1024
+    return f"{size:.3g} GiB"
+
+
+def captured_bytes(trace: Trace | None) -> int:
+    """The bytes the trace's arrays hold (what a run captured)."""
+    if trace is None:
+        return 0
+    return sum(int(a.nbytes) for a in list(trace.arrays.values()))
+
+
+@dataclass
+class HeaderFigures:
+    """What the header shows: the model and the live figures of the run."""
+
+    model: str = "no model"
+    device: str = ""
+    dtype: str = ""
+    state: str = ""
+    tokens_per_s: float | None = None
+    captured: int = 0
+    gpu_bytes: int | None = None
+    source: str = ""  # "live" or the snapshot path
+
+
+def header_text(f: HeaderFigures) -> Text:
+    """One line: name · model · device · dtype · state · tok/s · captured · GPU memory."""
+    out = Text(no_wrap=True, overflow="ellipsis")
+    out.append(" neuroscope ", style="bold reverse")
+    out.append(f" {f.model}", style="bold")
+    for part in (f.device, f.dtype):
+        if part:
+            out.append(f" · {part}")
+    if f.source:
+        out.append(f" · {f.source}", style="italic")
+    if f.state:
+        out.append(f" · {f.state}", style="bold")
+    if f.tokens_per_s is not None:
+        out.append(f" · {f.tokens_per_s:.1f} tok/s")
+    out.append(f" · {human_bytes(f.captured)} captured")
+    if f.gpu_bytes is not None:
+        out.append(f" · GPU {human_bytes(f.gpu_bytes)}")
+    return out
+
+
+def run_text(trace: Trace | None) -> Text:
+    """The prompt, then the generated text in the accent colour, whitespace made visible."""
+    out = Text(no_wrap=True, overflow="ellipsis")
+    if trace is None or trace.n_tokens == 0:
+        out.append("no run yet", style="dim")
+        return out
+    prompt = "".join(trace.token_text[: trace.n_prompt])
+    out.append(visible(prompt, 10_000))
+    out.append(visible(trace.generated_text, 10_000) if trace.n_generated else "", style="bold")
+    out.append(f"  [{trace.n_prompt} prompt + {trace.n_generated} generated tokens]", style="dim")
+    return out
+
+
+class StatusHeader(Static):
+    """The header line at the top of the app; `show(figures)` redraws it."""
+
+    DEFAULT_CSS = "StatusHeader { height: 1; background: $panel; }"
+
+    def show(self, figures: HeaderFigures) -> None:
+        self.update(header_text(figures))
