@@ -1,0 +1,122 @@
+"""Comparing two runs: the figures against direct formulas, and the command's bad inputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from _fixtures_connect import tiny_trace
+from neuroscope_tui.analysis.compare import compare_runs
+from neuroscope_tui.analysis.connectivity import linear_cka
+from neuroscope_tui.cli import main
+from neuroscope_tui.errors import UsageError
+from neuroscope_tui.snapshot import save_snapshot
+from neuroscope_tui.trace import ModelInfo, Trace
+
+RNG = np.random.default_rng(3)
+
+
+def toy_run(n_tokens: int, name: str = "toy", n_layers: int = 3, d: int = 5) -> Trace:
+    trace = Trace(model=ModelInfo(name=name, n_layers=n_layers, d_model=d))
+    trace.spec.full_layers = None
+    full = RNG.normal(size=(n_layers, n_tokens, d)) + 3.0
+    trace.append(
+        list(range(n_tokens)),
+        ["x"] * n_tokens,
+        {
+            "resid.full": full.astype(np.float32),
+            "resid.norm": np.linalg.norm(full, axis=-1).astype(np.float32),
+        },
+    )
+    return trace
+
+
+def cos(x: np.ndarray, y: np.ndarray) -> float:
+    return float(x @ y / np.linalg.norm(x) / np.linalg.norm(y))
+
+
+def test_figures_match_direct_formulas():
+    a, b = toy_run(7), toy_run(4)
+    c = compare_runs(a, b)
+    fa, fb = a.get("resid.full").astype(float), b.get("resid.full").astype(float)
+    ma, mb = fa.mean(1), fb.mean(1)
+    for layer in range(3):
+        assert c.cos_mean[layer] == pytest.approx(cos(ma[layer], mb[layer]), rel=1e-6)
+        assert c.cos_last[layer] == pytest.approx(cos(fa[layer, -1], fb[layer, -1]), rel=1e-6)
+        centred = cos(ma[layer] - ma.mean(0), mb[layer] - mb.mean(0))
+        assert c.cos_centred[layer] == pytest.approx(centred, rel=1e-6)
+    assert c.cka_mean_states == pytest.approx(linear_cka(ma, mb))
+    assert c.cka_tokens is None  # different lengths: no token pairing
+    assert c.metrics == ["resid.norm"]
+    na, nb = a.get("resid.norm").mean(1), b.get("resid.norm").mean(1)
+    assert np.allclose(c.relative_diff[:, 0], (nb - na) / na, rtol=1e-5)
+
+
+def test_a_run_compared_with_itself():
+    a = toy_run(6)
+    c = compare_runs(a, a)
+    assert np.allclose(c.cos_mean, 1) and np.allclose(c.cka_tokens, 1)
+    assert c.cka_mean_states == pytest.approx(1.0)
+    assert np.allclose(c.relative_diff, 0)
+
+
+def test_different_models_are_refused():
+    with pytest.raises(UsageError, match="different models"):
+        compare_runs(toy_run(4), toy_run(4, name="other"))
+
+
+@pytest.fixture(scope="module")
+def snapshots(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("snaps")
+    a = save_snapshot(tiny_trace("The cat sat on the mat"), folder / "a.nscope")
+    b = save_snapshot(tiny_trace("A dog looked at the cat", max_new_tokens=2), folder / "b.nscope")
+    other = toy_run(5, name="someone-else")
+    c = save_snapshot(other, folder / "c.nscope")
+    return a, b, c
+
+
+def test_compare_two_snapshots_json(snapshots, capsys):
+    a, b, _ = snapshots
+    assert main(["compare", str(a), str(b), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["model"] == "tiny-llama" and len(out["layers"]) == 3
+    first = out["layers"][0]
+    assert -1 <= first["cos_mean"] <= 1 and first["cka_tokens"] is None
+    assert "resid.norm rel.diff" in first
+    assert 0 <= out["cka_mean_states"] <= 1
+
+
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["compare", "A", "B_FILE", "--json"], "not a snapshot file"),
+        (["compare", "tiny", "--prompt", "only one"], "exactly two prompts"),
+        (["compare", "--prompt", "a", "--prompt", "b", "--prompt", "c"], "exactly two prompts"),
+        (["compare", "one.nscope"], "got 1 argument"),
+        (["compare", "m", "--prompt", "a", "--prompt", " "], "empty"),
+    ],
+)
+def test_bad_input_is_one_sentence_and_exit_2(argv, says, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_snapshots_of_different_models_exit_2(snapshots, capsys):
+    a, _, c = snapshots
+    assert main(["compare", str(a), str(c), "--json"]) == 2
+    err = capsys.readouterr().err
+    assert "different models" in err and err.count("\n") == 1
+
+
+def test_compare_prompts_through_a_model_folder(tmp_path, capsys):
+    from tiny_models import build_tiny
+
+    folder = build_tiny("llama", tmp_path / "tiny")
+    argv = ["compare", str(folder), "--prompt", "The cat sat", "--prompt", "The dog sat"]
+    assert main([*argv, "--json", "--device", "cpu"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["a"]["prompt"] == "The cat sat" and out["b"]["prompt"] == "The dog sat"
+    assert len(out["layers"]) == 2
