@@ -1,0 +1,189 @@
+"""The heads view with the pilot: navigation across layers and heads, scores, patterns on demand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from _fixtures_heads import IDS, HeadsHost, all_patterns, make_trace
+from neuroscope_tui.analysis.heads import SCORE_NAMES, head_scores
+from neuroscope_tui.tui.widgets.head_grid import HeadGrid
+from neuroscope_tui.tui.widgets.pattern import (
+    N_COLOURS,
+    PatternGrid,
+    buckets,
+    query_weights_text,
+    shrink,
+    to_unit,
+)
+
+SIZE = (120, 40)
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+def view_of(app: HeadsHost):
+    return app.query_one("#heads")
+
+
+@pytest.mark.anyio
+async def test_arrows_move_across_layers_and_heads():
+    app = HeadsHost(make_trace())
+    async with app.run_test(size=SIZE) as pilot:
+        view = view_of(app)
+        await pilot.press("right", "right", "down")
+        assert (view.selection.layer, view.selection.head) == (1, 2)
+        grid = app.query_one(HeadGrid)
+        assert (grid.row, grid.head) == (1, 2)
+        # edges clamp: 3 layers, 4 heads
+        await pilot.press("down", "down", "down", "right", "right", "right")
+        assert (view.selection.layer, view.selection.head) == (2, 3)
+        await pilot.press("up", "left")
+        assert (view.selection.layer, view.selection.head) == (1, 2)
+
+
+@pytest.mark.anyio
+async def test_bracket_keys_step_layers_and_heads_from_the_pattern_panel():
+    app = HeadsHost(make_trace())
+    async with app.run_test(size=SIZE) as pilot:
+        view = view_of(app)
+        app.query_one(PatternGrid).focus()
+        await pilot.press("]", "]", "}")
+        assert (view.selection.layer, view.selection.head) == (2, 1)
+        await pilot.press("[", "{", "{")
+        assert (view.selection.layer, view.selection.head) == (1, 0)
+        assert (app.query_one(HeadGrid).row, app.query_one(HeadGrid).head) == (1, 0)
+
+
+@pytest.mark.anyio
+async def test_score_key_cycles_the_grid_colouring():
+    trace = make_trace()
+    expected = head_scores(trace).values
+    app = HeadsHost(trace)
+    async with app.run_test(size=SIZE) as pilot:
+        view = view_of(app)
+        grid = app.query_one(HeadGrid)
+        seen = []
+        for _ in SCORE_NAMES:
+            seen.append(view.score_name)
+            np.testing.assert_allclose(grid.values, expected[view.score_name])
+            await pilot.press("c")
+        assert sorted(seen) == sorted(SCORE_NAMES)
+        assert view.score_name == seen[0]
+        # the type letters: L0.H0 previous-token + redundant with L1.H2, L0.H1 induction
+        assert grid.letters[0][:2] == ["PR", "I"]
+
+
+@pytest.mark.anyio
+async def test_pattern_panel_shows_the_selected_heads_pattern_and_query():
+    trace = make_trace()
+    app = HeadsHost(trace)
+    async with app.run_test(size=SIZE) as pilot:
+        panel = app.query_one(PatternGrid)
+        np.testing.assert_array_equal(panel.pattern, trace.arrays["pattern.0.0"])
+        assert panel.labels == trace.token_text
+        panel.focus()
+        await pilot.press("down", "down", "down")
+        assert view_of(app).selection.token == 3 and panel.query == 3
+        query_text = str(app.query_one("#head-query").render())
+        # a previous-token head: query 3 puts all its weight on key 2
+        assert "top keys: 2 ·sat 1.000" in query_text
+        await pilot.press("g")
+        assert panel.log_scale
+        await pilot.press("pagedown", "pagedown")
+        assert panel.query == len(IDS) * 2 - 1  # clamped to the last query
+
+
+@pytest.mark.anyio
+async def test_view_mode_says_when_a_pattern_is_missing():
+    app = HeadsHost(make_trace())
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("right", "right")  # L0.H2: not kept by the run
+        panel = app.query_one(PatternGrid)
+        assert panel.pattern is None
+        assert "lacks" in panel.message
+        assert app.tasks == []
+
+
+@pytest.mark.anyio
+async def test_live_patterns_are_computed_on_demand_and_dropped_off_screen():
+    trace = make_trace(keep_patterns=((0, 0),))
+    app = HeadsHost(trace, live=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("right")
+        assert app.tasks[-1] == [(0, 1)]
+        np.testing.assert_allclose(
+            app.query_one(PatternGrid).pattern, all_patterns(trace.n_tokens)[0][1]
+        )
+        await pilot.press("down")
+        assert app.tasks[-1] == [(1, 1)]
+        held = sorted(k for k in trace.arrays if k.startswith("pattern."))
+        # the run's own pattern stays; of the computed ones only the head on screen is kept
+        assert held == ["pattern.0.0", "pattern.1.1"]
+
+
+@pytest.mark.anyio
+async def test_big_terminal_draws_small_multiples_of_the_layer():
+    trace = make_trace(keep_patterns=())
+    app = HeadsHost(trace, live=True)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.pause()
+        view = view_of(app)
+        assert view.has_class("-big")
+        assert sorted({h for task in app.tasks for h in task}) == [(0, h) for h in range(4)]
+        held = {k for k in trace.arrays if k.startswith("pattern.")}
+        assert held == {f"pattern.0.{h}" for h in range(4)}
+        console = Console(width=160, record=True)
+        console.print(app.query_one("#head-multiples").content)
+        multiples = console.export_text()
+        assert all(f"L0.H{h}" in multiples for h in range(4))
+        assert multiples.count("▀") == 4 * 14 * 7  # 14 tokens: 14 x 14 bins, 2 rows a line
+
+
+@pytest.mark.anyio
+async def test_newest_query_row_is_marked_during_generation():
+    trace = make_trace(finished=False)
+    app = HeadsHost(trace)
+    async with app.run_test(size=SIZE):
+        panel = app.query_one(PatternGrid)
+        assert panel.newest == trace.n_tokens - 1
+        strip = panel._row_strip(panel.newest, (0, trace.n_tokens))
+        assert strip.text.startswith("▶  13")
+
+
+def test_pattern_row_draws_the_causal_triangle_and_real_colours():
+    grid = PatternGrid()
+    p = all_patterns(14)[0][2]  # uniform head
+    grid.pattern, grid.labels = p, ["t"] * 14
+    strip = grid._row_strip(3, (0, 14))
+    cells = list(strip)[1:]
+    assert len(cells) == 4 + 1  # 4 visible keys, then one run of dots for the 10 future keys
+    assert cells[-1].text == "· " * 10
+    bucket = buckets(np.array([0.25]))[0]
+    assert bucket == int(0.25 * N_COLOURS)
+    from neuroscope_tui.tui.widgets.pattern import cell_styles
+
+    assert all(c.style == cell_styles()[bucket] for c in cells[:4])
+
+
+def test_colour_scales():
+    w = np.array([0.0, 1e-4, 1e-2, 1.0, np.nan])
+    np.testing.assert_allclose(to_unit(w, log=False), [0, 1e-4, 1e-2, 1, 0])
+    np.testing.assert_allclose(to_unit(w, log=True), [0, 0, 0.5, 1, 0])
+    assert buckets(np.array([1.0]))[0] == N_COLOURS - 1
+
+
+def test_one_query_text_and_thumbnail():
+    p = all_patterns(14)[0][1]  # induction head
+    text = query_weights_text(p[10], ["a"] * 14, 10)
+    console = Console(width=200, record=True)
+    console.print(text)
+    assert "top keys: 4 a 1.000" in console.export_text()
+    big = np.tril(np.ones((40, 40))) / np.arange(1, 41)[:, None]
+    small = shrink(big, 8)
+    assert small.shape == (8, 8)
+    assert small[0, 0] == pytest.approx(big[:5, :5].mean())
