@@ -102,26 +102,28 @@ def normalise(values: np.ndarray, mode: str = "global") -> np.ndarray:
     if mode not in NORMALISATIONS:
         known = ", ".join(NORMALISATIONS)
         raise UsageError(f"Unknown normalisation {mode!r}; choose one of: {known}.")
+    # float64: a float32 span can overflow for huge values; the cost is a few ms at 80 x 4096.
     v = np.asarray(values, dtype=np.float64)
     if v.ndim != 2:
         raise ValueError(f"normalise expects [layer, token] values, got shape {v.shape}")
-    out = np.full(v.shape, np.nan, dtype=np.float32)
     if v.size == 0:
-        return out
-    finite = np.isfinite(v)
-    if not finite.any():
-        return out
+        return np.full(v.shape, np.nan, dtype=np.float32)
     axis = {"global": None, "per layer": 1, "per token": 0}[mode]
-    lo = np.where(finite, v, np.inf).min(axis=axis, keepdims=True)
-    hi = np.where(finite, v, -np.inf).max(axis=axis, keepdims=True)
+    finite = np.isfinite(v)
+    if finite.all():  # the usual case: no masking needed
+        lo = v.min(axis=axis, keepdims=True)
+        hi = v.max(axis=axis, keepdims=True)
+    else:
+        lo = np.where(finite, v, np.inf).min(axis=axis, keepdims=True)
+        hi = np.where(finite, v, -np.inf).max(axis=axis, keepdims=True)
     span = hi - lo
     flat = ~(span > 0)  # constant groups, and groups with no finite value (lo=inf, hi=-inf)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         scaled = (v - lo) / np.where(flat, 1.0, span)
-    scaled = np.where(np.broadcast_to(flat, v.shape), 0.5, scaled)
-    scaled = np.clip(scaled, 0.0, 1.0)
-    out[:] = np.where(np.isnan(v), np.nan, scaled)
-    return out
+    if flat.any():
+        scaled[np.broadcast_to(flat, v.shape) & ~np.isnan(v)] = 0.5
+    np.clip(scaled, 0.0, 1.0, out=scaled)  # ±inf -> 0 or 1; NaN stays NaN
+    return scaled.astype(np.float32)
 
 
 def value_range(values: np.ndarray) -> tuple[float, float]:

@@ -123,6 +123,7 @@ class LayerHeatmap(ScrollView, can_focus=True):
         self._version = 0
         self._strips: LRUCache[tuple, Strip] = LRUCache(4096)
         self._palette = build_palette()
+        self._styles: AxisStyles | None = None
 
     # ---- data ------------------------------------------------------------------------------
 
@@ -302,8 +303,15 @@ class LayerHeatmap(ScrollView, can_focus=True):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._strips.clear()
+        self._styles = None
 
     def _axis_styles(self) -> AxisStyles:
+        """The axis and gutter styles, looked up once per style change (not once per row)."""
+        if self._styles is None:
+            self._styles = self._lookup_styles()
+        return self._styles
+
+    def _lookup_styles(self) -> AxisStyles:
         base = self.rich_style
         get = self.get_component_rich_style
         return AxisStyles(
@@ -364,9 +372,9 @@ class LayerHeatmap(ScrollView, can_focus=True):
                 pad_style=styles.base,
             )
             lead = gutter_segment(self._layer_ids[layer], gutter, styles, on_cursor)
-            return Strip([lead, *body], width).crop(0, width)
+            return Strip([lead, *body], gutter + data_width).adjust_cell_length(width)
         lead = gutter_segment(None, gutter, styles, False)
-        return Strip([lead, *body], width).crop(0, width)
+        return Strip([lead, *body], gutter + data_width).adjust_cell_length(width)
 
     def frame_strips(self) -> list[Strip]:
         """Every strip of one frame as drawn now (for the benchmark and tests)."""

@@ -13,9 +13,8 @@ construction (a new Style per cell costs ~250 ms for 30 x 512 cells).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import pairwise
 
 import numpy as np
 from rich.color import Color
@@ -74,6 +73,9 @@ class Palette:
     cursor: tuple[Style, ...]
     empty: Style
     empty_cursor: Style
+    # (bucket << 16 | length) -> Segment of `length` blanks in that bucket's colour: rows of
+    # noisy data are mostly one-cell runs, and reusing their Segments halves a row's cost.
+    runs: dict[int, Segment] = field(default_factory=dict, compare=False, repr=False)
 
 
 @lru_cache(maxsize=4)
@@ -96,10 +98,9 @@ def build_palette(n: int = N_BUCKETS) -> Palette:
 def to_buckets(values: np.ndarray, n: int = N_BUCKETS) -> np.ndarray:
     """Colour bucket per cell of `values` in [0, 1] (any shape): int16 in [0, n), EMPTY for NaN."""
     v = np.asarray(values, dtype=np.float32)
-    out = np.full(v.shape, EMPTY, dtype=np.int16)
-    ok = ~np.isnan(v)
-    out[ok] = np.clip((v[ok] * n).astype(np.int64), 0, n - 1)
-    return out
+    with np.errstate(invalid="ignore"):
+        scaled = np.clip(v * n, 0, n - 1)  # NaN stays NaN through clip
+    return np.where(np.isnan(v), EMPTY, scaled).astype(np.int16)
 
 
 def _cell_text(cell_width: int, cursor: bool, empty: bool) -> str:
@@ -111,6 +112,9 @@ def _cell_text(cell_width: int, cursor: bool, empty: bool) -> str:
     if empty:
         return "·".center(cell_width)
     return " " * cell_width
+
+
+CURSOR = 1000  # added to the cursor cell's bucket so it always forms a run of its own
 
 
 def heatmap_strip(
@@ -136,35 +140,47 @@ def heatmap_strip(
     segments: list[Segment] = []
     used = 0
     if c1 > c0:
-        cols = np.asarray(row_buckets[c0:c1], dtype=np.int32)
-        # Runs of equal bucket; the cursor column always stands alone.
-        breaks = np.flatnonzero(np.diff(cols)) + 1
-        edges = [0, *breaks.tolist(), len(cols)]
+        cols = np.array(row_buckets[c0:c1], dtype=np.int32)
         if cursor_col is not None and c0 <= cursor_col < c1:
-            k = cursor_col - c0
-            edges = sorted({*edges, k, k + 1})
-        for a, b in pairwise(edges):
-            col = c0 + a
-            bucket = int(cols[a])
-            is_cursor = cursor_col is not None and col == cursor_col
-            empty = bucket == EMPTY
-            start = max(col * cell_width, x0)
-            stop = min((c0 + b) * cell_width, x0 + width)
-            if stop <= start:
-                continue
-            if is_cursor or empty:
-                text = _cell_text(cell_width, is_cursor, empty) * (b - a)
-                text = text[start - col * cell_width : stop - col * cell_width]
+            cols[cursor_col - c0] += CURSOR
+        # Runs of equal code: where they start, how many columns, which code.
+        starts = np.flatnonzero(np.diff(cols, prepend=np.int32(-(2**30))))
+        lengths = np.diff(starts, append=len(cols)) * cell_width
+        codes = cols[starts]
+        lengths[0] -= x0 - c0 * cell_width  # the first cell may be cut by the scroll offset
+        skip = x0 - c0 * cell_width
+        cells, empty_style = palette.cells, palette.empty
+        if pad_style is not None:
+            empty_style = pad_style + empty_style
+        room = width
+        runs = palette.runs
+        if len(runs) > 100_000:  # widths vary with the terminal; keep the memo bounded
+            runs.clear()
+        append = segments.append
+        for code, length in zip(codes.tolist(), lengths.tolist(), strict=True):
+            if length > room:
+                length = room
+            if 0 <= code < CURSOR:
+                key = code << 16 | length
+                seg = runs.get(key)
+                if seg is None:
+                    seg = runs[key] = Segment(" " * length, cells[code])
+                append(seg)
             else:
-                text = " " * (stop - start)
-            if is_cursor:
-                style = palette.empty_cursor if empty else palette.cursor[bucket]
-            else:
-                style = palette.empty if empty else palette.cells[bucket]
-            if pad_style is not None and empty:
-                style = pad_style + style
-            segments.append(Segment(text, style))
-            used += stop - start
+                cursor = code >= CURSOR - 1
+                bucket = code - CURSOR if cursor else code
+                run_cells = -(-(length + skip) // cell_width)
+                text = _cell_text(cell_width, cursor, bucket == EMPTY) * run_cells
+                if cursor:
+                    style = palette.empty_cursor if bucket == EMPTY else palette.cursor[bucket]
+                else:
+                    style = empty_style
+                segments.append(Segment(text[skip : skip + length], style))
+            skip = 0
+            room -= length
+            if room <= 0:
+                break
+        used = width - room
     if used < width:
         segments.append(Segment(" " * (width - used), pad_style))
     return Strip(segments, width)
