@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from neuroscope_tui.errors import UsageError
+from neuroscope_tui.trace import CaptureSpec
+
 DEFAULT_MODEL = "smollm2"
 
 
@@ -38,3 +41,88 @@ def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=None)
+
+
+def loader_options(args: argparse.Namespace) -> dict[str, object]:
+    """The keyword arguments of `load_model` given by the model options above."""
+    return {
+        "device": args.device,
+        "dtype": args.dtype,
+        "device_map": args.device_map,
+        "revision": args.revision,
+        "trust_remote_code": args.trust_remote_code,
+    }
+
+
+def add_capture_arguments(parser: argparse.ArgumentParser) -> None:
+    """What a run records (the CaptureSpec) and what to do with a prompt past the context."""
+    parser.add_argument(
+        "--full-layers",
+        default="all",
+        metavar="all|none|0,5,9",
+        help="layers whose full residual (and neuron) vectors are kept (default all)",
+    )
+    parser.add_argument(
+        "--heads",
+        default="",
+        metavar="L.H,...",
+        help="heads whose full attention patterns are kept, e.g. 0.3,5.1 (default none)",
+    )
+    parser.add_argument("--no-lens", action="store_true", help="skip the per-layer logit lens")
+    parser.add_argument(
+        "--too-long",
+        default="refuse",
+        choices=["refuse", "truncate"],
+        help="a prompt past the model's context: refuse it (default) or keep its last tokens",
+    )
+
+
+def parse_layer_list(text: str) -> tuple[int, ...] | None:
+    """`all` -> None (every layer), `none` -> (), `0,5,9` -> (0, 5, 9); UsageError otherwise."""
+    value = text.strip().lower()
+    if value == "all":
+        return None
+    if value in ("none", ""):
+        return ()
+    try:
+        layers = tuple(int(part) for part in value.split(","))
+    except ValueError:
+        raise UsageError(
+            f"--full-layers {text!r} must be all, none, or layer numbers like 0,5,9"
+        ) from None
+    if any(layer < 0 for layer in layers):
+        raise UsageError(f"--full-layers {text!r} has a negative layer number")
+    return tuple(sorted(set(layers)))
+
+
+def parse_heads(text: str) -> tuple[tuple[int, int], ...]:
+    """`0.3,5.1` -> ((0, 3), (5, 1)); UsageError for anything else."""
+    heads: list[tuple[int, int]] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        layer, dot, head = part.partition(".")
+        if not dot or not layer.isdigit() or not head.isdigit():
+            raise UsageError(f"--heads {part!r} must be LAYER.HEAD, for example 0.3")
+        heads.append((int(layer), int(head)))
+    return tuple(dict.fromkeys(heads))
+
+
+def capture_spec(args: argparse.Namespace, n_layers: int, n_heads: int, model: str) -> CaptureSpec:
+    """The CaptureSpec the capture options ask for, checked against the model's shape."""
+    full = parse_layer_list(args.full_layers)
+    heads = parse_heads(args.heads)
+    for layer in full or ():
+        if layer >= n_layers:
+            raise UsageError(f"--full-layers: {model} has layers 0 to {n_layers - 1}, not {layer}")
+    for layer, head in heads:
+        if layer >= n_layers or head >= n_heads:
+            raise UsageError(
+                f"--heads {layer}.{head}: {model} has layers 0 to {n_layers - 1} and heads "
+                f"0 to {n_heads - 1}"
+            )
+    return CaptureSpec(
+        full_layers=full,
+        pattern_heads=heads,
+        lens_positions=() if args.no_lens else None,
+    )

@@ -1,0 +1,162 @@
+"""`neuroscope-tui capture MODEL --prompt TEXT -o FILE`: run a prompt and write a snapshot, no UI.
+
+With `--prompt-file FILE` (one prompt a line, blank lines skipped) `-o` is a folder that gets
+one snapshot per prompt: prompt-001.nscope, prompt-002.nscope, ... Everything that can be
+checked without the model (the prompts, the output paths, the option syntax) is checked before
+the model loads, so a mistake costs a second, not a model load. Progress goes to stderr, the
+summary of what was written to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from neuroscope_tui.cli.model_options import (
+    add_capture_arguments,
+    add_generation_arguments,
+    add_model_arguments,
+    capture_spec,
+    loader_options,
+    parse_heads,
+    parse_layer_list,
+)
+from neuroscope_tui.errors import ModelLoadError, OutputPathError, PromptError, UsageError
+from neuroscope_tui.snapshot import SUFFIX, check_output_path, save_snapshot
+from neuroscope_tui.trace import Trace
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """MODEL, the prompt(s), the output, and how to load, generate and record."""
+    add_model_arguments(parser)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--prompt", help="the text to run")
+    source.add_argument(
+        "--prompt-file", type=Path, metavar="FILE", help="one prompt a line; -o is then a folder"
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        type=Path,
+        metavar="PATH",
+        help=f"snapshot file to write (a folder with --prompt-file); suffix {SUFFIX} suggested",
+    )
+    parser.add_argument("--force", action="store_true", help="overwrite existing snapshots")
+    add_generation_arguments(parser)
+    add_capture_arguments(parser)
+
+
+def read_prompts(args: argparse.Namespace) -> list[str]:
+    """The prompts to run: `--prompt`, or the non-blank lines of `--prompt-file`."""
+    if args.prompt is not None:
+        if not args.prompt.strip():
+            raise PromptError("the prompt is empty; give some text with --prompt")
+        return [args.prompt]
+    path: Path = args.prompt_file
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"there is no prompt file {path}; check the path") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise UsageError(f"cannot read the prompt file {path} ({err}); check it") from None
+    prompts = [line for line in text.splitlines() if line.strip()]
+    if not prompts:
+        raise PromptError(f"the prompt file {path} has no prompts (every line is blank)")
+    return prompts
+
+
+def output_paths(args: argparse.Namespace, n_prompts: int) -> list[Path]:
+    """Where each prompt's snapshot goes, all checked writable before anything runs."""
+    if args.prompt is not None:
+        return [check_output_path(args.output, force=args.force)]
+    folder: Path = args.output
+    if folder.exists() and not folder.is_dir():
+        raise OutputPathError(f"{folder} is a file; with --prompt-file, -o names a folder")
+    if not folder.exists():
+        if not folder.parent.is_dir():
+            raise OutputPathError(f"the folder {folder.parent} does not exist; create it first")
+        try:
+            folder.mkdir()
+        except OSError as err:
+            raise OutputPathError(
+                f"cannot create the folder {folder} ({err.strerror or err}); choose another path"
+            ) from None
+    width = max(3, len(str(n_prompts)))
+    paths = [folder / f"prompt-{i:0{width}d}{SUFFIX}" for i in range(1, n_prompts + 1)]
+    return [check_output_path(p, force=args.force) for p in paths]
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Option values that are wrong whatever the model is."""
+    if args.max_new_tokens < 0:
+        raise UsageError("--max-new-tokens must be 0 or more")
+    if args.temperature < 0:
+        raise UsageError("--temperature must be 0 (greedy) or more")
+    if not 0 < args.top_p <= 1:
+        raise UsageError("--top-p must be above 0 and at most 1")
+    parse_layer_list(args.full_layers)
+    parse_heads(args.heads)
+
+
+def summary_line(path: Path, trace: Trace) -> str:
+    """One line: where, how many tokens, why it stopped, and the generated text."""
+    return (
+        f"wrote {path}: {trace.n_prompt} prompt + {trace.n_generated} generated tokens "
+        f"(stop: {trace.stop_reason or 'unknown'}); generated: {trace.generated_text!r}"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check everything cheap, load the model, capture each prompt, write each snapshot."""
+    _check_options(args)
+    prompts = read_prompts(args)
+    outputs = output_paths(args, len(prompts))
+
+    from neuroscope_tui.capture.run import GenerationOptions
+    from neuroscope_tui.capture.run import run as capture_run
+    from neuroscope_tui.models.loader import load_model
+
+    def say(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    say(f"loading {args.model}")
+    bundle = load_model(args.model, progress=say, **loader_options(args))
+    anatomy = bundle.anatomy
+    spec = capture_spec(args, anatomy.n_layers, anatomy.n_heads, args.model)
+    options = GenerationOptions(
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        seed=args.seed,
+        too_long=args.too_long,
+    )
+    for i, (prompt, out) in enumerate(zip(prompts, outputs, strict=True), start=1):
+        if len(prompts) > 1:
+            say(f"prompt {i}/{len(prompts)}")
+        trace = _capture_one(capture_run, bundle, prompt, spec, options, out, args.force)
+        if "truncated" in trace.notes:
+            say(f"note: {trace.notes['truncated']}")
+        save_snapshot(trace, out, force=args.force)
+        print(summary_line(out, trace), flush=True)
+    return 0
+
+
+def _capture_one(capture_run, bundle, prompt, spec, options, out: Path, force: bool) -> Trace:
+    """One run; out of memory saves the partial trace (so nothing captured is lost)."""
+    import torch
+
+    try:
+        return capture_run(bundle, prompt, spec, options)
+    except torch.cuda.OutOfMemoryError as err:
+        partial = getattr(err, "trace", None)
+        saved = ""
+        if partial is not None and partial.n_tokens:
+            partial.stop_reason = "out of memory"
+            save_snapshot(partial, out, force=force)
+            saved = f" the {partial.n_tokens} tokens captured so far are in {out};"
+        raise ModelLoadError(
+            f"the run ran out of GPU memory;{saved} try --full-layers none, fewer "
+            "--max-new-tokens or a shorter prompt"
+        ) from None

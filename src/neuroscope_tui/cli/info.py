@@ -1,0 +1,91 @@
+"""`neuroscope-tui info FILE [--json]`: what a snapshot holds, without the model or torch.
+
+Prints the model, the prompt, the generated text, why the run stopped, and every array with
+its shape, dtype and size; `--json` prints `Trace.summary()` plus sizes for machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from neuroscope_tui.snapshot import EXTRAS_PREFIX, load_snapshot, read_manifest
+from neuroscope_tui.trace import Trace
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """FILE and the output format."""
+    parser.add_argument("file", type=Path, metavar="FILE", help="a snapshot written by capture")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def human_bytes(n: int) -> str:
+    """1536 -> '1.5 KiB': sizes as a person reads them."""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
+def describe(path: Path, trace: Trace, manifest: dict[str, Any]) -> dict[str, Any]:
+    """`trace.summary()` plus the file, its format and every array's size in bytes."""
+    out = trace.summary()
+    named = {**trace.arrays, **{EXTRAS_PREFIX + k: v for k, v in trace.extras.items()}}
+    out["arrays"] = {
+        name: {"shape": list(arr.shape), "dtype": str(arr.dtype), "bytes": int(arr.nbytes)}
+        for name, arr in sorted(named.items())
+    }
+    out["file"] = str(path)
+    out["file_bytes"] = path.stat().st_size
+    out["format_version"] = manifest["version"]
+    out["written_by"] = manifest.get("written_by", "")
+    out["n_tokens"] = trace.n_tokens
+    out["finished"] = trace.finished
+    out["spec"] = trace.spec.to_dict()
+    out["notes"] = {k: v for k, v in trace.notes.items() if k != "id_text"}
+    return out
+
+
+def render(info: dict[str, Any]) -> str:
+    """The human-readable report of `describe`'s dict."""
+    m = info["model"]
+    device = f"{m.get('dtype', '?')} on {m.get('device', '?')}"
+    shape = (
+        f"{m.get('n_layers')} layers x {m.get('n_heads')} heads "
+        f"({m.get('n_kv_heads')} KV), d_model {m.get('d_model')}"
+    )
+    lines = [
+        f"snapshot   {info['file']} ({human_bytes(info['file_bytes'])}, "
+        f"format {info['format_version']}, {info['written_by']})",
+        f"model      {m['name']} ({m.get('architecture') or '?'}, {shape}, {device})",
+        f"prompt     {info['prompt']!r} ({info['n_prompt']} tokens)",
+        f"generated  {info['generated']!r} ({info['n_generated']} tokens, "
+        f"stop: {info['stop_reason'] or 'unknown'})",
+    ]
+    for key, value in info["notes"].items():
+        lines.append(f"note       {key}: {value}")
+    arrays = info["arrays"]
+    lines.append(f"arrays     {len(arrays)}")
+    width = max((len(n) for n in arrays), default=4)
+    for name, a in arrays.items():
+        shape_text = "[" + ", ".join(str(s) for s in a["shape"]) + "]"
+        lines.append(
+            f"  {name:<{width}}  {shape_text:<16} {a['dtype']:<8} {human_bytes(a['bytes']):>10}"
+        )
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Read the snapshot and print its description."""
+    path: Path = args.file
+    trace = load_snapshot(path)
+    info = describe(path, trace, read_manifest(path))
+    if args.json:
+        print(json.dumps(info, indent=2, ensure_ascii=False, default=str))
+    else:
+        print(render(info))
+    return 0
