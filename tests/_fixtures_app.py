@@ -73,9 +73,9 @@ def synthetic_trace(seed: int = 0) -> Trace:
     arrays["neurons.full"] = neu[list(FULL_LAYERS)].astype(np.float32)
     for score in ("entropy", "first", "prev", "self", "dup", "induction"):
         arrays[f"heads.{score}"] = rng.random((N_LAYERS, n_tok, N_HEADS)).astype(np.float32)
-    lens_logits = rng.normal(size=(N_LAYERS, n_tok, VOCAB)) * np.linspace(1, 4, N_LAYERS)[
-        :, None, None
-    ]  # sharper with depth, like a real lens
+    lens_logits = (
+        rng.normal(size=(N_LAYERS, n_tok, VOCAB)) * np.linspace(1, 4, N_LAYERS)[:, None, None]
+    )  # sharper with depth, like a real lens
     probs = _softmax(lens_logits)
     top = np.argsort(-probs, axis=-1, kind="stable")[..., :TOP_K]
     arrays["lens.top_ids"] = top.astype(np.int32)

@@ -18,9 +18,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
+from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.geometry import Size
 from textual.widgets import ContentSwitcher, Footer, Input, Static
 
 from neuroscope_tui.errors import NeuroscopeError
@@ -178,11 +180,11 @@ class NeuroscopeApp(App[int]):
         """The view on screen."""
         return self.query_one(f"#view-{self.current_view}", TraceView)
 
-    def on_resize(self) -> None:
-        self._check_size()
+    def on_resize(self, event: events.Resize) -> None:
+        self._check_size(event.size)
 
-    def _check_size(self) -> None:
-        width, height = self.size
+    def _check_size(self, size: Size | None = None) -> None:
+        width, height = size or self.size
         small = too_small(width, height)
         self.screen.set_class(small, "-too-small")
         if small:

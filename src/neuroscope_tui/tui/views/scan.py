@@ -118,7 +118,8 @@ class ScanView(TraceView):
                 trace.layers(),
             )
             lo, hi = value_range(raw)
-            self.query_one(ColorBar).set_scale(metric.label, metric.unit, lo, hi, self.normalisation)
+            bar = self.query_one(ColorBar)
+            bar.set_scale(metric.label, metric.unit, lo, hi, self.normalisation)
         self._follow_selection()
         self._draw_cell()
 

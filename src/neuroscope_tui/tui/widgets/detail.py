@@ -96,7 +96,7 @@ def _lens(
         if i < 0:
             continue
         text = visible(token_text_of(trace, int(i), decode), 18)
-        bar = "█" * int(round(float(p) * 10)) if np.isfinite(p) else ""
+        bar = "█" * round(float(p) * 10) if np.isfinite(p) else ""
         out.append(f" {text:<18} {float(p):6.1%} ")
         out.append(f"{bar}\n", style="green")
 
