@@ -86,6 +86,9 @@ def test_round_trip_keeps_every_field_and_array(tmp_path: Path) -> None:
     assert back.notes == {"truncated": 0, "seed": 3, "layers": [1, 2]}
     assert back.summary()["arrays"]["neurons.full"]["shape"] == [0, 5, 16]
     assert sorted(os.listdir(tmp_path)) == ["run.nscope"]  # no temporary file left
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
 
 
 def test_file_is_plain_safetensors_with_json_manifest(tmp_path: Path) -> None:

@@ -86,6 +86,7 @@ def save_snapshot(trace: Trace, path: str | os.PathLike[str], *, force: bool = F
         save_file(tensors, tmp, metadata=metadata)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a snapshot is a document
         os.replace(tmp, out)
     except OSError as err:
         raise OutputPathError(
@@ -151,6 +152,19 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (tuple, set, frozenset)):
         return list(value)
     raise TypeError(f"trace.notes holds a {type(value).__name__}, which is not JSON")
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the OS allows."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
 
 
 def _fsync_dir(folder: Path) -> None:
