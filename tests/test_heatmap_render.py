@@ -172,6 +172,19 @@ def test_colorbar_shows_metric_range_and_gradient_ends():
 
 def test_colorbar_names_per_group_ends_when_not_global():
     plain = colorbar_text(100, "MLP-output norm", "||mlp||", 1.0, 9.0, "per layer").plain
-    assert "layer min" in plain and "layer max" in plain and "all: 1…9" in plain
-    narrow = colorbar_text(40, "MLP-output norm", "||mlp||", 1.0, 9.0, "per token").plain
-    assert len(narrow) <= 40 and "token max" in narrow
+    assert plain.startswith("MLP-output norm [||mlp||] · per layer (all: 1…9)  min ")
+    assert plain.endswith(" max")
+    narrow = colorbar_text(50, "MLP-output norm", "||mlp||", 1.0, 9.0, "per token").plain
+    assert narrow.startswith("MLP-output norm · per token  min ") and len(narrow) == 50
+
+
+def test_colorbar_gives_way_to_the_gradient_when_narrow():
+    for width in (80, 50, 36, 30, 24):
+        plain = colorbar_text(width, "residual norm", "||x||", 4.08, 31.7, "global").plain
+        assert len(plain) == width
+        gradient = len(plain) - len(plain.rstrip("0123456789. ").rstrip())
+        assert plain.startswith("r")
+        assert gradient > 0
+    assert colorbar_text(36, "residual norm", "||x||", 4.08, 31.7, "global").plain.startswith(
+        "residual norm  4.08 "
+    )

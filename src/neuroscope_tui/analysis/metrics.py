@@ -58,7 +58,7 @@ METRICS: dict[str, Metric] = {
         _metric("mlp.norm", "mlp.norm", "MLP-output norm", "||mlp||"),
         _metric("resid.max_abs", "resid.max_abs", "max |activation|", "max|x|"),
         _metric("neurons.zero_frac", "neurons.zero_frac", "near-zero MLP neurons", "fraction"),
-        _metric("resid.delta", "resid.delta", "block change ||Δx||/||x||", "ratio"),
+        _metric("resid.delta", "resid.delta", "block change", "||Δx||/||x||"),
     )
 }
 

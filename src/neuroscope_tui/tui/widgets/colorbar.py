@@ -19,12 +19,14 @@ def format_value(value: float) -> str:
 
 
 def scale_ends(lo: float, hi: float, normalisation: str) -> tuple[str, str]:
-    """What the two ends of the bar mean: raw values for a global scale, else each row's or
-    column's own minimum and maximum (the raw range over all cells follows in brackets)."""
+    """What the two ends of the bar say: raw values for a global scale, else "min" and "max",
+    each layer's (or token's) own, as the title's "per layer" ("per token") tells."""
     if normalisation == "global":
         return format_value(lo), format_value(hi)
-    group = "layer" if normalisation == "per layer" else "token"
-    return f"{group} min", f"{group} max"
+    return "min", "max"
+
+
+MIN_BAR = 10  # the gradient keeps at least this many cells; the words give way first
 
 
 def colorbar_text(
@@ -32,18 +34,21 @@ def colorbar_text(
 ) -> Text:
     """One line: "label [unit] · normalisation  LO ▕gradient▏ HI" fitted into `width` cells.
 
-    The gradient takes what is left after the words (at least 8 cells, else the words are cut)
-    and samples the same viridis buckets as the heatmap, left = 0, right = 1.
+    The gradient samples the same viridis buckets as the heatmap, left = 0, right = 1, and
+    takes what the words leave. When space is short the words shrink in steps (the overall
+    range, then the unit, then the normalisation) before the label itself is cut.
     """
     palette = build_palette()
     left, right = scale_ends(lo, hi, normalisation)
-    title = f"{label} [{unit}] · {normalisation}"
+    titles = [f"{label} [{unit}] · {normalisation}", f"{label} · {normalisation}", label]
     if normalisation != "global":
-        title += f" (all: {format_value(lo)}…{format_value(hi)})"
-    words = len(title) + 2 + len(left) + 1 + 1 + len(right)
-    bar = max(8, width - words)
-    if words + bar > width:
-        title = title[: max(0, width - bar - (words - len(title)) - 1)] + "…"
+        titles.insert(0, f"{titles[0]} (all: {format_value(lo)}…{format_value(hi)})")
+    ends = 2 + len(left) + 1 + 1 + len(right)  # "  LO " + gradient + " HI"
+    title = next((t for t in titles if len(t) + ends + MIN_BAR <= width), None)
+    if title is None:
+        room = max(0, width - ends - MIN_BAR)
+        title = label[: max(0, room - 1)] + "…" if room > 1 else ""
+    bar = max(1, width - len(title) - ends)
     text = Text(no_wrap=True, overflow="crop")
     text.append(title, Style(bold=True))
     text.append("  ")
