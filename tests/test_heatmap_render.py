@@ -188,3 +188,10 @@ def test_colorbar_gives_way_to_the_gradient_when_narrow():
     assert colorbar_text(36, "residual norm", "||x||", 4.08, 31.7, "global").plain.startswith(
         "residual norm  4.08 "
     )
+
+
+def test_cursor_on_an_empty_cell_is_drawn_in_the_empty_cursor_style():
+    row = np.array([EMPTY, EMPTY, 3], dtype=np.int16)
+    strip = heatmap_strip(row, 0, 9, 3, PALETTE, cursor_col=1)
+    assert strip.text == " · [■]   "
+    assert cells(strip)[4][1] == PALETTE.empty_cursor

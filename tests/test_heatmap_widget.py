@@ -221,3 +221,41 @@ def test_snapshot_of_the_heatmap(snap_compare):
 
     app = HeatmapApp(n_layers=8, n_tokens=20)
     assert snap_compare(app, terminal_size=(70, 14), run_before=move)
+
+
+async def test_axis_and_gutter_stay_put_when_scrolled_down_and_right():
+    app = HeatmapApp(n_layers=30, n_tokens=300, n_prompt=10)
+    async with app.run_test(size=(50, 14)) as pilot:
+        heatmap = app.query_one(LayerHeatmap)
+        await pilot.press("G", "end")
+        await pilot.pause()
+        sx, sy = heatmap.scroll_offset
+        assert sx > 0 and sy > 0
+        strips = heatmap.frame_strips()
+        assert "▼·It #299" in strips[0].text  # the axis still on top, naming the cursor token
+        first_row = strips[AXIS_ROWS].text
+        assert first_row[: heatmap.gutter_width].strip() == str(sy)  # layer numbers scroll
+        gutter_of_cursor = strips[AXIS_ROWS + 29 - sy].text[: heatmap.gutter_width]
+        assert gutter_of_cursor.strip() == "29"
+        assert "[■]" in strips[AXIS_ROWS + 29 - sy].text
+
+
+async def test_empty_and_tiny_cases_draw_without_error():
+    app = HeatmapApp()
+    async with app.run_test(size=(60, 16)) as pilot:
+        heatmap = app.query_one(LayerHeatmap)
+        heatmap.set_data(np.zeros((4, 0)), np.zeros((4, 0)), [], 0)
+        await pilot.press("right", "end", "pagedown")
+        assert heatmap.cursor == (0, 0)
+        assert all(s.cell_length == heatmap.size.width for s in heatmap.frame_strips())
+        await pilot.click(LayerHeatmap, offset=(10, 4))  # nothing to select: no error
+        nan = np.full((3, 5), np.nan)
+        heatmap.set_data(nan, nan, ["a"] * 5, 5)
+        await pilot.pause()
+        row = heatmap.frame_strips()[AXIS_ROWS + 1].text
+        assert row[heatmap.gutter_width :].startswith(" ·  ·  · ")
+    tiny = HeatmapApp()
+    async with tiny.run_test(size=(4, 3)) as pilot:
+        await pilot.press("right", "down")
+        await pilot.pause()
+        assert all(s.cell_length >= 0 for s in tiny.query_one(LayerHeatmap).frame_strips())

@@ -157,17 +157,18 @@ def heatmap_strip(
         if len(runs) > 100_000:  # widths vary with the terminal; keep the memo bounded
             runs.clear()
         append = segments.append
+        n_colours = len(cells)
         for code, length in zip(codes.tolist(), lengths.tolist(), strict=True):
             if length > room:
                 length = room
-            if 0 <= code < CURSOR:
+            if 0 <= code < n_colours:  # a plain coloured run (not empty, not the cursor)
                 key = code << 16 | length
                 seg = runs.get(key)
                 if seg is None:
                     seg = runs[key] = Segment(" " * length, cells[code])
                 append(seg)
             else:
-                cursor = code >= CURSOR - 1
+                cursor = code >= CURSOR + EMPTY  # the cursor's code is its bucket + CURSOR
                 bucket = code - CURSOR if cursor else code
                 run_cells = -(-(length + skip) // cell_width)
                 text = _cell_text(cell_width, cursor, bucket == EMPTY) * run_cells
