@@ -257,3 +257,16 @@ def test_info_in_a_real_process_without_torch(snapshot: Path, tmp_path: Path) ->
         assert "Traceback" not in done.stderr
         if status == 2:
             assert done.stderr.count("\n") == 1 and "is not a snapshot" in done.stderr
+
+
+@pytest.mark.smollm2
+def test_capture_smollm2_paris(smollm2, tmp_path: Path, capsys) -> None:
+    """The real model through the CLI (from the GGUF cache the fixture made): ' Paris'."""
+    out = tmp_path / "paris.nscope"
+    argv = ["capture", "smollm2", "--prompt", "The capital of France is", "--max-new-tokens", "2"]
+    assert main([*argv, "-o", str(out), "--device", "cpu", "--full-layers", "none"]) == 0
+    trace = load_snapshot(out)
+    assert trace.generated_text.startswith(" Paris")
+    assert trace.model.n_layers == 30 and trace.model.n_heads == 9
+    assert main(["info", str(out)]) == 0
+    assert "generated  ' Paris" in capsys.readouterr().out
