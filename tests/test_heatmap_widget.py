@@ -259,3 +259,22 @@ async def test_empty_and_tiny_cases_draw_without_error():
         await pilot.press("right", "down")
         await pilot.pause()
         assert all(s.cell_length >= 0 for s in tiny.query_one(LayerHeatmap).frame_strips())
+
+
+async def test_hover_names_the_cell_and_its_raw_value():
+    app = HeatmapApp()
+    async with app.run_test(size=(60, 16)) as pilot:
+        heatmap = app.query_one(LayerHeatmap)
+        await pilot.hover(LayerHeatmap, offset=(heatmap.gutter_width + 6 * 3 + 1, AXIS_ROWS + 2))
+        await pilot.pause()
+        value = grid(6, 64)[2, 6]
+        assert heatmap.value_at(2, 6) == pytest.approx(value, rel=1e-6)
+        assert str(heatmap.tooltip) == (
+            f"layer 2 · token 6 '·Paris' (prompt)\nvalue: {np.float32(value):.4g}"
+        )
+        await pilot.hover(LayerHeatmap, offset=(heatmap.gutter_width + 9 * 3, AXIS_ROWS + 0))
+        await pilot.pause()
+        assert "token 9 '·It' (generated)" in str(heatmap.tooltip)
+        await pilot.hover(LayerHeatmap, offset=(0, 0))  # the corner: no cell
+        await pilot.pause()
+        assert heatmap.tooltip is None

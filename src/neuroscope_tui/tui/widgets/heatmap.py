@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
+from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
@@ -30,6 +31,7 @@ from neuroscope_tui.tui.widgets.heatmap_render import (
     label_strip,
     tick_strip,
     to_buckets,
+    token_label,
 )
 
 AXIS_ROWS = 2  # token positions + cursor token, then token labels
@@ -124,6 +126,8 @@ class LayerHeatmap(ScrollView, can_focus=True):
         self._strips: LRUCache[tuple, Strip] = LRUCache(4096)
         self._palette = build_palette()
         self._styles: AxisStyles | None = None
+        self._value_name = "value"
+        self._hover: tuple[int | None, int | None] | None = None  # cell under the mouse
 
     # ---- data ------------------------------------------------------------------------------
 
@@ -148,11 +152,13 @@ class LayerHeatmap(ScrollView, can_focus=True):
         token_labels: list[str],
         n_prompt: int,
         layer_ids: list[int] | None = None,
+        value_name: str = "value",
     ) -> None:
         """Show new data: `values_norm` [layer, token] in [0, 1] (NaN = empty), `raw` the values
         behind them (same shape), one label per token, and how many tokens are the prompt.
 
-        `layer_ids` are the layer numbers in the gutter (default 0..L-1). The cursor is kept
+        `layer_ids` are the layer numbers in the gutter (default 0..L-1); `value_name` names
+        the raw values in the mouse-hover tooltip (e.g. "residual norm"). The cursor is kept
         (clamped to the new shape); with `follow` on and the view at the right end, the view
         scrolls to keep the newest token in sight.
         """
@@ -173,6 +179,8 @@ class LayerHeatmap(ScrollView, can_focus=True):
         self._n_prompt = int(n_prompt)
         n_layers = values_norm.shape[0]
         self._layer_ids = list(layer_ids) if layer_ids is not None else list(range(n_layers))
+        self._value_name = value_name
+        self._hover = None
         self._version += 1
         self._strips.clear()
         self.virtual_size = Size(
@@ -296,6 +304,30 @@ class LayerHeatmap(ScrollView, can_focus=True):
         self.cursor = (
             self.cursor[0] if layer is None else layer,
             self.cursor[1] if token is None else token,
+        )
+
+    def on_mouse_move(self, event: events.MouseMove) -> None:
+        """Name the cell under the mouse in a tooltip: layer, token and its raw value."""
+        offset = event.get_content_offset(self)
+        cell = self.cell_at(offset.x, offset.y) if offset is not None else (None, None)
+        if cell == self._hover:
+            return
+        self._hover = cell
+        words = self.describe_cell(*cell)
+        # Text, not str: a token such as "[b]" must not be read as markup
+        self.tooltip = None if words is None else Text(words)
+
+    def describe_cell(self, layer: int | None, token: int | None) -> str | None:
+        """One line about a cell (None outside the cells), e.g. "layer 3 · token 7 '·Paris'"."""
+        if layer is None or token is None:
+            return None
+        text = token_label(self._labels[token], 24).rstrip()
+        kind = "generated" if token >= self._n_prompt else "prompt"
+        value = self.value_at(layer, token)
+        shown = "not recorded" if np.isnan(value) else f"{value:.4g}"
+        return (
+            f"layer {self._layer_ids[layer]} · token {token} {text!r} ({kind})\n"
+            f"{self._value_name}: {shown}"
         )
 
     # ---- drawing ---------------------------------------------------------------------------
