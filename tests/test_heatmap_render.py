@@ -195,3 +195,18 @@ def test_cursor_on_an_empty_cell_is_drawn_in_the_empty_cursor_style():
     strip = heatmap_strip(row, 0, 9, 3, PALETTE, cursor_col=1)
     assert strip.text == " · [■]   "
     assert cells(strip)[4][1] == PALETTE.empty_cursor
+
+
+@pytest.mark.parametrize(
+    ("start", "stop", "offset", "visible", "expected"),
+    [
+        (30, 33, 0, 60, 0),  # already shown: no move
+        (60, 63, 0, 60, 3),  # just past the right edge: move by one cell
+        (3, 6, 30, 60, 3),  # left of the window: bring it to the left edge
+        (5, 6, 0, 4, 2),  # rows: the last visible row
+    ],
+)
+def test_scroll_to_show_moves_as_little_as_possible(start, stop, offset, visible, expected):
+    from neuroscope_tui.tui.widgets.heatmap_render import scroll_to_show
+
+    assert scroll_to_show(start, stop, offset, visible) == expected

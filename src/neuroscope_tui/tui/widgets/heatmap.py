@@ -29,6 +29,7 @@ from neuroscope_tui.tui.widgets.heatmap_render import (
     gutter_segment,
     heatmap_strip,
     label_strip,
+    scroll_to_show,
     tick_strip,
     to_buckets,
     token_label,
@@ -239,17 +240,9 @@ class LayerHeatmap(ScrollView, can_focus=True):
         layer, token = self.cursor
         data = self._data_size()
         sx, sy = self.scroll_offset
-        left, right = token * self.cell_width, (token + 1) * self.cell_width
-        x = sx
-        if left < sx:
-            x = left
-        elif right > sx + data.width:
-            x = right - data.width
-        y = sy
-        if layer < sy:
-            y = layer
-        elif layer >= sy + data.height:
-            y = layer - data.height + 1
+        cw = self.cell_width
+        x = scroll_to_show(token * cw, (token + 1) * cw, sx, data.width)
+        y = scroll_to_show(layer, layer + 1, sy, data.height)
         if (x, y) != (sx, sy):
             self.scroll_to(x=x, y=y, animate=False, immediate=True)
 
@@ -374,6 +367,7 @@ class LayerHeatmap(ScrollView, can_focus=True):
         return strip
 
     def _render_row(self, y: int, sx: int, sy: int, width: int) -> Strip:
+        """Build row `y`: gutter + the visible part of the axis row or of one layer's cells."""
         styles = self._axis_styles()
         gutter = self.gutter_width
         data_width = max(0, width - gutter)
@@ -394,15 +388,11 @@ class LayerHeatmap(ScrollView, can_focus=True):
             if not 0 <= layer < self.n_layers:
                 return Strip.blank(width, styles.base)
             on_cursor = has_cursor and layer == layer_cur
+            cursor = cursor_col if on_cursor else None
             body = heatmap_strip(
-                self._buckets[layer],
-                sx,
-                data_width,
-                self.cell_width,
-                self._palette,
-                cursor_col if on_cursor else None,
+                self._buckets[layer], sx, data_width, self.cell_width, self._palette, cursor,
                 pad_style=styles.base,
-            )
+            )  # fmt: skip
             lead = gutter_segment(self._layer_ids[layer], gutter, styles, on_cursor)
             return Strip([lead, *body], gutter + data_width).adjust_cell_length(width)
         lead = gutter_segment(None, gutter, styles, False)

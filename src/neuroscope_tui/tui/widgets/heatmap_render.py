@@ -300,3 +300,13 @@ def gutter_segment(
         return Segment(" " * gutter_width, styles.base)
     text = f"{layer_id:>{gutter_width - 1}} "
     return Segment(text, styles.gutter_cursor if cursor else styles.gutter)
+
+
+def scroll_to_show(start: int, stop: int, offset: int, visible: int) -> int:
+    """The scroll offset that shows [start, stop) in a window of `visible` cells, moving the
+    current `offset` as little as possible (not at all if it already shows)."""
+    if start < offset:
+        return start
+    if stop > offset + visible:
+        return stop - visible
+    return offset
