@@ -270,3 +270,35 @@ def test_capture_smollm2_paris(smollm2, tmp_path: Path, capsys) -> None:
     assert trace.model.n_layers == 30 and trace.model.n_heads == 9
     assert main(["info", str(out)]) == 0
     assert "generated  ' Paris" in capsys.readouterr().out
+
+
+def test_first_ctrl_c_saves_the_run_so_far(tiny: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    """A real SIGINT after the second generated token: the run stops, the snapshot holds what
+    was captured (stop: cancelled), later prompts are skipped, exit status 130."""
+    import signal
+
+    import neuroscope_tui.capture.run as capture_run
+
+    real_run = capture_run.run
+
+    def run_then_interrupt(*args, on_step=None, **kwargs):
+        def step(trace, start, stop):
+            if on_step:
+                on_step(trace, start, stop)
+            if trace.n_generated == 2:
+                signal.raise_signal(signal.SIGINT)
+
+        return real_run(*args, on_step=step, **kwargs)
+
+    monkeypatch.setattr(capture_run, "run", run_then_interrupt)
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("the cat sat\nthe dog ran\n")
+    out = tmp_path / "runs"
+    argv = ["capture", str(tiny), "--prompt-file", str(prompts), "--max-new-tokens", "20"]
+    assert main([*argv, "-o", str(out), "--full-layers", "none"]) == 130
+    err = capsys.readouterr().err
+    assert "stopping after this token" in err and "stopped after 1 of 2 prompt(s)" in err
+    trace = load_snapshot(out / "prompt-001.nscope")
+    assert trace.stop_reason == "cancelled" and trace.n_generated == 2
+    assert not (out / "prompt-002.nscope").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored

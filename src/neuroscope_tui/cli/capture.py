@@ -10,7 +10,11 @@ summary of what was written to stdout.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from neuroscope_tui.cli.model_options import (
@@ -132,31 +136,68 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         too_long=args.too_long,
     )
-    for i, (prompt, out) in enumerate(zip(prompts, outputs, strict=True), start=1):
-        if len(prompts) > 1:
-            say(f"prompt {i}/{len(prompts)}")
-        trace = _capture_one(capture_run, bundle, prompt, spec, options, out, args.force)
-        if "truncated" in trace.notes:
-            say(f"note: {trace.notes['truncated']}")
-        save_snapshot(trace, out, force=args.force)
-        print(summary_line(out, trace), flush=True)
+    cancel = threading.Event()
+    with _first_ctrl_c_stops(cancel, say):
+        for i, (prompt, out) in enumerate(zip(prompts, outputs, strict=True), start=1):
+            if len(prompts) > 1:
+                say(f"prompt {i}/{len(prompts)}")
+            trace = _capture_one(capture_run, bundle, prompt, spec, options, out, args, cancel)
+            if "truncated" in trace.notes:
+                say(f"note: {trace.notes['truncated']}")
+            save_snapshot(trace, out, force=args.force)
+            print(summary_line(out, trace), flush=True)
+            if cancel.is_set():
+                say(f"interrupted: stopped after {i} of {len(prompts)} prompt(s), saved above")
+                return 130
     return 0
 
 
-def _capture_one(capture_run, bundle, prompt, spec, options, out: Path, force: bool) -> Trace:
-    """One run; out of memory saves the partial trace (so nothing captured is lost)."""
+@contextmanager
+def _first_ctrl_c_stops(cancel: threading.Event, say: Callable[[str], None]) -> Iterator[None]:
+    """The first Ctrl-C ends the run after the current token and still saves what was
+    captured; a second one quits at once (the usual KeyboardInterrupt)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        say("stopping after this token to save the run (Ctrl-C again to quit without saving)")
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _capture_one(capture_run, bundle, prompt, spec, options, out, args, cancel) -> Trace:
+    """One run, counting tokens as they come on a terminal; out of memory saves the partial
+    trace (so nothing captured is lost)."""
     import torch
 
+    live = sys.stderr.isatty()
+
+    def on_step(trace: Trace, start: int, stop: int) -> None:
+        if live:
+            count = f"{trace.n_generated}/{options.max_new_tokens}"
+            print(f"\r  {count} tokens", end="", file=sys.stderr, flush=True)
+
     try:
-        return capture_run(bundle, prompt, spec, options)
+        trace = capture_run(bundle, prompt, spec, options, on_step=on_step, cancel=cancel)
     except torch.cuda.OutOfMemoryError as err:
         partial = getattr(err, "trace", None)
         saved = ""
         if partial is not None and partial.n_tokens:
             partial.stop_reason = "out of memory"
-            save_snapshot(partial, out, force=force)
+            save_snapshot(partial, out, force=args.force)
             saved = f" the {partial.n_tokens} tokens captured so far are in {out};"
         raise ModelLoadError(
             f"the run ran out of GPU memory;{saved} try --full-layers none, fewer "
             "--max-new-tokens or a shorter prompt"
         ) from None
+    if live:
+        print(file=sys.stderr)
+    return trace
