@@ -278,3 +278,23 @@ async def test_hover_names_the_cell_and_its_raw_value():
         await pilot.hover(LayerHeatmap, offset=(0, 0))  # the corner: no cell
         await pilot.pause()
         assert heatmap.tooltip is None
+
+
+async def test_zoom_cycles_column_width_and_keeps_the_cursor_in_view():
+    app = HeatmapApp(n_layers=4, n_tokens=200)
+    async with app.run_test(size=(60, 12)) as pilot:
+        heatmap = app.query_one(LayerHeatmap)
+        await pilot.press("end")
+        assert heatmap.cell_width == 3
+        await pilot.press("z")
+        await pilot.pause()
+        assert heatmap.cell_width == 5
+        assert heatmap.virtual_size.width == heatmap.gutter_width + 200 * 5
+        labels_row = heatmap.frame_strips()[1].text
+        assert "·Pari" in labels_row or "·It" in labels_row  # five characters of each label
+        x = heatmap.gutter_width + 199 * 5 - heatmap.scroll_offset.x
+        assert heatmap.gutter_width <= x <= heatmap.scrollable_content_region.width - 5
+        await pilot.press("z")
+        assert heatmap.cell_width == 2
+        await pilot.press("z")
+        assert heatmap.cell_width == 3

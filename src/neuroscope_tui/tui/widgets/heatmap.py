@@ -36,6 +36,7 @@ from neuroscope_tui.tui.widgets.heatmap_render import (
 )
 
 AXIS_ROWS = 2  # token positions + cursor token, then token labels
+CELL_WIDTHS = (2, 3, 5)  # what `z` cycles through: more tokens on screen, or more of each label
 
 
 class LayerHeatmap(ScrollView, can_focus=True):
@@ -58,6 +59,7 @@ class LayerHeatmap(ScrollView, can_focus=True):
         Binding("end", "last_token", "last token", show=False),
         Binding("g", "first_layer", "first layer", show=False),
         Binding("G", "last_layer", "last layer", show=False),
+        Binding("z", "zoom", "wider/narrower token columns", show=False),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -260,6 +262,17 @@ class LayerHeatmap(ScrollView, can_focus=True):
         """Move the cursor by one screen of tokens."""
         page = max(1, self._data_size().width // self.cell_width)
         self.action_move(0, direction * page)
+
+    def action_zoom(self) -> None:
+        """Cycle the token column width (2, 3, 5 characters), keeping the cursor in view."""
+        widths = CELL_WIDTHS
+        self.cell_width = next((w for w in widths if w > self.cell_width), widths[0])
+        self._strips.clear()
+        self.virtual_size = Size(
+            self.gutter_width + self.n_tokens * self.cell_width, AXIS_ROWS + self.n_layers
+        )
+        self._scroll_to_cursor()
+        self.refresh()
 
     def action_first_token(self) -> None:
         self._move_to(self.cursor[0], 0)
