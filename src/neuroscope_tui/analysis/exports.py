@@ -46,6 +46,18 @@ EXPORTS: dict[str, tuple[str, str]] = {
         "neuroscope_tui.analysis.connect_tables:lens_table",
         "logit lens: top-1 per layer and token, KL to final, rank of the prediction",
     ),
+    "projection": (
+        "neuroscope_tui.analysis.feature_tables:projection_table",
+        "per layer and token: projection coordinates (stored, else PCA) and cluster",
+    ),
+    "clusters": (
+        "neuroscope_tui.analysis.feature_tables:clusters_table",
+        "per layer and token: cluster label (stored, else k-means by silhouette)",
+    ),
+    "attribution": (
+        "neuroscope_tui.analysis.feature_tables:attribution_table",
+        "per input token: attribution score and signed share of the last output token",
+    ),
 }
 
 
