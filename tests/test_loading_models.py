@@ -219,6 +219,9 @@ def test_store_then_load_from_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     folder = gguf_cache.store(fake, build_model("llama"), build_tokenizer())
     assert gguf_cache.cached(fake) == folder
     assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no temp folder left
+    # a second writer (another process racing on the first start) keeps the whole entry
+    assert gguf_cache.store(fake, build_model("llama"), build_tokenizer()) == folder
+    assert [p.name for p in folder.parent.iterdir()] == [folder.name]
     messages: list[str] = []
     bundle = load_model(str(fake), progress=messages.append)
     assert bundle.source == str(folder)

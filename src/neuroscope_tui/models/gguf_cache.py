@@ -67,7 +67,9 @@ def store(gguf_path: Path, model: Any, tokenizer: Any) -> Path:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / COMPLETE_MARKER).write_text(f"{gguf_path.resolve()}\n")
-        if final.exists():  # another process or an old broken entry: replace it
+        if (final / COMPLETE_MARKER).is_file():
+            return final  # another process finished first; its copy is as good as ours
+        if final.exists():  # an old broken entry (no marker): replace it
             shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
     finally:
