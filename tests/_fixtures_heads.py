@@ -86,10 +86,11 @@ class HeadsHost(App):
     answers with the fixture's patterns, as `compute_patterns` would.
     """
 
-    def __init__(self, trace: Trace, *, live: bool = False) -> None:
+    def __init__(self, trace: Trace, *, live: bool = False, fail: str = "") -> None:
         super().__init__()
         self.trace = trace
         self.live_model = object() if live else None
+        self.fail = fail  # answer every task with this failure phrase instead
         self.tasks: list[list[tuple[int, int]]] = []
 
     def compose(self) -> ComposeResult:
@@ -105,5 +106,8 @@ class HeadsHost(App):
 
     def run_model_task(self, fn: Any, token_ids: list[int], heads: list, *, on_done: Any) -> None:
         self.tasks.append(list(heads))
+        if self.fail:
+            on_done(self.fail)
+            return
         patterns = all_patterns(len(token_ids))
         on_done({(layer, head): patterns[layer][head] for layer, head in heads})

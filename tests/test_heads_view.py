@@ -127,6 +127,21 @@ async def test_live_patterns_are_computed_on_demand_and_dropped_off_screen():
 
 
 @pytest.mark.anyio
+async def test_a_failed_pattern_request_is_said_and_not_retried_in_a_loop():
+    app = HeadsHost(make_trace(keep_patterns=()), live=True, fail="RuntimeError: boom")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        panel = app.query_one(PatternGrid)
+        assert panel.pattern is None
+        assert "could not compute the pattern: RuntimeError: boom" in panel.message
+        n_tasks = len(app.tasks)
+        await pilot.press("c", "g")
+        assert len(app.tasks) == n_tasks
+        await pilot.press("right")  # another head is still asked for
+        assert app.tasks[-1] == [(0, 1)] and len(app.tasks) == n_tasks + 1
+
+
+@pytest.mark.anyio
 async def test_big_terminal_draws_small_multiples_of_the_layer():
     trace = make_trace(keep_patterns=())
     app = HeadsHost(trace, live=True)

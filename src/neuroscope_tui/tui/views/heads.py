@@ -14,7 +14,7 @@ memory stays O(heads on screen x T²). In `view` mode a missing pattern is said 
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from textual.app import ComposeResult
@@ -43,6 +43,22 @@ from neuroscope_tui.tui.widgets.pattern import (
 # the terminal size from which all heads of the layer are drawn as small multiples
 MULTIPLES_MIN_SIZE = (150, 50)
 THUMBNAIL_BINS = 16
+REFRESH_EVERY = 8  # tokens between refreshes of a computed pattern while a run generates
+
+
+def patterns_or_error(
+    bundle: Any, token_ids: list[int], heads: list[tuple[int, int]]
+) -> dict[tuple[int, int], np.ndarray] | str:
+    """`compute_patterns` in the model worker; a failure comes back as a phrase, not a raise.
+
+    So the view always hears back and never waits forever on a head it asked for.
+    """
+    from neuroscope_tui.capture.run import compute_patterns
+
+    try:
+        return compute_patterns(bundle, token_ids, heads)
+    except Exception as err:  # shown as a notice; the view keeps working
+        return f"{type(err).__name__}: {str(err).strip()[:120]}"
 
 
 def pattern_name(layer: int, head: int) -> str:
@@ -83,6 +99,8 @@ class HeadsView(TraceView):
         self._scored_at: tuple[int, int] | None = None  # (id(trace), n_tokens) of self.scores
         self._on_demand: set[tuple[int, int]] = set()  # patterns this view added to the trace
         self._pending: set[tuple[int, int]] = set()
+        # heads whose pattern request failed, and why (not asked again for this trace)
+        self._failed: dict[tuple[int, int], str] = {}
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="heads-top"):
@@ -164,6 +182,9 @@ class HeadsView(TraceView):
             return
         trace = self.trace
         key = (id(trace), trace.n_tokens)
+        if self._scored_at is not None and self._scored_at[0] != id(trace):
+            self._failed.clear()  # a new run: try again
+            self._on_demand.clear()
         if self.scores is None or key != self._scored_at:
             recorded = {k: v for k, v in trace_patterns(trace).items() if k not in self._on_demand}
             self.scores = head_scores(trace, patterns=recorded)
@@ -234,6 +255,8 @@ class HeadsView(TraceView):
     def _missing_message(self, layer: int, head: int) -> str:
         if (layer, head) in self._pending:
             return "computing the pattern..."
+        if (layer, head) in self._failed:
+            return f"could not compute the pattern: {self._failed[(layer, head)]}"
         return "this snapshot lacks this head's pattern (open the model live to compute it)"
 
     def _draw_multiples(self, layer: int) -> None:
@@ -268,29 +291,41 @@ class HeadsView(TraceView):
         model = getattr(self.app, "live_model", None)
         if model is None:
             return
-        missing = []
-        for key in dict.fromkeys(wanted):
-            pattern = trace.arrays.get(pattern_name(*key))
-            stale = pattern is not None and key in self._on_demand
-            stale = stale and pattern.shape[0] < trace.n_tokens
-            if (pattern is None or stale) and key not in self._pending:
-                missing.append(key)
+        missing = [
+            key
+            for key in dict.fromkeys(wanted)
+            if key not in self._pending and self._needs_pattern(key)
+        ]
         if not missing:
             return
-        from neuroscope_tui.capture.run import compute_patterns
-
         self._pending.update(missing)
         token_ids = list(trace.token_ids)
         trace_ref = trace
 
-        def done(result: dict[tuple[int, int], np.ndarray]) -> None:
+        def done(result: dict[tuple[int, int], np.ndarray] | str) -> None:
             self._pending.difference_update(missing)
-            if self.trace is not trace_ref:
-                return
-            for key, pattern in result.items():
-                if pattern_name(*key) not in trace_ref.arrays or key in self._on_demand:
-                    trace_ref.arrays[pattern_name(*key)] = np.asarray(pattern, np.float32)
-                    self._on_demand.add(key)
+            if isinstance(result, str):
+                self._failed.update(dict.fromkeys(missing, result))
+                self.app.notify(f"could not compute the pattern: {result}", severity="error")
+            elif self.trace is trace_ref:
+                for key, pattern in result.items():
+                    if pattern_name(*key) not in trace_ref.arrays or key in self._on_demand:
+                        trace_ref.arrays[pattern_name(*key)] = np.asarray(pattern, np.float32)
+                        self._on_demand.add(key)
             self.refresh_view()
 
-        self.app.run_model_task(compute_patterns, token_ids, missing, on_done=done)
+        self.app.run_model_task(patterns_or_error, token_ids, missing, on_done=done)
+
+    def _needs_pattern(self, key: tuple[int, int]) -> bool:
+        """Missing, or computed on demand and now behind the growing trace.
+
+        While a run generates, a computed pattern is refreshed every REFRESH_EVERY tokens
+        (each refresh is a forward pass over the whole sequence) and once the run ends.
+        """
+        pattern = self.trace.arrays.get(pattern_name(*key))
+        if pattern is None:
+            return key not in self._failed
+        if key not in self._on_demand:
+            return False  # the run records it row by row
+        behind = self.trace.n_tokens - pattern.shape[0]
+        return behind > 0 and (self.trace.finished or behind >= REFRESH_EVERY)
