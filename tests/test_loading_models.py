@@ -99,6 +99,36 @@ def test_folder_without_tokenizer(tmp_path: Path) -> None:
         load_model(str(tmp_path))
 
 
+def test_damaged_weights_file(tiny_folders: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    folder = Path(shutil.copytree(tiny_folders["llama"], tmp_path / "damaged"))
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1000])
+    with pytest.raises(ModelLoadError, match="files may be damaged or incomplete") as info:
+        load_model(str(folder))
+    assert "\n" not in str(info.value)
+
+
+def test_damaged_tokenizer(tiny_folders: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    folder = Path(shutil.copytree(tiny_folders["llama"], tmp_path / "damaged"))
+    (folder / "tokenizer.json").write_text('{"version": "1.0", "model": ')
+    with pytest.raises(ModelLoadError, match="has no usable tokenizer"):
+        load_model(str(folder))
+
+
+def test_unknown_architecture(tiny_folders: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    folder = Path(shutil.copytree(tiny_folders["llama"], tmp_path / "future"))
+    config = folder / "config.json"
+    config.write_text(config.read_text().replace('"llama"', '"llama99"'))
+    with pytest.raises(ModelLoadError, match="does not know; upgrade it"):
+        load_model(str(folder))
+
+
 def test_hub_id_goes_to_the_hub() -> None:
     assert locate("gpt2").kind == "hub"
     assert locate("meta-llama/Llama-3.2-1B").kind == "hub"

@@ -263,7 +263,7 @@ def _load_tokenizer(
             trust_remote_code=trust_remote_code,
             local_files_only=local_only,
         )
-    except (OSError, ValueError, TypeError) as err:
+    except Exception as err:  # tokenizers raises a bare Exception for a damaged file
         if Path(where).is_dir():
             raise ModelLoadError(
                 f"{where} has no usable tokenizer ({first_line(err)}); save the tokenizer "
@@ -338,6 +338,13 @@ def _load(name: str, revision: str | None, call: Callable[[], Any]) -> Any:
                 f"{name} needs its own model code to load; if you trust it, pass "
                 "--trust-remote-code"
             ) from None
+        if "does not recognize this architecture" in text:
+            import transformers
+
+            raise ModelLoadError(
+                f"{name} uses an architecture transformers {transformers.__version__} does not "
+                "know; upgrade it (pip install -U transformers)"
+            ) from None
         if "Unrecognized configuration class" in text or "Unrecognized model" in text:
             raise ModelLoadError(
                 f"{name} is not a causal (text-generating) language model that transformers "
@@ -346,6 +353,16 @@ def _load(name: str, revision: str | None, call: Callable[[], Any]) -> Any:
         raise hub_error(name, revision, err) from None
     except (OSError, ImportError, KeyError) as err:
         raise hub_error(name, revision, err) from None
+    except MemoryError:
+        raise
+    except Exception as err:
+        if type(err).__name__ == "OutOfMemoryError":  # torch's; the caller words it
+            raise
+        # A damaged or incomplete weights file (safetensors' own error, a size mismatch).
+        raise ModelLoadError(
+            f"could not load {name} ({first_line(err)}); its files may be damaged or "
+            "incomplete: save or download them again"
+        ) from None
 
 
 def _input_device(model: Any, device: str, device_map: str | None) -> str:
