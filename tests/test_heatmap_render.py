@@ -210,3 +210,11 @@ def test_scroll_to_show_moves_as_little_as_possible(start, stop, offset, visible
     from neuroscope_tui.tui.widgets.heatmap_render import scroll_to_show
 
     assert scroll_to_show(start, stop, offset, visible) == expected
+
+
+def test_colorbar_says_when_outliers_are_clipped():
+    plain = colorbar_text(100, "residual norm", "||x||", 30.2, 1113.0, "global", clipped=True).plain
+    assert plain.startswith("residual norm [||x||] · global, outliers clipped  ≤30.2 ")
+    assert plain.endswith(" ≥1.11e+03")
+    per_layer = colorbar_text(80, "MLP-output norm", "||mlp||", 1, 9, "per layer", clipped=True)
+    assert per_layer.plain.rstrip().endswith(" high") and " low " in per_layer.plain

@@ -12,6 +12,7 @@ from neuroscope_tui.analysis.metrics import (
     next_metric,
     next_normalisation,
     normalise,
+    scale_bounds,
     value_range,
 )
 from neuroscope_tui.errors import NeuroscopeError, UsageError
@@ -135,3 +136,39 @@ def test_value_range_ignores_nan():
     assert value_range(np.array([[np.nan, 1.0], [-2.0, 3.0]])) == (-2.0, 3.0)
     lo, hi = value_range(np.full((1, 2), np.nan))
     assert np.isnan(lo) and np.isnan(hi)
+
+
+def test_clipping_outliers_gives_the_other_cells_the_scale():
+    # one massive activation (an attention sink at token 0) among ordinary values
+    row = np.array([5000.0, 500.0, 520.0, 540.0, 560.0, 580.0, 600.0, 620.0, 640.0])
+    plain = normalise(row[None, :], "per layer")
+    assert plain[0, 1:].max() < 0.04  # min-max: every ordinary cell near the bottom colour
+    clipped = normalise(row[None, :], "per layer", clip_outliers=True)
+    q1, q3 = np.percentile(row, [25, 75])
+    hi = q3 + 3.0 * (q3 - q1)  # Tukey's far-out fence, independently computed
+    assert hi < 5000.0
+    np.testing.assert_allclose(clipped[0, 1:], (row[1:] - 500.0) / (hi - 500.0), rtol=1e-6)
+    assert clipped[0, 0] == 1.0  # the outlier takes the top colour
+
+
+def test_clipping_keeps_groups_without_outliers_and_with_zero_iqr_as_min_max():
+    rng = np.random.default_rng(3)
+    v = rng.random((4, 50))  # uniform: the fences lie outside min and max
+    for mode in NORMALISATIONS:
+        np.testing.assert_allclose(normalise(v, mode, clip_outliers=True), normalise(v, mode))
+    steps = np.array([[0.0, 0.5, 0.5, 0.5, 0.5, 0.5, 1.0]])  # IQR 0: nothing to fence
+    np.testing.assert_allclose(
+        normalise(steps, "global", clip_outliers=True), normalise(steps, "global")
+    )
+
+
+def test_clipping_is_nan_safe_and_scale_bounds_name_the_fences():
+    v = np.array([[np.nan, 1.0, 2.0, 3.0, 4.0, 100.0], [np.nan] * 6])
+    out = normalise(v, "per layer", clip_outliers=True)
+    assert np.isnan(out[1]).all() and np.isnan(out[0, 0])
+    assert out[0, 5] == 1.0 and out[0, 1] == 0.0
+    q1, q3 = np.nanpercentile(v, [25, 75])
+    lo, hi = scale_bounds(v, "global", clip_outliers=True)
+    assert (lo, hi) == (1.0, pytest.approx(q3 + 3 * (q3 - q1)))
+    assert scale_bounds(v, "global") == (1.0, 100.0)
+    assert scale_bounds(v, "per layer", clip_outliers=True) == (1.0, 100.0)

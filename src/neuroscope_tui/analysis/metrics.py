@@ -7,6 +7,7 @@ with depth, so a global scale hides everything but the last layers. Pure numpy.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -90,14 +91,22 @@ def next_normalisation(mode: str) -> str:
     return modes[(modes.index(mode) + 1) % len(modes)] if mode in modes else modes[0]
 
 
-def normalise(values: np.ndarray, mode: str = "global") -> np.ndarray:
+OUTLIER_FENCE = 3.0  # Tukey's "far out" fences: Q1 - 3 IQR and Q3 + 3 IQR
+
+
+def normalise(values: np.ndarray, mode: str = "global", clip_outliers: bool = False) -> np.ndarray:
     """Scale `values` [layer, token] into [0, 1] by min-max over all cells, rows or columns.
 
     mode "global" uses one min and max for every cell, "per layer" one per row, "per token"
     one per column. NaN cells stay NaN and are ignored when finding min and max (so is ±inf,
     which is clipped to 0 or 1). A group whose finite values are all equal maps to 0.5: it has
     no contrast to show, and mid-scale says "a value" where 0 would look like "nothing".
-    Raises UsageError for an unknown mode.
+
+    With `clip_outliers`, each group's scale ends at Tukey's far-out fences (Q1 - 3 IQR,
+    Q3 + 3 IQR) where those lie inside its min and max, and cells beyond them take the end
+    colours: the massive activations most LLMs keep at the first token (an attention sink,
+    10x the other norms) otherwise leave every other cell of a layer at the bottom colour.
+    A group whose IQR is 0 keeps its min and max. Raises UsageError for an unknown mode.
     """
     if mode not in NORMALISATIONS:
         known = ", ".join(NORMALISATIONS)
@@ -116,6 +125,8 @@ def normalise(values: np.ndarray, mode: str = "global") -> np.ndarray:
     else:
         lo = np.where(finite, v, np.inf).min(axis=axis, keepdims=True)
         hi = np.where(finite, v, -np.inf).max(axis=axis, keepdims=True)
+    if clip_outliers:
+        lo, hi = _fences(v, axis, lo, hi)
     span = hi - lo
     flat = ~(span > 0)  # constant groups, and groups with no finite value (lo=inf, hi=-inf)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
@@ -124,6 +135,35 @@ def normalise(values: np.ndarray, mode: str = "global") -> np.ndarray:
         scaled[np.broadcast_to(flat, v.shape) & ~np.isnan(v)] = 0.5
     np.clip(scaled, 0.0, 1.0, out=scaled)  # ±inf -> 0 or 1; NaN stays NaN
     return scaled.astype(np.float32)
+
+
+def _fences(
+    v: np.ndarray, axis: int | None, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tukey's far-out fences of each group of `v`, kept inside [lo, hi] (its min and max)."""
+    finite = np.where(np.isfinite(v), v, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN groups: NaN quartiles
+        q1, q3 = np.nanpercentile(finite, [25.0, 75.0], axis=axis, keepdims=True)
+    iqr = q3 - q1
+    usable = iqr > 0  # False for NaN too: such groups keep min and max
+    new_lo = np.where(usable, np.maximum(lo, q1 - OUTLIER_FENCE * iqr), lo)
+    new_hi = np.where(usable, np.minimum(hi, q3 + OUTLIER_FENCE * iqr), hi)
+    return new_lo, new_hi
+
+
+def scale_bounds(
+    values: np.ndarray, mode: str = "global", clip_outliers: bool = False
+) -> tuple[float, float]:
+    """The raw values at the two ends of the colour scale when `mode` is "global" (the colour
+    bar's labels); for the other modes, the min and max over all cells (each group has its
+    own ends). NaN when nothing is finite."""
+    lo, hi = value_range(values)
+    if clip_outliers and mode == "global" and np.isfinite(lo):
+        v = np.asarray(values, dtype=np.float64)
+        flo, fhi = _fences(v, None, np.array([[lo]]), np.array([[hi]]))
+        return float(flo[0, 0]), float(fhi[0, 0])
+    return lo, hi
 
 
 def value_range(values: np.ndarray) -> tuple[float, float]:

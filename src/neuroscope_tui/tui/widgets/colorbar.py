@@ -18,29 +18,40 @@ def format_value(value: float) -> str:
     return f"{value:.3g}"
 
 
-def scale_ends(lo: float, hi: float, normalisation: str) -> tuple[str, str]:
+def scale_ends(lo: float, hi: float, normalisation: str, clipped: bool = False) -> tuple[str, str]:
     """What the two ends of the bar say: raw values for a global scale, else "min" and "max",
-    each layer's (or token's) own, as the title's "per layer" ("per token") tells."""
-    if normalisation == "global":
-        return format_value(lo), format_value(hi)
-    return "min", "max"
+    each layer's (or token's) own, as the title's "per layer" ("per token") tells. With
+    outliers clipped the ends are "≤lo" and "≥hi" (or "low" and "high"): cells beyond the
+    fences share the end colours."""
+    if normalisation != "global":
+        return ("low", "high") if clipped else ("min", "max")
+    left, right = format_value(lo), format_value(hi)
+    return (f"≤{left}", f"≥{right}") if clipped else (left, right)
 
 
 MIN_BAR = 10  # the gradient keeps at least this many cells; the words give way first
 
 
 def colorbar_text(
-    width: int, label: str, unit: str, lo: float, hi: float, normalisation: str
+    width: int,
+    label: str,
+    unit: str,
+    lo: float,
+    hi: float,
+    normalisation: str,
+    clipped: bool = False,
 ) -> Text:
     """One line: "label [unit] · normalisation  LO ▕gradient▏ HI" fitted into `width` cells.
 
     The gradient samples the same viridis buckets as the heatmap, left = 0, right = 1, and
     takes what the words leave. When space is short the words shrink in steps (the overall
-    range, then the unit, then the normalisation) before the label itself is cut.
+    range, then the unit, then the normalisation) before the label itself is cut. `clipped`
+    says the scale ends at outlier fences (see analysis.metrics.normalise).
     """
     palette = build_palette()
-    left, right = scale_ends(lo, hi, normalisation)
-    titles = [f"{label} [{unit}] · {normalisation}", f"{label} · {normalisation}", label]
+    left, right = scale_ends(lo, hi, normalisation, clipped)
+    mode = f"{normalisation}, outliers clipped" if clipped else normalisation
+    titles = [f"{label} [{unit}] · {mode}", f"{label} · {mode}", label]
     if normalisation != "global":
         titles.insert(0, f"{titles[0]} (all: {format_value(lo)}…{format_value(hi)})")
     ends = 2 + len(left) + 1 + 1 + len(right)  # "  LO " + gradient + " HI"
@@ -78,15 +89,32 @@ class ColorBar(Widget):
         self.lo = float("nan")
         self.hi = float("nan")
         self.normalisation = "global"
+        self.clipped = False
 
-    def set_scale(self, label: str, unit: str, lo: float, hi: float, normalisation: str) -> None:
-        """Show the scale of metric `label` [`unit`], raw range lo..hi, under `normalisation`."""
+    def set_scale(
+        self,
+        label: str,
+        unit: str,
+        lo: float,
+        hi: float,
+        normalisation: str,
+        clipped: bool = False,
+    ) -> None:
+        """Show the scale of metric `label` [`unit`], raw range lo..hi, under `normalisation`
+        (with `clipped`, lo and hi are the outlier fences: `metrics.scale_bounds`)."""
         self.label, self.unit = label, unit
         self.lo, self.hi = float(lo), float(hi)
         self.normalisation = normalisation
+        self.clipped = clipped
         self.refresh()
 
     def render(self) -> Text:
         return colorbar_text(
-            self.size.width, self.label, self.unit, self.lo, self.hi, self.normalisation
+            self.size.width,
+            self.label,
+            self.unit,
+            self.lo,
+            self.hi,
+            self.normalisation,
+            self.clipped,
         )
