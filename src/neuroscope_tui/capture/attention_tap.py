@@ -123,12 +123,19 @@ def _inner_function(module: torch.nn.Module, inner: str) -> Callable[..., Any]:
 
 
 def _tap_call(inner: str, module, query, key, value, attention_mask, **kwargs):
-    out = _inner_function(module, inner)(module, query, key, value, attention_mask, **kwargs)
     tap = getattr(module, "_neuroscope_tap", None)
-    if tap is not None:
-        with torch.no_grad():
-            _observe(tap, module, query, key, attention_mask, kwargs)
-    return out
+    if tap is None:
+        return _inner_function(module, inner)(module, query, key, value, attention_mask, **kwargs)
+    # Features the tap does not reproduce (attention sinks, a position bias, dropout while
+    # training): let the model's own function compute the output, and observe beside it.
+    own_output = module.training or any(
+        kwargs.get(name) is not None for name in ("s_aux", "sinks", "position_bias")
+    )
+    with torch.no_grad():
+        out = _observe(tap, query, key, None if own_output else value, attention_mask, kwargs)
+    if own_output:
+        return _inner_function(module, inner)(module, query, key, value, attention_mask, **kwargs)
+    return out, None
 
 
 def _tap_sdpa(module, query, key, value, attention_mask, **kwargs):
@@ -139,18 +146,96 @@ def _tap_eager(module, query, key, value, attention_mask, **kwargs):
     return _tap_call("eager", module, query, key, value, attention_mask, **kwargs)
 
 
+class _Workspace:
+    """Scratch tensors reused across layers and steps.
+
+    Fresh multi-megabyte tensors per layer cost page faults (on CPU, several times the
+    arithmetic); reusing a few buffers of the largest chunk shape avoids them.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, torch.Tensor] = {}
+        self.masks_key: tuple | None = None
+        self.masks: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: torch.dtype, device) -> torch.Tensor:
+        n = 1
+        for d in shape:
+            n *= d
+        buf = self._buffers.get(name)
+        if buf is None or buf.numel() < n or buf.dtype != dtype or buf.device != device:
+            buf = torch.empty(n, dtype=dtype, device=device)
+            self._buffers[name] = buf
+        return buf[:n].view(shape)
+
+
 class _Tap:
     """What one attention module needs to report: its layer, the sink, the token ids."""
 
-    def __init__(self, layer: int, sink: AttentionSink, ids: Callable[[], torch.Tensor | None]):
+    def __init__(
+        self,
+        layer: int,
+        sink: AttentionSink,
+        ids: Callable[[], torch.Tensor | None],
+        workspace: _Workspace,
+    ):
         self.layer = layer
         self.sink = sink
         self.ids = ids
+        self.ws = workspace
 
 
-def _observe(tap: _Tap, module, query, key, attention_mask, kwargs) -> None:
-    """Compute the summary scores (and asked rows) of one attention call, chunk by chunk."""
+def _repeat_masks(ws: _Workspace, ids: torch.Tensor, q_pos: torch.Tensor):
+    """Float masks [q, k] of earlier keys with the query's token (dup) and of keys right after
+    an earlier copy of it (induction); None when the chunk has no repeats. Cached per step:
+    every layer sees the same ids."""
+    key = (ids.data_ptr(), ids.shape[0], int(q_pos[0]), int(q_pos[-1]))
+    if ws.masks_key == key:
+        return ws.masks
+    q_ids = ids[q_pos]
+    earlier = torch.arange(ids.shape[0], device=ids.device).view(1, -1) < q_pos.view(-1, 1)
+    dup = (ids.view(1, -1) == q_ids.view(-1, 1)) & earlier
+    prev_ids = torch.cat([ids.new_full((1,), -1), ids[:-1]])
+    ind = (prev_ids.view(1, -1) == q_ids.view(-1, 1)) & earlier
+    masks = None
+    if bool(dup.any()) or bool(ind.any()):
+        masks = (dup.float(), ind.float())
+    ws.masks_key, ws.masks = key, masks
+    return masks
+
+
+def _chunk_probs(ws: _Workspace, q, k, mask, scaling, softcap, q_offset, window):
+    """softmax(QKᵀ) of one query chunk into a reused buffer: q [H, qc, D], k [KV, n_k, D]
+    -> [KV, group, qc, n_k] float32 (a view of the workspace)."""
+    n_heads, n_q, d = q.shape
+    n_kv, n_k, _ = k.shape
+    group = n_heads // n_kv
+    s = ws.get("scores", (n_kv, group, n_q, n_k), torch.float32, q.device)
+    torch.matmul(q.reshape(n_kv, group, n_q, d), k.transpose(-1, -2).unsqueeze(1), out=s)
+    s.mul_(scaling)
+    if softcap:
+        s.div_(softcap).tanh_().mul_(softcap)
+    if mask is None:
+        rows = torch.arange(n_q, device=s.device).view(-1, 1) + q_offset
+        cols = torch.arange(n_k, device=s.device).view(1, -1)
+        hide = cols > rows
+        if window:
+            hide = hide | (cols <= rows - window)
+        s.masked_fill_(hide, float("-inf"))
+    elif mask.dtype == torch.bool:
+        s.masked_fill_(~mask, float("-inf"))
+    else:
+        s.add_(mask.float())
+    s.sub_(s.amax(-1, keepdim=True)).exp_()
+    s.div_(s.sum(-1, keepdim=True))
+    return s
+
+
+def _observe(tap: _Tap, query, key, value, attention_mask, kwargs):
+    """Scores (and asked rows) of one attention call, chunk by chunk; with `value`, also the
+    attention output [1, q, H, D] computed from the same probabilities."""
     n_q, n_k = query.shape[-2], key.shape[-2]
+    n_heads, d_v = query.shape[1], (value.shape[-1] if value is not None else 0)
     q_offset = n_k - n_q
     scaling = kwargs.get("scaling") or query.shape[-1] ** -0.5
     softcap = kwargs.get("softcap")
@@ -159,25 +244,54 @@ def _observe(tap: _Tap, module, query, key, attention_mask, kwargs) -> None:
     if ids is not None:
         ids = ids.to(query.device)[-n_k:] if ids.shape[0] >= n_k else None
     heads_wanted = tap.sink.wants_patterns(tap.layer)
-    chunk = max(1, _CHUNK_ELEMENTS // max(1, query.shape[1] * n_k))
-    stats_parts: dict[str, list[torch.Tensor]] = {}
-    row_parts: dict[int, list[torch.Tensor]] = {h: [] for h in heads_wanted}
+    chunk = max(1, _CHUNK_ELEMENTS // max(1, n_heads * n_k))
+    qf, kf = query[0].float(), key[0].float()
+    vf = value[0].float().unsqueeze(1) if value is not None else None  # [KV, 1, n_k, D]
+    out = None
+    if value is not None:
+        out = torch.empty(1, n_q, n_heads, d_v, dtype=query.dtype, device=query.device)
+    parts: dict[str, list[torch.Tensor]] = {}
+    rows: dict[int, list[torch.Tensor]] = {h: [] for h in heads_wanted}
     for start in range(0, n_q, chunk):
         stop = min(n_q, start + chunk)
-        mask = None
-        if attention_mask is not None:
-            mask = attention_mask[0, 0, start:stop, :n_k]
-        probs = attention_probs(
-            query[0, :, start:stop], key[0], mask, scaling, softcap, q_offset + start, window
+        mask = None if attention_mask is None else attention_mask[0, 0, start:stop, :n_k]
+        s = _chunk_probs(
+            tap.ws, qf[:, start:stop], kf, mask, scaling, softcap, q_offset + start, window
         )
-        q_pos = torch.arange(start, stop, device=probs.device) + q_offset
-        for name, val in head_stats(probs, q_pos, ids).items():
-            stats_parts.setdefault(name, []).append(val)
+        if out is not None:
+            o = (s @ vf).reshape(n_heads, stop - start, d_v)  # [H, qc, D]
+            out[0, start:stop] = o.transpose(0, 1).to(out.dtype)
+        p = s.view(n_heads, stop - start, n_k)
+        q_pos = torch.arange(start, stop, device=p.device) + q_offset
+        for name, val in _chunk_stats(tap.ws, p, q_pos, ids).items():
+            parts.setdefault(name, []).append(val)
         for h in heads_wanted:
-            row_parts[h].append(probs.mean(0) if h < 0 else probs[h])
-    stats = {name: torch.cat(parts) for name, parts in stats_parts.items()}
-    rows = {h: torch.cat(parts) for h, parts in row_parts.items()}
-    tap.sink.attention(tap.layer, stats, rows)
+            rows[h].append(p.mean(0) if h < 0 else p[h].clone())
+    stats = {name: torch.cat(v) for name, v in parts.items()}
+    tap.sink.attention(tap.layer, stats, {h: torch.cat(v) for h, v in rows.items()})
+    return out
+
+
+def _chunk_stats(ws: _Workspace, p, q_pos, ids):
+    """head_stats() of one chunk, computed into a reused buffer: name -> [qc, H]."""
+    n_heads, n_q, n_k = p.shape
+    tmp = ws.get("tmp", (n_heads, n_q, n_k), torch.float32, p.device)
+    torch.special.entr(p, out=tmp)  # -p log p, 0 where p = 0
+    out = {"entropy": tmp.sum(-1).T, "first": p[..., 0].T.clone()}
+    idx = q_pos.clamp(max=n_k - 1).view(1, -1, 1).expand(n_heads, -1, 1)
+    out["self"] = p.gather(-1, idx)[..., 0].T
+    prev = p.gather(-1, (q_pos - 1).clamp(min=0).view(1, -1, 1).expand(n_heads, -1, 1))[..., 0]
+    out["prev"] = torch.where(q_pos.view(1, -1) >= 1, prev, torch.zeros_like(prev)).T
+    if ids is not None:
+        masks = _repeat_masks(ws, ids, q_pos)
+        if masks is None:
+            zeros = p.new_zeros(n_q, n_heads)
+            out["dup"], out["induction"] = zeros, zeros.clone()
+        else:
+            for name, m in zip(("dup", "induction"), masks, strict=True):
+                torch.mul(p, m, out=tmp)
+                out[name] = tmp.sum(-1).T
+    return out
 
 
 def register_tap_functions() -> None:
@@ -225,8 +339,9 @@ def tapped(
         yield False
         return
     try:
+        workspace = _Workspace()
         for layer, module in enumerate(attention):
-            module._neuroscope_tap = _Tap(layer, sink, ids)
+            module._neuroscope_tap = _Tap(layer, sink, ids, workspace)
         yield True
     finally:
         for module in attention:

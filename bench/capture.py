@@ -1,0 +1,211 @@
+"""What capture costs, measured side by side in one run on SmolLM2-135M.
+
+For prompts of 32, 128 and 512 tokens it times, interleaved round by round so that machine
+noise hits every variant alike:
+
+    plain  a forward pass with no hooks
+    (a)    per-token summaries of every block (residual, attention output, MLP output)
+    (b)    (a) plus per-head summary scores for every head (the attention tap)
+    (c)    full residual capture of every layer
+    (d)    eager attention with output_attentions=True (the usual way, the peer)
+
+and prints each as a ratio to plain, with the extra peak memory each needs (measured in a fresh
+subprocess per variant: peak RSS after the variant minus peak RSS after a plain pass) and the
+bytes it captured. Then it generates 32 tokens with plain `generate` and with a run capturing
+(b), and prints tokens/s and their ratio.
+
+    python bench/capture.py [--lengths 32,128,512] [--rounds 7] [--new-tokens 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+from neuroscope_tui.capture.attention_tap import tapped
+from neuroscope_tui.capture.recorder import recording
+from neuroscope_tui.capture.run import GenerationOptions, run
+from neuroscope_tui.models.loader import load_model
+from neuroscope_tui.trace import CaptureSpec
+
+TEXT = (
+    "The history of the printing press begins in the fifteenth century, when Johannes "
+    "Gutenberg combined movable metal type, oil-based ink and a wooden screw press. Books "
+    "became cheaper, literacy spread, and ideas travelled faster than ever before. "
+)
+
+SPECS = {
+    "a": CaptureSpec(sites=("resid", "attn", "mlp"), head_scores=False, lens_positions=()),
+    "b": CaptureSpec(sites=("resid", "attn", "mlp"), head_scores=True, lens_positions=()),
+    "c": CaptureSpec(sites=("resid",), full_layers=None, head_scores=False, lens_positions=()),
+}
+LABELS = {
+    "plain": "plain forward",
+    "a": "(a) block summaries",
+    "b": "(b) (a) + head scores",
+    "c": "(c) full residual",
+    "d": "(d) eager output_attentions",
+}
+
+
+def prompt_ids(tokenizer, n: int) -> list[int]:
+    ids: list[int] = []
+    while len(ids) < n:
+        ids += tokenizer(TEXT)["input_ids"]
+    return ids[:n]
+
+
+def make_variants(bundle):
+    """name -> callable(ids) that runs one forward and returns the captured bytes."""
+    model = bundle.model
+    eager = copy.deepcopy(model)
+    eager.set_attn_implementation("eager")
+
+    def plain(ids: torch.Tensor) -> int:
+        model(input_ids=ids)
+        return 0
+
+    def captured(key: str):
+        spec = SPECS[key]
+
+        def go(ids: torch.Tensor) -> int:
+            with recording(bundle.anatomy, spec) as rec:
+                rec.ids = ids[0]
+                if spec.head_scores:
+                    with tapped(model, bundle.anatomy.attention, rec, lambda: rec.ids):
+                        model(input_ids=ids)
+                else:
+                    model(input_ids=ids)
+                rows = rec.flush()
+            return sum(a.nbytes for a in rows.values())
+
+        return go
+
+    def eager_attn(ids: torch.Tensor) -> int:
+        out = eager(input_ids=ids, output_attentions=True)
+        return sum(a.numel() * a.element_size() for a in out.attentions)
+
+    return {
+        "plain": plain,
+        "a": captured("a"),
+        "b": captured("b"),
+        "c": captured("c"),
+        "d": eager_attn,
+    }
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def memory_child(variant: str, n: int) -> None:
+    """Subprocess mode: extra peak memory of one variant over a plain pass, in MiB."""
+    torch.set_grad_enabled(False)
+    bundle = load_model("smollm2", device="cpu", dtype="float32")
+    variants = make_variants(bundle)
+    ids = torch.tensor([prompt_ids(bundle.tokenizer, n)])
+    for _ in range(2):
+        variants["plain"](ids)
+    base = peak_rss_mib()
+    variants[variant](ids)
+    print(json.dumps({"extra_mib": peak_rss_mib() - base}))
+
+
+def extra_memory(variant: str, n: int) -> float:
+    out = subprocess.run(
+        [sys.executable, __file__, "--memory-child", variant, str(n)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])["extra_mib"]
+
+
+def time_forwards(bundle, lengths: list[int], rounds: int) -> dict:
+    variants = make_variants(bundle)
+    results = {}
+    for n in lengths:
+        ids = torch.tensor([prompt_ids(bundle.tokenizer, n)])
+        times: dict[str, list[float]] = {k: [] for k in variants}
+        captured: dict[str, int] = {}
+        for fn in variants.values():  # warm-up
+            fn(ids)
+        for _ in range(rounds):
+            for key, fn in variants.items():
+                t0 = time.perf_counter()
+                captured[key] = fn(ids)
+                times[key].append(time.perf_counter() - t0)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        results[n] = {
+            k: {"seconds": med[k], "ratio": med[k] / med["plain"], "bytes": captured[k]}
+            for k in variants
+        }
+    return results
+
+
+def time_generation(bundle, n_prompt: int, new_tokens: int, rounds: int) -> dict:
+    ids = prompt_ids(bundle.tokenizer, n_prompt)
+    prompt = bundle.tokenizer.decode(ids)
+    spec = SPECS["b"]
+    opts = GenerationOptions(max_new_tokens=new_tokens, stop_at_eos=False)
+    plain_t, run_t = [], []
+    inputs = torch.tensor([bundle.tokenizer(prompt)["input_ids"]])
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        bundle.model.generate(
+            inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False
+        )
+        plain_t.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        run(bundle, prompt, spec, opts)
+        run_t.append(time.perf_counter() - t0)
+    plain_tps = new_tokens / statistics.median(plain_t)
+    run_tps = new_tokens / statistics.median(run_t)
+    return {"plain_tps": plain_tps, "captured_tps": run_tps, "ratio": run_tps / plain_tps}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lengths", default="32,128,512")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
+    parser.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_child:
+        memory_child(args.memory_child[0], int(args.memory_child[1]))
+        return
+    torch.set_grad_enabled(False)
+    bundle = load_model("smollm2", device="cpu", dtype="float32")
+    lengths = [int(x) for x in args.lengths.split(",")]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, SmolLM2-135M float32")
+    results = time_forwards(bundle, lengths, args.rounds)
+    for n in lengths:
+        print(f"\n{n} prompt tokens (median of {args.rounds} interleaved rounds)")
+        print(f"  {'variant':<30} {'ms':>8} {'x plain':>8} {'captured':>10} {'+peak MiB':>10}")
+        for key, r in results[n].items():
+            mem = "" if args.no_memory or key == "plain" else f"{extra_memory(key, n):10.1f}"
+            print(
+                f"  {LABELS[key]:<30} {r['seconds'] * 1000:8.1f} {r['ratio']:8.3f} "
+                f"{r['bytes'] / 2**20:8.2f}Mi {mem}"
+            )
+    gen = time_generation(bundle, 32, args.new_tokens, max(3, args.rounds // 2))
+    print(f"\ngeneration, 32-token prompt + {args.new_tokens} new tokens")
+    print(f"  plain generate        {gen['plain_tps']:8.1f} tokens/s")
+    print(f"  run with (b) captured {gen['captured_tps']:8.1f} tokens/s")
+    print(f"  ratio                 {gen['ratio']:8.3f}  (target >= 0.95)")
+    a512 = results.get(512, {}).get("a", {}).get("ratio", np.nan)
+    print(f"\n(a) at 512 tokens: {a512:.3f} x plain (target <= 1.05)")
+
+
+if __name__ == "__main__":
+    main()
