@@ -18,7 +18,7 @@ from neuroscope_tui.analysis.flow import (
     rollout,
     shares,
 )
-from neuroscope_tui.analysis.lens import lens_grid, token_text
+from neuroscope_tui.analysis.lens import id_text_map, lens_grid, token_text
 from neuroscope_tui.analysis.residual import DOMINANT_NAMES, analyse_residual
 from neuroscope_tui.errors import SnapshotError
 from neuroscope_tui.trace import Trace
@@ -115,6 +115,7 @@ def lens_table(trace: Trace) -> Table:
     they match, KL to the final distribution, and the rank and first top-1 layer of the model's
     own prediction."""
     g = lens_grid(trace)
+    texts = id_text_map(trace)
     columns = [
         "layer",
         "token_index",
@@ -142,7 +143,7 @@ def lens_table(trace: Trace) -> Table:
                     trace.token_text[t],
                     t >= trace.n_prompt,
                     int(g.top1_ids[i, t]),
-                    token_text(trace, int(g.top1_ids[i, t])),
+                    token_text(trace, int(g.top1_ids[i, t]), texts),
                     _num(g.top1_probs[i, t]),
                     int(g.actual_next[t]),
                     bool(g.hits[i, t]),

@@ -88,15 +88,19 @@ def lens_grid(trace: Trace) -> LensGrid:
     )
 
 
-def token_text(trace: Trace, token_id: int) -> str:
-    """The text of a vocabulary id: from the run's id_text note, its own tokens, or '#id'."""
+def id_text_map(trace: Trace) -> dict[int, str]:
+    """Vocabulary id -> text for every id the run can show: its tokens and its top-k lists."""
+    texts = dict(zip(trace.token_ids, trace.token_text, strict=False))
+    texts.update({int(k): v for k, v in (trace.notes.get("id_text") or {}).items()})
+    return texts
+
+
+def token_text(trace: Trace, token_id: int, texts: dict[int, str] | None = None) -> str:
+    """The text of a vocabulary id: from the run's id_text note, its own tokens, or '#id'.
+
+    Pass `texts` (from `id_text_map`) when looking up many ids.
+    """
     if token_id < 0:
         return ""
-    id_text = trace.notes.get("id_text") or {}
-    text = id_text.get(str(token_id))
-    if text is not None:
-        return text
-    for tid, t in zip(trace.token_ids, trace.token_text, strict=False):
-        if tid == token_id:
-            return t
-    return f"#{token_id}"
+    texts = id_text_map(trace) if texts is None else texts
+    return texts.get(int(token_id), f"#{token_id}")

@@ -21,4 +21,13 @@ class ViewEntry:
 VIEWS: list[ViewEntry] = [
     ViewEntry("1", "scan", "Layer x token scan", "neuroscope_tui.tui.views.scan:ScanView"),
     ViewEntry("2", "heads", "Attention heads", "neuroscope_tui.tui.views.heads:HeadsView"),
+    ViewEntry(
+        "3",
+        "connectivity",
+        "Layer connectivity",
+        "neuroscope_tui.tui.views.connectivity:ConnectivityView",
+    ),
+    ViewEntry("4", "residual", "Residual stream", "neuroscope_tui.tui.views.residual:ResidualView"),
+    ViewEntry("5", "flow", "Information flow", "neuroscope_tui.tui.views.flow:FlowView"),
+    ViewEntry("6", "lens", "Logit lens", "neuroscope_tui.tui.views.lens:LensView"),
 ]

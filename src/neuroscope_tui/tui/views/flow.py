@@ -1,0 +1,239 @@
+"""The flow view: how information reaches one output position from the input tokens.
+
+A layer x token grid from the chosen output position (`o` takes the cursor's token, `,`/`.`
+step it; the last token by default): row l is each input token's share of the position's
+representation after layer l, by attention rollout or attention flow (`f` switches; Abnar &
+Zuidema 2020). Below, the input tokens coloured by their share after the cursor's layer.
+
+Head-averaged patterns come from the run (`pattern.{l}.-1`, or every head of a layer), or,
+with a live model, from `compute_patterns` in the model worker. Attention flow solves max-flow
+problems in a thread worker (seconds for long runs) and is cached per position.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+from rich.style import Style
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import Static
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from neuroscope_tui.analysis.flow import (
+    FLOW_MAX_TOKENS,
+    attention_flow,
+    head_averaged_patterns,
+    rollout,
+    shares,
+)
+from neuroscope_tui.errors import SnapshotError, UsageError
+from neuroscope_tui.trace import Trace
+from neuroscope_tui.tui.views.grid_view import Grid, GridView, finite_range, unit_range
+from neuroscope_tui.tui.widgets.colorbar import format_value
+from neuroscope_tui.tui.widgets.heatmap_render import _contrast, build_palette, token_label
+
+METHODS = ("rollout", "flow")
+
+
+def shares_text(tokens: list[str], share: np.ndarray, width: int = 10) -> Text:
+    """The input tokens, each on a background coloured by its share (scaled to the largest)."""
+    palette = build_palette()
+    n = len(palette.colours)
+    top = float(np.nanmax(share)) if np.isfinite(share).any() else 1.0
+    text = Text()
+    for tok, s in zip(tokens, share.tolist(), strict=False):
+        if not np.isfinite(s):
+            text.append(token_label(tok, width).rstrip() + " ", "dim")
+            continue
+        colour = palette.colours[min(n - 1, int(s / max(top, 1e-12) * (n - 1)))]
+        text.append(
+            token_label(tok, width).rstrip(), Style(bgcolor=f"rgb{colour}", color=_contrast(colour))
+        )
+        text.append(" ")
+    return text
+
+
+class FlowView(GridView):
+    """Rollout / attention flow from one output position back to the input tokens."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f", "toggle_method", "rollout/flow"),
+        Binding("o", "output_at_cursor", "output here"),
+        Binding("comma", "step_output(-1)", "output ←", show=False),
+        Binding("full_stop", "step_output(1)", "output →", show=False),
+    ]
+    DEFAULT_CSS = """
+    FlowView .grid-bottom { height: auto; max-height: 8; }
+    FlowView .flow-tokens { height: auto; padding: 0 1; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.method = "rollout"
+        self.position: int | None = None  # None: the newest token
+        self._asked: tuple | None = None  # the patterns request sent to the live model
+        self._patterns: tuple[int, np.ndarray] | None = None  # (n_tokens, [L, T, T])
+        self._flows: dict[tuple, np.ndarray] = {}  # (n_tokens, position) -> flow grid
+        self._computing: tuple | None = None
+
+    def compose_bottom(self) -> ComposeResult:
+        yield Static(classes="flow-tokens")
+
+    # ---- actions -----------------------------------------------------------------------------
+
+    def action_toggle_method(self) -> None:
+        """Switch between attention rollout and attention flow."""
+        self.method = METHODS[(METHODS.index(self.method) + 1) % 2]
+        self.invalidate()
+
+    def action_output_at_cursor(self) -> None:
+        """Trace the flow to the token under the cursor."""
+        self.position = self.heatmap.cursor[1]
+        self.invalidate()
+
+    def action_step_output(self, step: int) -> None:
+        """Move the output position one token left or right."""
+        if self.trace is None or self.trace.n_tokens == 0:
+            return
+        last = self.trace.n_tokens - 1
+        at = last if self.position is None else self.position
+        self.position = max(0, min(last, at + step))
+        self.invalidate()
+
+    # ---- grid --------------------------------------------------------------------------------
+
+    def output_position(self, trace: Trace) -> int:
+        last = trace.n_tokens - 1
+        return last if self.position is None else min(self.position, last)
+
+    def grid_key(self, trace: Trace) -> tuple:
+        have = self._patterns[0] if self._patterns else -1
+        flow_ready = (trace.n_tokens, self.output_position(trace)) in self._flows
+        return (
+            id(trace),
+            trace.n_tokens,
+            self.method,
+            self.output_position(trace),
+            have,
+            flow_ready,
+        )
+
+    def title_text(self) -> str:
+        trace = self.trace
+        if trace is None or trace.n_tokens == 0:
+            return f"information flow · {self.method}"
+        p = self.output_position(trace)
+        return (
+            f"information flow · attention {self.method} to output {p} "
+            f"{trace.token_text[p]!r}   f: rollout/flow  o: output at cursor  ,/.: step output"
+        )
+
+    def patterns(self, trace: Trace) -> np.ndarray:
+        """Head-averaged patterns [L, T, T] from the run, the live model, or SnapshotError."""
+        held = head_averaged_patterns(trace)
+        if held is not None:
+            return held
+        if self._patterns is not None and self._patterns[0] == trace.n_tokens:
+            return self._patterns[1]
+        if getattr(self.app, "live_model", None) is None:
+            raise SnapshotError(
+                "this run kept no head-averaged attention patterns; capture it with "
+                "--heads all.-1, or open it live where they are computed on demand."
+            )
+        request = (id(trace), trace.n_tokens)
+        if self._asked != request:
+            self._asked = request
+            from neuroscope_tui.capture.run import compute_patterns
+
+            heads = [(layer, -1) for layer in range(trace.n_layers)]
+            n = trace.n_tokens
+            self.app.run_model_task(
+                compute_patterns,
+                list(trace.token_ids),
+                heads,
+                on_done=lambda got: self._got_patterns(n, got, heads),
+            )
+        raise SnapshotError("computing head-averaged attention patterns with the model…")
+
+    def _got_patterns(self, n: int, got: dict, heads: list[tuple[int, int]]) -> None:
+        self._patterns = (n, np.stack([np.asarray(got[h], dtype=np.float64) for h in heads]))
+        self.invalidate()
+
+    def build_grid(self, trace: Trace) -> Grid:
+        pats = self.patterns(trace)
+        p = self.output_position(trace)
+        if self.method == "rollout":
+            raw = rollout(pats, p)
+        else:
+            if p >= FLOW_MAX_TOKENS:
+                raise UsageError(
+                    f"attention flow is limited to the first {FLOW_MAX_TOKENS} positions; "
+                    "press f for rollout, or o on an earlier token."
+                )
+            key = (trace.n_tokens, p)
+            if key not in self._flows:
+                self._start_flow(pats, p, key)
+                raise SnapshotError(f"computing attention flow to position {p}…")
+            raw = shares(self._flows[key])
+        lo, hi = 0.0, max(1e-12, finite_range(raw)[1])
+        layers = list(range(raw.shape[0]))
+        label = f"{self.method} share of each input token"
+        return Grid(
+            unit_range(raw, lo, hi),
+            raw,
+            list(trace.token_text),
+            trace.n_prompt,
+            layers,
+            label,
+            "share",
+            lo,
+            hi,
+        )
+
+    def _start_flow(self, pats: np.ndarray, position: int, key: tuple) -> None:
+        if self._computing == key:
+            return
+        self._computing = key
+
+        def work() -> tuple[tuple, np.ndarray]:
+            worker = get_current_worker()
+            return key, attention_flow(pats, position, cancel=lambda: worker.is_cancelled)
+
+        self.run_worker(work, thread=True, exclusive=True, group="flow")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "flow" or event.state != WorkerState.SUCCESS:
+            return
+        key, grid = event.worker.result
+        self._flows[key] = grid
+        self._computing = None
+        self.invalidate()
+
+    # ---- panels ------------------------------------------------------------------------------
+
+    def describe_cell(self, row: int, column: int) -> Text:
+        g, trace = self.grid, self.trace
+        if g is None or trace is None:
+            return Text("")
+        p = self.output_position(trace)
+        text = Text()
+        text.append(f"output {p} {trace.token_text[p]!r}\n", "bold")
+        text.append(f"after layer {row}, input {column} {trace.token_text[column]!r}\n")
+        text.append(f"{self.method} share {format_value(g.raw[row, column])}\n\n", "bold")
+        final = g.raw[-1]
+        order = [t for t in np.argsort(-np.nan_to_num(final, nan=-1.0)) if np.isfinite(final[t])]
+        text.append("largest shares after the last layer\n", "bold")
+        for t in order[:8]:
+            text.append(f"{t:>4} {trace.token_text[t]!r:<18.18}{final[t]:>8.1%}\n")
+        return text
+
+    def draw_bottom(self, row: int, column: int) -> None:
+        g, trace = self.grid, self.trace
+        if g is None or trace is None:
+            return
+        line = Text(f"after layer {row}: ", style="bold")
+        line.append_text(shares_text(list(trace.token_text), g.raw[row]))
+        self.query_one(".flow-tokens", Static).update(line)

@@ -1,0 +1,164 @@
+"""The connectivity, residual, flow and lens views driven with the pilot on the fixture run.
+
+Numbers on screen are checked against independent computations from the trace's arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from _fixtures_connect import load_fixture, make_host, tiny_bundle
+from neuroscope_tui.analysis.flow import attention_flow, rollout, shares
+from neuroscope_tui.analysis.lens import id_text_map
+from neuroscope_tui.tui.views.connectivity import ConnectivityView
+from neuroscope_tui.tui.views.flow import FlowView
+from neuroscope_tui.tui.views.lens import LensView
+from neuroscope_tui.tui.views.registry import VIEWS
+from neuroscope_tui.tui.views.residual import ResidualView
+
+SIZE = (120, 40)
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+def side_text(app) -> str:
+    return str(app.query_one("#view").query_one(".grid-side").render())
+
+
+def test_views_are_registered_under_their_keys():
+    keys = {v.name: v.key for v in VIEWS}
+    assert keys["connectivity"] == "3" and keys["residual"] == "4"
+    assert keys["flow"] == "5" and keys["lens"] == "6"
+
+
+async def test_residual_cursor_keys_and_ratios_on_screen():
+    trace = load_fixture()
+    app = make_host(ResidualView, trace)
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.query_one("#view")
+        await pilot.press("down", "right", "right", "l")
+        assert view.heatmap.cursor == (1, 3)
+        assert (view.selection.layer, view.selection.token) == (1, 3)
+        # attn ratio of layer 1 = attn.norm[1] / resid.norm[0], straight from the arrays
+        expected = trace.get("attn.norm")[1, 3] / trace.get("resid.norm")[0, 3]
+        assert view.heatmap.value_at(1, 3) == pytest.approx(expected, rel=1e-5)
+        assert "layer 1 · token 3" in side_text(app)
+        await pilot.press("m")
+        assert view.figure == "mlp ratio"
+        expected = trace.get("mlp.norm")[0, 3] / trace.get("embed.norm")[3]
+        assert view.heatmap.value_at(0, 3) == pytest.approx(expected, rel=1e-5)
+        await pilot.press("m", "m", "m")
+        assert view.figure == "dominant"
+        assert view.heatmap.value_at(1, 3) in (0.0, 1.0, 2.0)
+        await pilot.press("end", "G")
+        assert view.heatmap.cursor == (2, trace.n_tokens - 1)
+
+
+async def test_connectivity_measures_cycle_and_match_numpy():
+    trace = load_fixture()
+    app = make_host(ConnectivityView, trace)
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.query_one("#view")
+        assert view.measure == "cka"
+        seen = [view.measure]
+        for _ in range(4):
+            await pilot.press("c")
+            seen.append(view.measure)
+        assert seen == ["cka", "cosine", "corr resid.norm", "corr attn.norm", "corr mlp.norm"]
+        corr = np.corrcoef(trace.get("mlp.norm").astype(np.float64))
+        await pilot.press("down", "down", "right")
+        assert view.heatmap.cursor == (2, 1)
+        assert view.heatmap.value_at(2, 1) == pytest.approx(corr[2, 1], abs=1e-6)
+        assert view.selection.layer == 2
+        assert "layer 2 × layer 1" in side_text(app)
+        assert view.course_titles == ["layer 2 · mlp.norm by token", "layer 1 · mlp.norm by token"]
+        await pilot.press("c")  # wraps to CKA: the diagonal is 1
+        assert view.heatmap.value_at(1, 1) == pytest.approx(1.0)
+
+
+async def test_lens_cells_show_top1_marks_and_figures():
+    trace = load_fixture()
+    app = make_host(LensView, trace)
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.query_one("#view")
+        top = trace.get("lens.top_ids")[:, :, 0]
+        texts = id_text_map(trace)
+        heat = view.heatmap
+        for layer in range(3):
+            for t in range(trace.n_tokens):
+                cell = heat.cell_text[layer][t]
+                assert cell[1:].rstrip() == texts[int(top[layer, t])][:6].rstrip() or "…" in cell
+                hit = t + 1 < trace.n_tokens and top[layer, t] == trace.token_ids[t + 1]
+                assert (cell[0] in "✓★") == bool(hit)
+        # greedy generation: the last layer's top-1 is each generated token
+        last = trace.n_prompt - 1
+        assert heat.cell_text[2][last][0] in "✓★"
+        await pilot.press("G", *["right"] * last)
+        assert heat.cursor == (2, last)
+        assert heat.value_at(2, last) == pytest.approx(trace.get("lens.top_probs")[2, last, 0])
+        assert "top-1 from layer" in side_text(app)
+        await pilot.press("m")
+        assert view.figure == "pred prob"
+        await pilot.press("m")
+        assert heat.value_at(2, last) == pytest.approx(0.0)  # log10(rank 0 + 1)
+        await pilot.press("m")
+        assert view.figure == "kl"
+        assert heat.value_at(0, last) == pytest.approx(trace.get("lens.kl")[0, last])
+
+
+async def test_flow_rollout_output_position_and_flow_worker():
+    trace = load_fixture()
+    pats = np.stack([trace.get(f"pattern.{layer}.-1") for layer in range(3)]).astype(float)
+    app = make_host(FlowView, trace)
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.query_one("#view")
+        last = trace.n_tokens - 1
+        heat = view.heatmap
+        expected = rollout(pats, last)
+        row = [heat.value_at(2, t) for t in range(trace.n_tokens)]
+        assert np.allclose(row, expected[2], atol=1e-6)
+        assert sum(row) == pytest.approx(1.0)
+        await pilot.press("right", "right", "right", "o")
+        assert view.position == 3
+        assert heat.value_at(1, 2) == pytest.approx(rollout(pats, 3)[1, 2])
+        assert heat.value_at(1, 5) == 0.0  # a causal model: later tokens never reach position 3
+        await pilot.press("comma")
+        assert view.position == 2
+        await pilot.press("f")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert view.method == "flow"
+        flow = shares(attention_flow(pats, 2))
+        assert heat.value_at(2, 1) == pytest.approx(flow[2, 1], abs=1e-5)
+        assert "flow share" in side_text(app)
+
+
+async def test_flow_asks_the_live_model_for_patterns():
+    trace = load_fixture()
+    pats = np.stack([trace.get(f"pattern.{layer}.-1") for layer in range(3)]).astype(float)
+    for layer in range(3):
+        del trace.arrays[f"pattern.{layer}.-1"]
+    tasks: list = []
+    app = make_host(FlowView, trace, live_model=tiny_bundle(), tasks=tasks)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        view = app.query_one("#view")
+        assert len(tasks) == 1 and tasks[0][1] == [(0, -1), (1, -1), (2, -1)]
+        last = trace.n_tokens - 1
+        row = [view.heatmap.value_at(2, t) for t in range(trace.n_tokens)]
+        assert np.allclose(row, rollout(pats, last)[2], atol=1e-5)
+
+
+async def test_flow_without_patterns_in_view_mode_says_how_to_get_them():
+    trace = load_fixture()
+    for layer in range(3):
+        del trace.arrays[f"pattern.{layer}.-1"]
+    app = make_host(FlowView, trace)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert "--heads" in side_text(app)
