@@ -85,10 +85,12 @@ class HeadsView(TraceView):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c", "cycle_score", "score"),
         Binding("g", "toggle_log", "log/linear"),
-        Binding("[", "step_layer(-1)", "prev layer", show=False),
-        Binding("]", "step_layer(1)", "next layer", show=False),
-        Binding("{", "step_head(-1)", "prev head", show=False),
-        Binding("}", "step_head(1)", "next head", show=False),
+        # the app binds these too (and lists them in its help); here they also work when the
+        # view is hosted alone, and keep the cursor and pattern in step without a round trip
+        Binding("[", "step_layer(-1)", "", show=False),
+        Binding("]", "step_layer(1)", "", show=False),
+        Binding("{", "step_head(-1)", "", show=False),
+        Binding("}", "step_head(1)", "", show=False),
     ]
 
     def __init__(self, *, id: str | None = None) -> None:

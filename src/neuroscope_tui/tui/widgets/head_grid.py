@@ -15,7 +15,7 @@ import numpy as np
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
-from textual.binding import BindingType
+from textual.binding import Binding, BindingType
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
@@ -31,10 +31,10 @@ class HeadGrid(ScrollView, can_focus=True):
     CELL_WIDTH = 5
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        ("up", "move(-1, 0)", "layer up"),
-        ("down", "move(1, 0)", "layer down"),
-        ("left", "move(0, -1)", "head left"),
-        ("right", "move(0, 1)", "head right"),
+        Binding("up", "move(-1, 0)", "previous layer", show=False),
+        Binding("down", "move(1, 0)", "next layer", show=False),
+        Binding("left", "move(0, -1)", "previous head", show=False),
+        Binding("right", "move(0, 1)", "next head", show=False),
     ]
 
     class CursorMoved(Message):

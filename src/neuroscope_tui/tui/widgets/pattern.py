@@ -20,7 +20,7 @@ import numpy as np
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
-from textual.binding import BindingType
+from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
@@ -86,10 +86,10 @@ class PatternGrid(ScrollView, can_focus=True):
     CELL_WIDTH = 2
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        ("up", "query(-1)", "query up"),
-        ("down", "query(1)", "query down"),
-        ("pageup", "query(-10)", ""),
-        ("pagedown", "query(10)", ""),
+        Binding("up", "query(-1)", "previous query row", show=False),
+        Binding("down", "query(1)", "next query row", show=False),
+        Binding("pageup", "query(-10)", "10 query rows up", show=False),
+        Binding("pagedown", "query(10)", "10 query rows down", show=False),
     ]
 
     class QueryMoved(Message):
