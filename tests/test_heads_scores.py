@@ -235,3 +235,20 @@ def test_uniform_heads_are_not_redundant_with_each_other():
     n = 10
     pats = {(0, 0): uniform(n), (0, 1): uniform(n), (1, 0): one_key(n, lambda t: t - 1)}
     assert redundant_pairs(pats, 0.5) == []
+
+
+def test_docs_state_the_thresholds_in_use():
+    from pathlib import Path
+
+    from neuroscope_tui.analysis.heads import DEFAULT_THRESHOLDS as T
+
+    doc = (Path(__file__).parent.parent / "docs" / "heads.md").read_text()
+    for rule in (
+        f"`prev` >= {T.prev}",
+        f"`induction` >= {T.induction}",
+        f"`dup` >= {T.dup}",
+        f"`first` >= {T.first}",
+        f"`entropy` >= {T.entropy}",
+        f"similarity >= {T.redundant}",
+    ):
+        assert rule in doc
