@@ -302,3 +302,25 @@ def test_first_ctrl_c_saves_the_run_so_far(tiny: Path, tmp_path: Path, capsys, m
     assert trace.stop_reason == "cancelled" and trace.n_generated == 2
     assert not (out / "prompt-002.nscope").exists()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+def test_info_piped_into_head(tmp_path: Path) -> None:
+    """`info big.nscope | head -1`: the reader leaving early is no error and no traceback."""
+    from test_snapshot_roundtrip import make_trace
+
+    trace = make_trace()
+    trace.extras.update(
+        {f"projection.run{i:04d}": np.zeros((2, 2), np.float32) for i in range(3000)}
+    )
+    big = save_snapshot(trace, tmp_path / "big.nscope")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "neuroscope_tui", "info", str(big)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"snapshot")
+    proc.stdout.close()  # more than a pipe buffer is still unwritten
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +86,13 @@ def run(args: argparse.Namespace) -> int:
     path: Path = args.file
     trace = load_snapshot(path)
     info = describe(path, trace, read_manifest(path))
-    if args.json:
-        print(json.dumps(info, indent=2, ensure_ascii=False, default=str))
-    else:
-        print(render(info))
+    text = (
+        json.dumps(info, indent=2, ensure_ascii=False, default=str) if args.json else render(info)
+    )
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # The reader left early (`info run.nscope | head`): not an error, and no traceback
+        # when Python flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
