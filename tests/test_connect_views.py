@@ -162,3 +162,29 @@ async def test_flow_without_patterns_in_view_mode_says_how_to_get_them():
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         assert "--heads" in side_text(app)
+
+
+async def test_number_keys_open_each_view_in_the_app_on_the_shared_selection(tmp_path):
+    from _fixtures_connect import fixture_path
+    from neuroscope_tui.tui.app import NeuroscopeApp
+
+    app = NeuroscopeApp(
+        snapshot=load_fixture(), snapshot_path=str(fixture_path()), save_dir=tmp_path
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("right", "right", "down")
+        expected = {"3": ConnectivityView, "4": ResidualView, "5": FlowView, "6": LensView}
+        for key, cls in expected.items():
+            await pilot.press(key)
+            await pilot.pause()
+            view = app.view
+            assert isinstance(view, cls) and app.focused is view.heatmap
+            row, column = view.heatmap.cursor
+            assert row == 1 and (column == 2 or cls is ConnectivityView)
+        await pilot.press("right", "right_square_bracket")  # lens view: token 3, then layer 2
+        await pilot.pause()
+        assert (app.selection.layer, app.selection.token) == (2, 3)
+        await pilot.press("4")
+        await pilot.pause()
+        assert app.view.heatmap.cursor == (2, 3)

@@ -79,6 +79,7 @@ class GridView(TraceView):
         self.grid: Grid | None = None
         self.problem: str | None = None  # why nothing can be drawn, said in the side panel
         self._drawn: tuple | None = None
+        self._ready = False  # children composed (is_mounted is still False inside on_mount)
 
     # ---- for subclasses ----------------------------------------------------------------------
 
@@ -117,6 +118,12 @@ class GridView(TraceView):
         with Horizontal(classes="grid-bottom"):
             yield from self.compose_bottom()
 
+    def on_mount(self) -> None:
+        # the app may hand over its trace and selection before this view finished mounting
+        self._ready = True
+        self.refresh_view()
+        self.heatmap.focus()
+
     @property
     def heatmap(self) -> LayerHeatmap:
         return self.query_one(".grid-heatmap", LayerHeatmap)
@@ -127,7 +134,7 @@ class GridView(TraceView):
         self.refresh_view()
 
     def refresh_view(self) -> None:
-        if not self.is_mounted:
+        if not self._ready:
             return
         self.query_one(".grid-title", Static).update(self.title_text())
         trace = self.trace
@@ -159,7 +166,7 @@ class GridView(TraceView):
 
     def show_selection(self, selection: Selection) -> None:
         self.selection = selection
-        if self.is_mounted and self.grid is not None:
+        if self._ready and self.grid is not None:
             self._follow_selection()
             self._draw_cell()
 
