@@ -217,7 +217,7 @@ class NeuroscopeApp(App[int]):
             self.start_run(self.initial_prompt)
 
     def on_trace_grew(self, message: TraceGrew) -> None:
-        self._growth = message
+        self._growth = self.engine.take_growth() or message
         if not self._redraw_due:
             self._redraw_due = True
             self.set_timer(REDRAW_INTERVAL, self._apply_growth)
@@ -321,7 +321,7 @@ class NeuroscopeApp(App[int]):
     def _show_trace(self) -> None:
         if self.shown is None:
             return
-        self.query_one("#run-line", Static).update(run_text(self.shown))
+        self.query_one("#run-line", Static).update(run_text(self.shown), layout=False)
         self.view.show_trace(self.shown)
         self._draw_header()
 

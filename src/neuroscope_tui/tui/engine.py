@@ -45,6 +45,8 @@ class ModelEngine:
     cancel: threading.Event = field(default_factory=threading.Event)
     tasks: queue.Queue[ModelTask] = field(default_factory=queue.Queue)
     running: bool = False
+    latest: TraceGrew | None = None  # the newest growth, read by the UI with `take_growth`
+    _posted: threading.Event = field(default_factory=threading.Event)
 
     # ---- loading ---------------------------------------------------------------------------
 
@@ -89,8 +91,12 @@ class ModelEngine:
                     started.append(time.perf_counter())
                 elif (elapsed := time.perf_counter() - started[0]) > 0:
                     rate = (stop - trace.n_prompt - 1) / elapsed
-            self.post(TraceGrew(trace, stop, rate, gpu_bytes(bundle.device)))
+            self.latest = TraceGrew(trace, stop, rate, gpu_bytes(bundle.device))
+            if not self._posted.is_set():  # coalesce at the source: one message in flight
+                self._posted.set()
+                self.post(self.latest)
             self.run_tasks(bundle)
+            time.sleep(0.001)  # hand the GIL to the UI thread once per token
 
         try:
             with self.lock:
@@ -115,6 +121,11 @@ class ModelEngine:
             self.running = False
             with self.lock:
                 self.run_tasks(bundle)
+
+    def take_growth(self) -> TraceGrew | None:
+        """The newest growth (UI thread); the worker may post again after this."""
+        self._posted.clear()
+        return self.latest
 
     def stop(self) -> None:
         """Ask the run in progress to stop after its current step."""

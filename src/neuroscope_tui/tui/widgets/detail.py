@@ -106,7 +106,7 @@ class DetailPanel(VerticalScroll):
 
     DEFAULT_CSS = """
     DetailPanel { width: 44; border-left: tall $primary-muted; padding: 0 1; }
-    DetailPanel > Static { width: auto; }
+    DetailPanel > Static { width: 1fr; height: 28; }
     """
 
     def compose(self):
@@ -121,4 +121,5 @@ class DetailPanel(VerticalScroll):
             if trace is not None
             else Text("no trace yet: type a prompt and press Enter", style="dim")
         )
-        self.query_one("#detail-text", Static).update(text)
+        # a fixed-size Static: skipping the layout pass makes a cursor move cheap
+        self.query_one("#detail-text", Static).update(text, layout=False)

@@ -86,4 +86,4 @@ class StatusHeader(Static):
     DEFAULT_CSS = "StatusHeader { height: 1; background: $panel; }"
 
     def show(self, figures: HeaderFigures) -> None:
-        self.update(header_text(figures))
+        self.update(header_text(figures), layout=False)

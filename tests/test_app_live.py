@@ -1,0 +1,224 @@
+"""The app with a live model: a tiny random Llama saved to disk and loaded by the real loader.
+
+Runs go through the model worker; the numbers on screen are checked against transformers'
+own `output_hidden_states`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from _fixtures_app import tiny_llama_bundle
+from neuroscope_tui.snapshot import load_snapshot
+from neuroscope_tui.tui.app import NeuroscopeApp
+from neuroscope_tui.tui.screens import LoadingScreen
+from neuroscope_tui.tui.widgets.heatmap import LayerHeatmap
+
+torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.anyio
+SIZE = (120, 40)
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return tiny_llama_bundle(tmp_path_factory.mktemp("tiny") / "llama")
+
+
+async def wait_for(pilot, condition, timeout: float = 60.0) -> None:
+    """Let the app run until `condition()` holds (the worker posts from another thread)."""
+    # plain sleeps: pilot.pause waits for an idle app, which a flood of tokens delays
+    end = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < end, "timed out waiting for the app"
+        await asyncio.sleep(0.02)
+
+
+def live_app(tiny, tmp_path, **kw) -> NeuroscopeApp:
+    kw.setdefault("generation", {"max_new_tokens": 4})
+    return NeuroscopeApp(model=tiny, save_dir=tmp_path, **kw)
+
+
+async def run_prompt(pilot, app, text: str) -> None:
+    app.query_one("#prompt").focus()
+    await pilot.press(*text, "enter")
+    await wait_for(pilot, lambda: app.figures.state.startswith(("done", "failed")))
+    await pilot.pause(0.1)
+
+
+async def test_enter_runs_and_columns_appear_token_by_token(tiny, tmp_path):
+    app = live_app(tiny, tmp_path, generation={"max_new_tokens": 5})
+    widths = []
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.focused is app.query_one("#prompt")
+        heat = app.query_one(LayerHeatmap)
+        original = app._apply_growth
+
+        def spy():
+            original()
+            widths.append(heat.n_tokens)
+
+        app._apply_growth = spy
+        await run_prompt(pilot, app, "The cat sat")
+        trace = app.shown
+        n_prompt = len(tiny.tokenizer("The cat sat")["input_ids"])
+        assert trace.n_prompt == n_prompt and trace.n_generated == 5
+        assert heat.n_tokens == trace.n_tokens == n_prompt + 5
+        assert widths[0] >= n_prompt and widths == sorted(widths)
+        assert app.focused is heat
+        assert app.figures.captured == sum(a.nbytes for a in trace.arrays.values())
+        assert "done (length)" in str(app.query_one("#header").render())
+        assert app.figures.tokens_per_s is not None and app.figures.tokens_per_s > 0
+
+
+async def test_numbers_on_screen_match_transformers(tiny, tmp_path):
+    app = live_app(tiny, tmp_path, generation={"max_new_tokens": 2})
+    async with app.run_test(size=SIZE) as pilot:
+        await run_prompt(pilot, app, "A cat sat on the mat")
+        trace = app.shown
+        with torch.no_grad():
+            out = tiny.model(torch.tensor([trace.token_ids]), output_hidden_states=True)
+        # hidden_states[l + 1] is the stream after block l (the last one is after the norm)
+        expected = np.stack(
+            [h[0].norm(dim=-1).numpy() for h in out.hidden_states[1 : trace.n_layers]]
+        )
+        heat = app.query_one(LayerHeatmap)
+        np.testing.assert_allclose(heat._raw[:-1], expected, rtol=1e-4, atol=1e-5)
+        await pilot.press("right", "right")
+        await pilot.pause()
+        text = str(app.query_one("#detail-text").render())
+        line = next(ln for ln in text.splitlines() if "residual norm" in ln)
+        assert float(line.split()[-1]) == pytest.approx(float(expected[0, 2]), rel=5e-3)
+        # the logit lens at the last layer is the model's own next-token distribution
+        probs = torch.softmax(out.logits[0, 2], -1)
+        top = probs.topk(5)
+        lens_ids = trace.get("lens.top_ids")[-1, 2, :5]
+        np.testing.assert_array_equal(lens_ids, top.indices.numpy())
+        first = tiny.tokenizer.decode([int(top.indices[0])])
+        assert f"{float(top.values[0]):6.1%}".strip() in text
+        assert first.replace(" ", "·")[:18] in text
+
+
+async def test_empty_prompt_is_a_notice(tiny, tmp_path):
+    app = live_app(tiny, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("space", "enter")
+        await pilot.pause()
+        assert app.shown is None and not app.engine.running
+        assert any("prompt is empty" in n.message for n in app._notifications)
+
+
+async def test_prompt_option_runs_at_once_and_save_works(tiny, tmp_path):
+    app = live_app(tiny, tmp_path, prompt="One two three")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.figures.state.startswith("done"))
+        await pilot.pause(0.1)
+        assert app.query_one("#prompt").value == "One two three"
+        await pilot.press("s")
+        await pilot.pause()
+        back = load_snapshot(app.last_saved)
+        assert back.token_ids == app.shown.token_ids and back.n_generated == 4
+        ids = back.get("lens.top_ids")
+        assert all(str(int(i)) in back.notes["id_text"] for i in np.unique(ids) if i >= 0)
+
+
+async def test_stop_key_cancels_a_run(tiny, tmp_path):
+    app = live_app(tiny, tmp_path, generation={"max_new_tokens": 100, "stop_at_eos": False})
+    # 20 ms per token: a run of 100 tokens lasts 2 s, far longer than pressing a key takes
+    handle = tiny.model.register_forward_pre_hook(lambda *a: time.sleep(0.02))
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            app.query_one("#prompt").focus()
+            await pilot.press(*"The quick brown fox", "enter")
+            await wait_for(pilot, lambda: app.shown is not None and app.shown.n_tokens > 0)
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: app.figures.state.startswith("done"))
+            assert app.shown.stop_reason == "cancelled"
+            assert 0 <= app.shown.n_generated < 30
+            assert app.query_one(LayerHeatmap).n_tokens == app.shown.n_tokens
+    finally:
+        handle.remove()
+
+
+async def test_model_error_mid_run_keeps_the_trace(tiny, tmp_path):
+    calls = []
+
+    def fail_on_third(module, args, kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("CUDA error: device-side assert triggered")
+
+    handle = tiny.model.register_forward_pre_hook(fail_on_third, with_kwargs=True)
+    try:
+        app = live_app(tiny, tmp_path, generation={"max_new_tokens": 10})
+        async with app.run_test(size=SIZE) as pilot:
+            await run_prompt(pilot, app, "The cat")
+            assert app.figures.state == "failed"
+            errors = [n.message for n in app._notifications if n.severity == "error"]
+            assert len(errors) == 1 and "device-side assert" in errors[0]
+            assert "\n" not in errors[0] and "Traceback" not in errors[0]
+            n_prompt = len(tiny.tokenizer("The cat")["input_ids"])
+            assert app.shown.n_tokens == n_prompt + 1  # prompt pass + one token, then failure
+            assert app.query_one(LayerHeatmap).n_tokens == app.shown.n_tokens
+            await pilot.press("s")
+            await pilot.pause()
+            assert load_snapshot(app.last_saved).n_tokens == n_prompt + 1
+    finally:
+        handle.remove()
+
+
+async def test_model_task_runs_in_the_worker(tiny, tmp_path):
+    import threading
+
+    app = live_app(tiny, tmp_path)
+    got = []
+    async with app.run_test(size=SIZE) as pilot:
+        ui_thread = threading.get_ident()
+
+        def task(model, x):
+            return (model is tiny, x + 1, threading.get_ident() != ui_thread)
+
+        app.run_model_task(task, 41, on_done=got.append)
+        await wait_for(pilot, lambda: got)
+        assert got == [(True, 42, True)]
+
+        def broken(model):
+            raise ValueError("no such head")
+
+        app.run_model_task(broken, on_done=got.append)
+        await wait_for(pilot, lambda: any("no such head" in n.message for n in app._notifications))
+
+
+async def test_loading_screen_then_ready(tiny, tmp_path, monkeypatch):
+    lines = []
+    original = LoadingScreen.add_line
+    monkeypatch.setattr(
+        LoadingScreen, "add_line", lambda self, text: (lines.append(text), original(self, text))
+    )
+    app = NeuroscopeApp(model_name=tiny.source, load_options={"device": "cpu"}, save_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.live_model is not None)
+        await pilot.pause(0.1)
+        assert lines and lines[-1].startswith("done in")  # the loader's progress strings
+        assert not isinstance(app.screen, LoadingScreen)
+        assert app.figures.state == "ready" and app.figures.device == "cpu"
+
+
+async def test_load_failure_is_one_sentence(tmp_path):
+    (tmp_path / "empty").mkdir()
+    app = NeuroscopeApp(model_name=str(tmp_path / "empty"), save_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.load_error is not None)
+        assert "config.json" in app.load_error and "\n" not in app.load_error
+        assert isinstance(app.screen, LoadingScreen)
+        await pilot.press("q")
+        await pilot.pause()
+    assert not app.is_running
