@@ -243,3 +243,11 @@ def test_loading_does_not_import_torch(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["5", "embed.norm"]
+
+
+def test_empty_trace_round_trips(tmp_path: Path) -> None:
+    """A run cancelled before its first step still saves and loads (no tensors at all)."""
+    empty = Trace(model=ModelInfo(name="x"), prompt="hi", stop_reason="cancelled")
+    back = load_snapshot(save_snapshot(empty, tmp_path / "empty.nscope"))
+    assert_same(empty, back)
+    assert back.arrays == {} and back.extras == {}
