@@ -42,19 +42,20 @@ def tiny_trace(prompt: str = PROMPT, max_new_tokens: int = 4):
 
 
 FIXTURE = "connect_tiny.nscope"  # in tests/data; rebuild with `python tests/_fixtures_connect.py`
+FIXTURE_B = "connect_tiny_b.nscope"  # a second prompt through the same model, for compare
 
 
-def fixture_path():
+def fixture_path(name: str = FIXTURE):
     from pathlib import Path
 
-    return Path(__file__).parent / "data" / FIXTURE
+    return Path(__file__).parent / "data" / name
 
 
-def load_fixture():
+def load_fixture(name: str = FIXTURE):
     """The saved tiny-llama run the view tests draw (no model needed, same on every machine)."""
     from neuroscope_tui.snapshot import load_snapshot
 
-    return load_snapshot(fixture_path())
+    return load_snapshot(fixture_path(name))
 
 
 def make_host(view_cls, trace, *, live_model=None, tasks=None):
@@ -101,5 +102,7 @@ if __name__ == "__main__":
     sys.path.insert(0, str(fixture_path().parent.parent))
     from neuroscope_tui.snapshot import save_snapshot
 
-    trace = tiny_trace("The cat sat on the mat and the dog", max_new_tokens=4)
-    print(save_snapshot(trace, fixture_path(), force=True), trace.n_tokens, "tokens")
+    prompts = {FIXTURE: "The cat sat on the mat and the dog", FIXTURE_B: "A quick brown fox"}
+    for name, prompt in prompts.items():
+        trace = tiny_trace(prompt, max_new_tokens=4)
+        print(save_snapshot(trace, fixture_path(name), force=True), trace.n_tokens, "tokens")

@@ -39,7 +39,7 @@ def cos(x: np.ndarray, y: np.ndarray) -> float:
 
 def test_figures_match_direct_formulas():
     a, b = toy_run(7), toy_run(4)
-    c = compare_runs(a, b)
+    c = compare_runs(a, b, skip_first=False)
     fa, fb = a.get("resid.full").astype(float), b.get("resid.full").astype(float)
     ma, mb = fa.mean(1), fb.mean(1)
     for layer in range(3):
@@ -52,6 +52,18 @@ def test_figures_match_direct_formulas():
     assert c.metrics == ["resid.norm"]
     na, nb = a.get("resid.norm").mean(1), b.get("resid.norm").mean(1)
     assert np.allclose(c.relative_diff[:, 0], (nb - na) / na, rtol=1e-5)
+
+
+def test_first_token_is_left_out_by_default():
+    a, b = toy_run(7), toy_run(4)
+    a.arrays["resid.full"][:, 0] *= 1000  # an outlier first token, as in many real models
+    c = compare_runs(a, b)
+    fa, fb = a.get("resid.full")[:, 1:].astype(float), b.get("resid.full")[:, 1:].astype(float)
+    assert c.skip_first
+    assert c.cos_mean[1] == pytest.approx(cos(fa[1].mean(0), fb[1].mean(0)), rel=1e-6)
+    na, nb = a.get("resid.norm")[:, 1:].mean(1), b.get("resid.norm")[:, 1:].mean(1)
+    assert np.allclose(c.relative_diff[:, 0], (nb - na) / na, rtol=1e-5)
+    assert not compare_runs(toy_run(1), toy_run(1)).skip_first  # nothing would be left
 
 
 def test_a_run_compared_with_itself():
@@ -82,6 +94,7 @@ def test_compare_two_snapshots_json(snapshots, capsys):
     assert main(["compare", str(a), str(b), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["model"] == "tiny-llama" and len(out["layers"]) == 3
+    assert out["first_token_left_out"] is True
     first = out["layers"][0]
     assert -1 <= first["cos_mean"] <= 1 and first["cka_tokens"] is None
     assert "resid.norm rel.diff" in first
@@ -120,3 +133,32 @@ def test_compare_prompts_through_a_model_folder(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["a"]["prompt"] == "The cat sat" and out["b"]["prompt"] == "The dog sat"
     assert len(out["layers"]) == 2
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_compare_app_figures_and_difference_cursor():
+    from _fixtures_connect import FIXTURE_B, load_fixture
+    from neuroscope_tui.tui.compare_app import CompareApp
+    from neuroscope_tui.tui.widgets.heatmap import LayerHeatmap
+
+    a, b = load_fixture(), load_fixture(FIXTURE_B)
+    app = CompareApp(a, b)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("down", "down", "right")
+        heat = app.query_one(LayerHeatmap)
+        assert heat.cursor == (2, 1) and app.focused is heat
+        c = compare_runs(a, b)
+        assert c.metrics[1] == "attn.norm"
+        na = a.get("attn.norm")[2, 1:].astype(float).mean()
+        nb = b.get("attn.norm")[2, 1:].astype(float).mean()
+        assert heat.value_at(2, 1) == pytest.approx((nb - na) / na, rel=1e-5)
+        side = str(app.query_one("#diff-side").render())
+        assert "layer 2 · attn.norm" in side
+        table = app.query_one("#figures")
+        assert table.cursor_row == 2 and table.row_count == 3
+        assert table.get_row_at(0)[1] == f"{c.cos_mean[0]:.3g}"

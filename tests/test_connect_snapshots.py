@@ -49,3 +49,12 @@ class TestLensView:
     def test_rank_of_the_final_prediction(self, snap_compare):
         app = make_host(LensView, load_fixture())
         assert snap_compare(app, press=["m", "m", "down"], terminal_size=SIZE)
+
+
+class TestCompareApp:
+    def test_two_prompts_figures_and_difference_heatmap(self, snap_compare):
+        from _fixtures_connect import FIXTURE_B
+        from neuroscope_tui.tui.compare_app import CompareApp
+
+        app = CompareApp(load_fixture(), load_fixture(FIXTURE_B))
+        assert snap_compare(app, press=["down", "right", "right"], terminal_size=SIZE)

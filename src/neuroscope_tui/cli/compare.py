@@ -37,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the per-layer figures")
     parser.add_argument(
+        "--keep-first-token",
+        action="store_true",
+        help="include position 0 in the figures (left out by default: it is often an outlier)",
+    )
+    parser.add_argument(
         "--max-new-tokens",
         type=int,
         default=0,
@@ -118,9 +123,10 @@ def run(args: argparse.Namespace) -> int:
         a, b = _runs_from_prompts(args)
     check_comparable(a, b)
     if args.json:
-        print(json.dumps(compare_runs(a, b).to_dict(a, b), indent=2))
+        comparison = compare_runs(a, b, skip_first=not args.keep_first_token)
+        print(json.dumps(comparison.to_dict(a, b), indent=2))
         return 0
     from neuroscope_tui.tui.compare_app import CompareApp
 
-    CompareApp(a, b).run()
+    CompareApp(a, b, skip_first=not args.keep_first_token).run()
     return 0
