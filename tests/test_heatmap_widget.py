@@ -52,12 +52,11 @@ class HeatmapApp(App):
 
     def show(self, n_tokens: int) -> None:
         values = grid(self.n_layers, max(64, n_tokens))[:, :n_tokens]
-        norm = (values - values.min()) / (values.max() - values.min())
+        lo, hi = (values.min(), values.max()) if n_tokens else (0.0, 1.0)
+        norm = (values - lo) / (hi - lo)
         heatmap = self.query_one(LayerHeatmap)
         heatmap.set_data(norm, values, labels(n_tokens), min(self.n_prompt, n_tokens))
-        self.query_one(ColorBar).set_scale(
-            "residual norm", "||x||", values.min(), values.max(), "global"
-        )
+        self.query_one(ColorBar).set_scale("residual norm", "||x||", lo, hi, "global")
 
     def on_layer_heatmap_cursor_moved(self, event: LayerHeatmap.CursorMoved) -> None:
         self.moves.append((event.layer, event.token))
@@ -298,3 +297,17 @@ async def test_zoom_cycles_column_width_and_keeps_the_cursor_in_view():
         assert heatmap.cell_width == 2
         await pilot.press("z")
         assert heatmap.cell_width == 3
+
+
+async def test_live_growth_from_nothing_keeps_every_new_token_in_view():
+    app = HeatmapApp(n_layers=3, n_tokens=0, n_prompt=6)
+    async with app.run_test(size=(40, 10)) as pilot:
+        heatmap = app.query_one(LayerHeatmap)
+        await pilot.pause()
+        assert heatmap.n_tokens == 0
+        for n in [6, *range(7, 40)]:  # the prompt's pass, then one generated token at a time
+            app.show(n)
+            await pilot.pause()
+            newest = heatmap.gutter_width + (n - 1) * 3 - heatmap.scroll_offset.x
+            assert heatmap.gutter_width <= newest <= heatmap.scrollable_content_region.width - 3
+        assert heatmap.scroll_x > 0

@@ -194,7 +194,7 @@ class LayerHeatmap(ScrollView, can_focus=True):
         if clamped != self.cursor:
             self.cursor = clamped
         if self.follow and at_end:
-            self.scroll_to(x=self.max_scroll_x, animate=False, immediate=True)
+            self.scroll_to(x=self.max_scroll_x, animate=False, immediate=True, force=True)
         self.refresh()
 
     def value_at(self, layer: int, token: int) -> float:
@@ -246,7 +246,7 @@ class LayerHeatmap(ScrollView, can_focus=True):
         x = scroll_to_show(token * cw, (token + 1) * cw, sx, data.width)
         y = scroll_to_show(layer, layer + 1, sy, data.height)
         if (x, y) != (sx, sy):
-            self.scroll_to(x=x, y=y, animate=False, immediate=True)
+            self.scroll_to(x=x, y=y, animate=False, immediate=True, force=True)
 
     def _move_to(self, layer: int, token: int) -> None:
         """Put the cursor on (layer, token), clamped, and bring it into view even if unmoved."""
