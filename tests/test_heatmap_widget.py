@@ -208,6 +208,10 @@ async def test_set_data_rejects_mismatched_shapes_and_clamps_the_cursor():
             heatmap.set_data(np.zeros((2, 3)), np.zeros((3, 2)), ["a"] * 3, 1)
         with pytest.raises(ValueError, match="labels"):
             heatmap.set_data(np.zeros((2, 3)), np.zeros((2, 3)), ["a"] * 2, 1)
+        with pytest.raises(ValueError, match="layer ids"):
+            heatmap.set_data(np.zeros((2, 3)), np.zeros((2, 3)), ["a"] * 3, 1, [4])
+        heatmap.set_data(np.zeros((2, 3)), np.zeros((2, 3)), ["a"] * 3, 1, [4, 12])
+        assert heatmap.gutter_width == 3  # "12" and a blank
         heatmap.set_data(np.zeros((2, 3)), np.ones((2, 3)), ["a", "b", "c"], 1)
         assert heatmap.cursor == (1, 2)
         assert heatmap.value_at(1, 2) == 1.0

@@ -175,6 +175,8 @@ class LayerHeatmap(ScrollView, can_focus=True):
             raise ValueError(
                 f"{len(token_labels)} token labels for {values_norm.shape[1]} token columns"
             )
+        if layer_ids is not None and len(layer_ids) != values_norm.shape[0]:
+            raise ValueError(f"{len(layer_ids)} layer ids for {values_norm.shape[0]} layer rows")
         at_end = self.scroll_x >= self.max_scroll_x - 0.5
         self._buckets = to_buckets(values_norm)
         self._raw = np.asarray(raw, dtype=np.float32)
