@@ -163,7 +163,7 @@ class ScanView(TraceView):
         raw = metric_values(trace, self.metric)[row]
         draw_series(
             self.query_one("#metric-plot", PlotextPlot),
-            f"layer {layer}: {metric.label} by token",
+            f"layer {layer} {metric.label}",
             raw,
             token,
         )
@@ -181,6 +181,5 @@ class ScanView(TraceView):
             draw_series(plot, "no MLP neurons recorded", np.array([]), token)
             return
         values, complete = neuron_series(trace, row, neuron)
-        title = f"layer {layer} neuron {neuron} by token"
-        title = title if complete else f"L{layer} neuron {neuron} (top-k only: no full neurons)"
+        title = f"layer {layer} neuron {neuron}" + ("" if complete else " (top-k only)")
         draw_series(plot, title, values, token)

@@ -105,7 +105,10 @@ class DetailPanel(VerticalScroll):
     """The scrollable panel beside the heatmap; `show(trace, row, token)` redraws it."""
 
     DEFAULT_CSS = """
-    DetailPanel { width: 44; border-left: tall $primary-muted; padding: 0 1; }
+    DetailPanel {
+        width: 40%; max-width: 44; min-width: 36;
+        border-left: tall $primary-muted; padding: 0 1;
+    }
     DetailPanel > Static { width: 1fr; height: 28; }
     """
 

@@ -58,6 +58,9 @@ def draw_series(plot: PlotextPlot, title: str, values: np.ndarray, cursor: int) 
     xs = [i for i, v in enumerate(values) if math.isfinite(v)]
     ys = [float(values[i]) for i in xs]
     if xs:
+        n = len(values)
+        step = max(1, (n + 5) // 6)
+        plt.xticks(list(range(0, n, step)))  # token positions are whole numbers
         plt.plot(xs, ys, marker="braille")
         plt.scatter([xs[-1]], [ys[-1]], marker="dot")
         plt.vline(cursor, "red")
