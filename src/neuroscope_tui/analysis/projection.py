@@ -153,6 +153,11 @@ class PCATracker:
         self._previous = comps
         return proj
 
+    @property
+    def components(self) -> np.ndarray | None:
+        """The sign-aligned axes [k, D] of the last update (None before the first)."""
+        return self._previous
+
     def reset(self) -> None:
         self._previous = None
 

@@ -1,0 +1,119 @@
+"""Pilot tests of the projection and attribution views on hand-built traces (no model)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from _fixtures_features import ViewHost, projection_trace
+from neuroscope_tui.tui.views.projection import ProjectionView
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+async def settle(pilot, view: ProjectionView, timeout: float = 60.0) -> None:
+    """Wait until the view's worker has finished and its result is drawn."""
+    start = time.monotonic()
+    while view.running is not None and time.monotonic() - start < timeout:
+        await pilot.pause(0.05)
+    await pilot.pause()
+
+
+async def test_pca_clusters_and_stored_extras() -> None:
+    trace = projection_trace()
+    view = ProjectionView()
+    async with ViewHost(view, trace).run_test(size=(120, 36)) as pilot:
+        await settle(pilot, view)
+        res = view.result
+        assert res is not None and res.request.method == "pca" and res.request.layer == 1
+        assert adjusted_rand_score(np.arange(12) % 3, res.clusters.labels) == 1.0
+        assert trace.extras["projection.pca.L1"].shape == (12, 3)
+        assert "clusters.kmeans.L1" in trace.extras
+        await pilot.press("a", "a", "r", "p", "l")
+        assert view.axes == "3D" and view.show_path and view.show_labels
+        path, labels = view._token_path(res, 4)
+        assert labels == ["L0", "L1", "L2"] and path.shape == (3, 3)
+        # At its own layer the path point is the token's own PCA coordinates.
+        np.testing.assert_allclose(path[1], res.projection.coords[4], atol=1e-3)
+
+
+async def test_keys_work_while_tsne_runs_and_cancel_stops_it() -> None:
+    trace = projection_trace(t=300, d=32)
+    view = ProjectionView()
+    async with ViewHost(view, trace).run_test(size=(120, 36)) as pilot:
+        await settle(pilot, view)
+        await pilot.press("m")  # t-SNE starts in a worker
+        assert view.running is not None and view.running.method == "tsne"
+        await pilot.press("l", "a", "full_stop")
+        assert view.show_labels and view.axes == "1-3" and view.selection.token == 5
+        assert view.running is not None  # the keys were answered while t-SNE still runs
+        while view.progress is None:
+            await pilot.pause(0.05)
+        assert view.running is not None
+        await pilot.press("c")
+        await settle(pilot, view, 20)
+        assert view.running is None and "cancelled" in view.notice
+        assert view.result is not None and view.result.request.method == "pca"
+
+
+async def test_tsne_result_is_drawn_and_stored() -> None:
+    trace = projection_trace(t=30)
+    view = ProjectionView()
+    async with ViewHost(view, trace).run_test(size=(120, 36)) as pilot:
+        await settle(pilot, view)
+        await pilot.press("m")
+        await settle(pilot, view)
+        assert view.result is not None and view.result.request.method == "tsne"
+        assert trace.extras["projection.tsne.L1"].shape == (30, 2)
+
+
+async def test_fewer_than_three_points_is_a_notice() -> None:
+    trace = projection_trace(t=2)
+    view = ProjectionView()
+    async with ViewHost(view, trace).run_test(size=(100, 30)) as pilot:
+        await settle(pilot, view)
+        assert view.result is None
+        assert "at least 3 tokens" in view.notice
+
+
+async def test_a_trace_without_full_vectors_says_how_to_get_them() -> None:
+    trace = projection_trace()
+    trace.arrays.pop("resid.full")
+    view = ProjectionView()
+    async with ViewHost(view, trace).run_test(size=(100, 30)) as pilot:
+        await settle(pilot, view)
+        assert "--full-layers" in view.notice
+
+
+async def test_csv_key_writes_the_points(tmp_path) -> None:
+    trace = projection_trace()
+    view = ProjectionView()
+    host = ViewHost(view, trace)
+    host.save_dir = tmp_path
+    async with host.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, view)
+        await pilot.press("x")
+        await pilot.pause()
+    (csv,) = tmp_path.glob("*.csv")
+    lines = csv.read_text().splitlines()
+    assert lines[0] == "token,text,c1,c2,c3,cluster" and len(lines) == 13
+
+
+@pytest.mark.parametrize("k", [2, 4])
+async def test_k_can_be_set(k: int) -> None:
+    trace = projection_trace()
+    view = ProjectionView()
+    async with ViewHost(view, trace).run_test(size=(120, 36)) as pilot:
+        await settle(pilot, view)
+        keys = ["minus"] if k == 2 else ["plus"]
+        await pilot.press(*keys)
+        await settle(pilot, view)
+        assert view.result.clusters.k == k
