@@ -30,4 +30,8 @@ VIEWS: list[ViewEntry] = [
     ViewEntry("4", "residual", "Residual stream", "neuroscope_tui.tui.views.residual:ResidualView"),
     ViewEntry("5", "flow", "Information flow", "neuroscope_tui.tui.views.flow:FlowView"),
     ViewEntry("6", "lens", "Logit lens", "neuroscope_tui.tui.views.lens:LensView"),
+    ViewEntry(
+        "7", "projection", "Projections and clusters",
+        "neuroscope_tui.tui.views.projection:ProjectionView",
+    ),  # fmt: skip
 ]
