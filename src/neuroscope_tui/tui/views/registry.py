@@ -31,7 +31,9 @@ VIEWS: list[ViewEntry] = [
     ViewEntry("5", "flow", "Information flow", "neuroscope_tui.tui.views.flow:FlowView"),
     ViewEntry("6", "lens", "Logit lens", "neuroscope_tui.tui.views.lens:LensView"),
     ViewEntry(
-        "7", "projection", "Projections and clusters",
+        "7",
+        "projection",
+        "Projections and clusters",
         "neuroscope_tui.tui.views.projection:ProjectionView",
-    ),  # fmt: skip
+    ),
 ]
