@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from _fixtures_connect import make_host
 from neuroscope_tui.analysis.connect_tables import lens_table
 from neuroscope_tui.analysis.lens import lens_grid, token_text
 from neuroscope_tui.capture.run import GenerationOptions, run
 from neuroscope_tui.trace import CaptureSpec
+from neuroscope_tui.tui.views.lens import LensView
 
 pytestmark = pytest.mark.smollm2
 
@@ -66,3 +68,28 @@ def test_rank_of_paris_per_layer_and_first_top1_layer(paris):
     assert [r[col["pred_rank"]] for r in rows] == direct_rank.tolist()
     assert {r[col["first_pred_top1_layer"]] for r in rows} == {direct_first}
     assert token_text(trace, paris_id) == " Paris"
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_lens_view_reports_the_rank_of_paris_at_every_layer(paris):
+    trace, logits, _, paris_id = paris
+    t = trace.n_prompt - 1
+    direct_rank = (logits[:, t] > logits[:, t, paris_id : paris_id + 1]).sum(-1).numpy()
+    first = int(np.argmax(direct_rank == 0))
+    app = make_host(LensView, trace)
+    async with app.run_test(size=(140, 45)) as pilot:
+        view = app.query_one("#view")
+        await pilot.press(*["right"] * t)
+        for layer in range(len(direct_rank)):
+            view.select(layer=layer, token=t)
+            await pilot.pause()
+            side = str(view.query_one(".grid-side").render())
+            assert "final prediction ' Paris'" in side
+            assert f"rank here {direct_rank[layer]}," in side
+            assert f"top-1 from layer {first}" in side
+        assert view.heatmap.cell_text[first][t] == "★·Paris"

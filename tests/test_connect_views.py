@@ -188,3 +188,22 @@ async def test_number_keys_open_each_view_in_the_app_on_the_shared_selection(tmp
         await pilot.press("4")
         await pilot.pause()
         assert app.view.heatmap.cursor == (2, 3)
+
+
+async def test_views_update_as_tokens_arrive():
+    from neuroscope_tui.analysis.connectivity import cka_matrix
+    from neuroscope_tui.tui.engine import trace_upto
+
+    trace = load_fixture()
+    app = make_host(ConnectivityView, trace_upto(trace, 8))
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.query_one("#view")
+        await pilot.press("right")
+        early = cka_matrix(trace.get("resid.full")[:, :8])
+        assert view.heatmap.value_at(0, 1) == pytest.approx(early[0, 1], abs=1e-6)
+        for n in (12, trace.n_tokens):  # two more steps of a run
+            view.show_trace(trace_upto(trace, n))
+            await pilot.pause()
+            now = cka_matrix(trace.get("resid.full")[:, :n])
+            assert view.heatmap.value_at(0, 1) == pytest.approx(now[0, 1], abs=1e-6)
+        assert view.heatmap.cursor == (0, 1)  # the cursor stays where the user put it

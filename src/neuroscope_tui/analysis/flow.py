@@ -151,7 +151,7 @@ def require_patterns(trace: Trace) -> np.ndarray:
     patterns = head_averaged_patterns(trace)
     if patterns is None:
         raise SnapshotError(
-            "this run has no head-averaged attention patterns for every layer; capture with "
-            "--heads all.-1 (or open it live, where they are computed on demand)."
+            "this run kept no attention patterns for every layer; open the model live (they "
+            "are computed on demand) or capture with --heads listing every head of every layer."
         )
     return patterns

@@ -26,6 +26,7 @@ from neuroscope_tui.analysis.flow import (
     FLOW_MAX_TOKENS,
     attention_flow,
     head_averaged_patterns,
+    require_patterns,
     rollout,
     shares,
 )
@@ -139,10 +140,7 @@ class FlowView(GridView):
         if self._patterns is not None and self._patterns[0] == trace.n_tokens:
             return self._patterns[1]
         if getattr(self.app, "live_model", None) is None:
-            raise SnapshotError(
-                "this run kept no head-averaged attention patterns; capture it with "
-                "--heads all.-1, or open it live where they are computed on demand."
-            )
+            require_patterns(trace)  # raises, saying how to get them
         request = (id(trace), trace.n_tokens)
         if self._asked != request:
             self._asked = request
