@@ -107,7 +107,8 @@ async def test_normalisation_key_cycles_and_recolours(tmp_path):
         for mode in NORMALISATIONS:
             assert app.view.normalisation == mode
             assert app.query_one(ColorBar).normalisation == mode
-            np.testing.assert_array_equal(heat._buckets, to_buckets(normalise(raw, mode)))
+            expected = to_buckets(normalise(raw, mode, clip_outliers=True))
+            np.testing.assert_array_equal(heat._buckets, expected)
             await pilot.press("n")
             await pilot.pause()
         assert app.view.normalisation == NORMALISATIONS[0]
@@ -115,6 +116,25 @@ async def test_normalisation_key_cycles_and_recolours(tmp_path):
         await pilot.press("n")
         await pilot.pause()
         assert (heat._buckets.max(axis=1) == 255).all() and (heat._buckets.min(axis=1) == 0).all()
+
+
+async def test_clip_key_toggles_outlier_clipping(tmp_path):
+    trace = synthetic_trace()
+    raw = trace.get("resid.norm").copy()
+    raw[:, 0] *= 50  # a first-token outlier, as in real models
+    trace.arrays["resid.norm"] = raw
+    app = NeuroscopeApp(snapshot=trace, snapshot_path=str(SCAN_FIXTURE), save_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        heat = app.query_one(LayerHeatmap)
+        assert app.view.clip and app.query_one(ColorBar).clipped
+        clipped = heat._buckets.copy()
+        np.testing.assert_array_equal(clipped, to_buckets(normalise(raw, "global", True)))
+        await pilot.press("o")
+        await pilot.pause()
+        assert not app.view.clip and not app.query_one(ColorBar).clipped
+        np.testing.assert_array_equal(heat._buckets, to_buckets(normalise(raw, "global")))
+        # unclipped, the outlier column squeezes the rest into the bottom colours
+        assert heat._buckets[:, 1:].mean() < clipped[:, 1:].mean()
 
 
 async def test_neuron_key_picks_the_cells_next_neuron(tmp_path):

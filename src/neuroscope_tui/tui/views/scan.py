@@ -3,7 +3,8 @@
 Top: `LayerHeatmap` (one row per layer, one column per token) over its `ColorBar`, with the
 `DetailPanel` for the cell under the cursor at its right. Below: the selected layer's metric
 across tokens, and one MLP neuron's activation across tokens (the cursor cell's strongest
-neuron, or the one picked with `u`). `m` cycles the metric, `n` the normalisation.
+neuron, or the one picked with `u`). `m` cycles the metric, `n` the normalisation, `o` turns
+outlier clipping of the colour scale off and on.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from neuroscope_tui.analysis.metrics import (
     next_metric,
     next_normalisation,
     normalise,
-    value_range,
+    scale_bounds,
 )
 from neuroscope_tui.tui.views.base import Selection, TraceView
 from neuroscope_tui.tui.widgets.colorbar import ColorBar
@@ -38,6 +39,7 @@ class ScanView(TraceView):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("m", "cycle_metric", "metric"),
         Binding("n", "cycle_normalisation", "normalise"),
+        Binding("o", "toggle_clip", "clip outliers"),
         Binding("u", "pick_neuron", "neuron"),
     ]
 
@@ -54,6 +56,9 @@ class ScanView(TraceView):
         super().__init__(id=id)
         self.metric = next(iter(METRICS))
         self.normalisation = NORMALISATIONS[0]
+        # on by default: a first-token outlier (36-163x the median norm on SmolLM2) would
+        # otherwise leave every other cell at the bottom colour
+        self.clip = True
         self.neuron: tuple[int, int] | None = None  # (layer row, neuron) picked with `u`
         self._neuron_rank = -1
         self._drawn: tuple | None = None  # what the heatmap data was built from
@@ -84,6 +89,11 @@ class ScanView(TraceView):
         self.normalisation = next_normalisation(self.normalisation)
         self.refresh_view()
 
+    def action_toggle_clip(self) -> None:
+        """End the colour scale at the outlier fences, or at the min and max."""
+        self.clip = not self.clip
+        self.refresh_view()
+
     def action_pick_neuron(self) -> None:
         """Plot the cursor cell's next-strongest MLP neuron (1st, 2nd, ... 10th, 1st...)."""
         trace = self.trace
@@ -105,21 +115,21 @@ class ScanView(TraceView):
         if trace is None:
             self.query_one(DetailPanel).show(None, 0, 0, None)
             return
-        key = (id(trace), trace.n_tokens, self.metric, self.normalisation)
+        key = (id(trace), trace.n_tokens, self.metric, self.normalisation, self.clip)
         if key != self._drawn:
             self._drawn = key
             raw = metric_values(trace, self.metric)
             metric = METRICS[self.metric]
             self.heatmap.set_data(
-                normalise(raw, self.normalisation),
+                normalise(raw, self.normalisation, clip_outliers=self.clip),
                 raw,
                 list(trace.token_text),
                 trace.n_prompt,
                 trace.layers(),
             )
-            lo, hi = value_range(raw)
+            lo, hi = scale_bounds(raw, self.normalisation, self.clip)
             bar = self.query_one(ColorBar)
-            bar.set_scale(metric.label, metric.unit, lo, hi, self.normalisation)
+            bar.set_scale(metric.label, metric.unit, lo, hi, self.normalisation, self.clip)
         self._follow_selection()
         self._draw_cell()
 
