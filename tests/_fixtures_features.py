@@ -71,3 +71,33 @@ class ViewHost(App):
             self.notify("this needs the live model; `view` mode has none", severity="warning")
             return
         on_done(self.model_task(fn, *args))
+
+
+def attribution_trace() -> Trace:
+    """A finished run with a stored attribution of its last token (hand-made numbers)."""
+    words = ["The", " capital", " of", " France", " is", " Paris"]
+    info = ModelInfo(name="fixture", architecture="hand-built", n_layers=2, n_heads=2)
+    trace = Trace(info, CaptureSpec(), list(range(20, 26)), words, 5)
+    trace.finished = True
+    trace.extras = {
+        "attribution.occlusion": np.array([0.76, 3.31, 2.03, 4.73, 1.57], dtype=np.float32),
+        "attribution.integrated_gradients": np.array([0.0, 0.23, -1.04, 1.95, -0.35], "f4"),
+    }
+
+    def numbers(total: float, f_input: float, f_baseline: float, steps: int | None) -> dict:
+        delta = f_input - f_baseline
+        return {
+            "f_input": f_input, "f_baseline": f_baseline, "sum": total,
+            "gap": total - delta, "relative_gap": abs(total - delta) / abs(delta),
+            "steps": steps, "baseline": "mean embedding, first token kept",
+        }  # fmt: skip
+
+    trace.notes["attribution"] = {
+        "position": 5, "n_inputs": 5, "target_id": 25, "target_text": " Paris",
+        "foil_id": 99, "foil_text": " London", "foil_given": " London",
+        "methods": {
+            "occlusion": numbers(12.4, 5.6, 4.8, None),
+            "integrated_gradients": numbers(0.79, 5.6, 4.814, 64),
+        },
+    }  # fmt: skip
+    return trace

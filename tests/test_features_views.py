@@ -117,3 +117,55 @@ async def test_k_can_be_set(k: int) -> None:
         await pilot.press(*keys)
         await settle(pilot, view)
         assert view.result.clusters.k == k
+
+
+# ---- attribution view ----------------------------------------------------------------------
+
+
+async def test_attribution_view_shows_a_stored_attribution() -> None:
+    from _fixtures_features import attribution_trace
+    from neuroscope_tui.tui.views.attribution import AttributionView
+
+    view = AttributionView()
+    async with ViewHost(view, attribution_trace()).run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        title = str(view.query_one("#attr-title").render())
+        assert "' Paris' rather than ' London'" in title and "occlusion" in title
+        gaps = str(view.query_one("#attr-gaps").render())
+        assert "gap 0.5%" in gaps and "64 steps" in gaps
+        await pilot.press("m")
+        assert view.method == "integrated_gradients"
+        await pilot.press("a")  # no live model here: a notice, no crash
+        assert "live model" in view.message
+
+
+async def test_attribution_view_computes_with_the_live_model(tmp_path) -> None:
+    from neuroscope_tui.models.types import LoadedModel
+    from neuroscope_tui.trace import CaptureSpec, ModelInfo, Trace
+    from neuroscope_tui.tui.views.attribution import AttributionView
+    from tiny_models import build_model, build_tokenizer
+
+    tok = build_tokenizer()
+    bundle = LoadedModel(build_model("llama"), tok, "tiny", "", None, "cpu", "float32", None)
+    ids = tok("The cat sat on the mat", add_special_tokens=False)["input_ids"]
+    trace = Trace(ModelInfo(name="tiny", n_layers=2), CaptureSpec())
+    trace.append(ids, [tok.decode([i]) for i in ids], {})
+    trace.n_prompt, trace.finished = len(ids) - 1, True
+    view = AttributionView()
+    host = ViewHost(view, trace, model_task=lambda fn, *args: fn(bundle, *args))
+    host.save_dir = tmp_path
+    async with host.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        await pilot.press("f", "d", "o", "g", "enter")
+        assert view.foil == "dog"
+        await pilot.press("a")
+        await pilot.pause()
+        note = trace.notes["attribution"]
+        assert note["target_id"] == ids[-1] and note["position"] == len(ids) - 1
+        assert note["foil_id"] == tok("dog", add_special_tokens=False)["input_ids"][0]
+        assert trace.extras["attribution.occlusion"].shape == (len(ids) - 1,)
+        assert note["methods"]["integrated_gradients"]["relative_gap"] <= 0.05
+        await pilot.press("x")
+        await pilot.pause()
+    (csv,) = tmp_path.glob("*attribution*.csv")
+    assert csv.read_text().startswith("method,token,text,score,share,relative_gap")

@@ -261,40 +261,135 @@ def single_token_id(bundle: LoadedModel, text: str) -> tuple[int, str]:
     return int(ids[0]), bundle.tokenizer.decode([int(ids[0])])
 
 
+@dataclass
+class AttributionSet:
+    """Every method's attribution of one output position, and what it was for.
+
+    The inputs are the trace's tokens [0, position); the target is the token at `position`
+    (or the model's prediction after the last token when position == T).
+    """
+
+    position: int
+    target_id: int
+    target_text: str
+    foil_id: int | None
+    foil_text: str | None
+    foil_given: str | None
+    results: dict[str, Attribution]
+
+    def notes(self) -> dict[str, Any]:
+        return {
+            "position": self.position,
+            "n_inputs": self.position,
+            "target_id": self.target_id,
+            "target_text": self.target_text,
+            "foil_id": self.foil_id,
+            "foil_text": self.foil_text,
+            "foil_given": self.foil_given,
+            "methods": {m: r.summary() for m, r in self.results.items()},
+        }
+
+
+def integrated_gradients_auto(
+    bundle: LoadedModel,
+    token_ids: list[int],
+    target_id: int,
+    foil_id: int | None = None,
+    *,
+    target_gap: float = 0.05,
+    start: int = 16,
+    max_steps: int = 256,
+) -> Attribution:
+    """Integrated gradients with 16, 32, 64... steps until the relative gap is under 5%.
+
+    Returns the first result within `target_gap`, else the one with `max_steps`; its notes
+    list the gap at every step count tried ("tried": {steps: relative gap}).
+    """
+    tried: dict[str, float] = {}
+    steps = start
+    while True:
+        result = integrated_gradients(bundle, token_ids, target_id, foil_id, steps)
+        tried[str(steps)] = result.relative_gap
+        if result.relative_gap <= target_gap or steps * 2 > max_steps:
+            result.notes["tried"] = tried
+            return result
+        steps *= 2
+
+
+def attribute_position(
+    bundle: LoadedModel,
+    token_ids: list[int],
+    position: int,
+    foil: str | None = None,
+    *,
+    steps: int | None = None,
+    methods: tuple[str, ...] = METHODS,
+) -> AttributionSet:
+    """Attribute the token at `position` (or, at len(token_ids), the model's prediction) to
+    the tokens before it, against the first token of `foil` when given.
+
+    `steps` None runs integrated gradients with doubling step counts until its gap is under
+    5% (`integrated_gradients_auto`). Does not touch any Trace: safe in the model worker.
+    """
+    import torch
+
+    if not 1 <= position <= len(token_ids):
+        raise UsageError(f"choose an output position between 1 and {len(token_ids)}.")
+    inputs = list(token_ids[:position])
+    if position < len(token_ids):
+        target = int(token_ids[position])
+    else:
+        with torch.no_grad():
+            ids = torch.tensor([inputs], device=bundle.model.get_input_embeddings().weight.device)
+            target = int(bundle.model(ids, use_cache=False).logits[0, -1].argmax())
+    foil_id, foil_text = (None, None) if foil is None else single_token_id(bundle, foil)
+    if foil_id == target:
+        raise UsageError(f"the foil {foil!r} is the target token itself; choose another word.")
+    results: dict[str, Attribution] = {}
+    for method in methods:
+        if method == "integrated_gradients" and steps is None:
+            results[method] = integrated_gradients_auto(bundle, inputs, target, foil_id)
+        else:
+            one = attribute(
+                bundle, inputs, target, foil_id, methods=(method,), steps=steps or DEFAULT_STEPS
+            )
+            results.update(one)
+    target_text = bundle.tokenizer.decode([target])
+    return AttributionSet(position, target, target_text, foil_id, foil_text, foil, results)
+
+
+def store_attributions(trace: Trace, found: AttributionSet) -> dict[str, np.ndarray]:
+    """Write `attribution.<method>` [T_in] float32 to trace.extras and the numbers to
+    trace.notes["attribution"] (replacing any earlier attribution); return the arrays."""
+    for name in [n for n in trace.extras if n.startswith("attribution.")]:
+        del trace.extras[name]
+    arrays = {f"attribution.{m}": r.scores.astype(np.float32) for m, r in found.results.items()}
+    trace.extras.update(arrays)
+    trace.notes["attribution"] = found.notes()
+    return arrays
+
+
 def attribute_last_token(
     bundle: LoadedModel,
     trace: Trace,
     foil: str | None = None,
     *,
-    steps: int = DEFAULT_STEPS,
+    steps: int | None = None,
     methods: tuple[str, ...] = METHODS,
 ) -> dict[str, np.ndarray]:
     """Attribute the trace's last generated token to the tokens before it; fill trace.extras.
 
-    With no generated token, the target is the model's top-1 prediction after the prompt
-    (from `logits.top_ids`). A foil text is reduced to its first token (noted). Writes
-    `attribution.<method>` [T_in] float32 arrays to trace.extras and their numbers to
-    trace.notes["attribution"]; returns the arrays.
+    With no generated token, the target is the model's top-1 prediction after the prompt.
+    A foil text is reduced to its first token (noted). Writes `attribution.<method>` [T_in]
+    float32 arrays to trace.extras and their numbers to trace.notes["attribution"]; returns
+    the arrays. `steps` None: integrated gradients doubles its steps until the gap is < 5%.
     """
-    if trace.n_generated > 0:
-        inputs, target = list(trace.token_ids[:-1]), int(trace.token_ids[-1])
-    elif trace.has("logits.top_ids") and trace.n_tokens > 0:
-        inputs, target = list(trace.token_ids), int(trace.get("logits.top_ids")[-1, 0])
-    else:
-        raise PromptError("attribution needs a generated token or the model's prediction.")
-    foil_id, foil_text = (None, None) if foil is None else single_token_id(bundle, foil)
-    if foil_id == target:
-        raise UsageError(f"the foil {foil!r} is the target token itself; choose another word.")
-    results = attribute(bundle, inputs, target, foil_id, methods=methods, steps=steps)
-    arrays = {f"attribution.{m}": r.scores.astype(np.float32) for m, r in results.items()}
-    trace.extras.update(arrays)
-    trace.notes["attribution"] = {
-        "target_id": target,
-        "target_text": bundle.tokenizer.decode([target]),
-        "foil_id": foil_id,
-        "foil_text": foil_text,
-        "foil_given": foil,
-        "n_inputs": len(inputs),
-        "methods": {m: r.summary() for m, r in results.items()},
-    }
-    return arrays
+    if trace.n_tokens == 0:
+        raise PromptError("attribution needs a prompt; the trace holds no tokens.")
+    position = trace.n_tokens - 1 if trace.n_generated > 0 else trace.n_tokens
+    if position < 1:
+        raise PromptError("attribution needs at least one token before the output token.")
+    found = attribute_position(
+        bundle, list(trace.token_ids), position, foil, steps=steps, methods=methods
+    )
+    return store_attributions(trace, found)

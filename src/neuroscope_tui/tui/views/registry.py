@@ -36,4 +36,10 @@ VIEWS: list[ViewEntry] = [
         "Projections and clusters",
         "neuroscope_tui.tui.views.projection:ProjectionView",
     ),
+    ViewEntry(
+        "8",
+        "attribution",
+        "Input attribution",
+        "neuroscope_tui.tui.views.attribution:AttributionView",
+    ),
 ]

@@ -1,0 +1,289 @@
+"""The attribution view: which input tokens drove one output token, and how far to trust it.
+
+The prompt is drawn with every input token coloured by its signed share of the target (red
+pushes towards the target, blue away; `m` picks the method that colours it), then a table of
+every method's score and share per token, then each method's completeness gap: the sum of its
+scores against f(x) - f(baseline) (see capture/attribution.py for the baseline and rule).
+
+What is shown comes from `trace.extras["attribution.*"]` and `trace.notes["attribution"]`, so
+a snapshot shows what was computed live or by `capture --attribution`. With a live model, `a`
+computes it in the model worker (`app.run_model_task`) for the selected output position
+(`,`/`.` move it; by default the last token), and `f` asks for a foil (" London" to ask why
+" Paris" rather than " London"; empty: no foil).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from rich.table import Table as RichTable
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.widgets import Input, Static
+
+from neuroscope_tui.analysis.feature_tables import attribution_table
+from neuroscope_tui.errors import NeuroscopeError
+from neuroscope_tui.tui.views.base import TraceView
+
+METHOD_NAMES = {
+    "occlusion": "occlusion",
+    "integrated_gradients": "integrated gradients",
+    "gradient_x_input": "gradient × input",
+}
+
+
+def share_style(share: float) -> str:
+    """A background colour for a signed share: red for positive, blue for negative."""
+    level = float(np.clip(abs(share) / 0.5, 0.0, 1.0))  # half the total is full colour
+    base = (214, 39, 40) if share > 0 else (31, 119, 180)
+    r, g, b = (int(40 + (c - 40) * level) for c in base)
+    return f"white on #{r:02x}{g:02x}{b:02x}"
+
+
+class AttributionView(TraceView):
+    """The prompt coloured by attribution, a table per token, and the completeness gaps."""
+
+    DEFAULT_CSS = """
+    AttributionView { layout: vertical; }
+    AttributionView #attr-title { height: 1; background: $boost; }
+    AttributionView #attr-foil { display: none; }
+    AttributionView.-asking #attr-foil { display: block; }
+    AttributionView #attr-body { height: 1fr; }
+    AttributionView #attr-status { height: 1; color: $text-muted; }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("a", "attribute", "attribute"),
+        Binding("f", "ask_foil", "foil"),
+        Binding("m", "cycle_method", "colour by"),
+        Binding("comma", "step_target(-1)", "previous position", show=False),
+        Binding("full_stop", "step_target(1)", "next position", show=False),
+        Binding("x", "write_csv", "CSV"),
+    ]
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.method = "occlusion"
+        self.foil: str | None = None
+        self.target: int | None = None  # output position; None: the last one
+        self.busy = False
+        self.message = ""
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="attr-title")
+        # The scroll area comes first so the app focuses it (not the hidden foil box).
+        with VerticalScroll(id="attr-body"):
+            yield Static(id="attr-prompt")
+            yield Static(id="attr-table")
+            yield Static(id="attr-gaps")
+        yield Input(
+            placeholder="foil token, e.g. ' London' (Enter; empty: no foil)", id="attr-foil"
+        )
+        yield Static(id="attr-status")
+
+    # ---- what is shown -----------------------------------------------------------------------
+
+    def _note(self) -> dict[str, Any] | None:
+        if self.trace is None:
+            return None
+        note = self.trace.notes.get("attribution")
+        if not note or not any(n.startswith("attribution.") for n in self.trace.extras):
+            return None
+        return note
+
+    def _scores(self) -> dict[str, np.ndarray]:
+        assert self.trace is not None
+        return {
+            name.split(".", 1)[1]: np.asarray(arr, dtype=np.float64)
+            for name, arr in sorted(self.trace.extras.items())
+            if name.startswith("attribution.")
+        }
+
+    def _position(self) -> int:
+        """The output position `a` attributes: the chosen one, else the last token."""
+        n = self.trace.n_tokens if self.trace is not None else 0
+        if self.target is not None:
+            return int(np.clip(self.target, 1, max(n, 1)))
+        if self.trace is not None and self.trace.n_generated == 0:
+            return n  # the model's prediction after the prompt
+        return max(n - 1, 1)
+
+    def refresh_view(self) -> None:
+        if not self.is_mounted:
+            return
+        note = self._note()
+        self.query_one("#attr-status", Static).update(self._status_text())
+        if note is None:
+            self.query_one("#attr-title", Static).update("attribution")
+            live = getattr(self.app, "live_model", None) is not None
+            how = (
+                "press a to compute it for the last token (f: set a foil first)"
+                if live
+                else "this snapshot holds no attribution; capture with --attribution"
+            )
+            self.query_one("#attr-prompt", Static).update(Text(how, style="italic"))
+            self.query_one("#attr-table", Static).update("")
+            self.query_one("#attr-gaps", Static).update("")
+            return
+        scores = self._scores()
+        if self.method not in scores:
+            self.method = next(iter(scores))
+        self.query_one("#attr-title", Static).update(self._title_text(note))
+        self.query_one("#attr-prompt", Static).update(self._prompt_text(note, scores))
+        self.query_one("#attr-table", Static).update(self._table(note, scores))
+        self.query_one("#attr-gaps", Static).update(self._gap_text(note))
+
+    def _title_text(self, note: dict[str, Any]) -> str:
+        target = repr(note.get("target_text", "?"))
+        foil = note.get("foil_text")
+        versus = f" rather than {foil!r}" if foil is not None else ""
+        where = note.get("position", note.get("n_inputs", "?"))
+        return (
+            f"attribution · why {target}{versus} at position {where} · "
+            f"coloured by {METHOD_NAMES.get(self.method, self.method)}"
+        )
+
+    def _texts(self, n: int) -> list[str]:
+        assert self.trace is not None
+        return [self.trace.token_text[t] if t < self.trace.n_tokens else "?" for t in range(n)]
+
+    def _prompt_text(self, note: dict[str, Any], scores: dict[str, np.ndarray]) -> Text:
+        values = scores[self.method]
+        total = np.abs(values).sum()
+        out = Text()
+        for text, score in zip(self._texts(len(values)), values, strict=True):
+            share = score / total if total > 0 else 0.0
+            out.append(text.replace("\n", "⏎"), style=share_style(share))
+        out.append(" → ", style="dim")
+        out.append(str(note.get("target_text", "?")), style="bold reverse")
+        out.append("\nred: pushes towards the target · blue: away · deeper: larger share", "dim")
+        return out
+
+    def _table(self, note: dict[str, Any], scores: dict[str, np.ndarray]) -> RichTable:
+        table = RichTable(box=None, pad_edge=False, header_style="bold")
+        table.add_column("pos", justify="right")
+        table.add_column("token")
+        for method in scores:
+            table.add_column(f"{METHOD_NAMES.get(method, method)}", justify="right")
+        n = max(len(v) for v in scores.values())
+        totals = {m: np.abs(v).sum() for m, v in scores.items()}
+        for t, text in enumerate(self._texts(n)):
+            cells = []
+            for m, v in scores.items():
+                share = v[t] / totals[m] if totals[m] > 0 else 0.0
+                cells.append(Text(f"{v[t]:+.3f} ({share:+.0%})", style=share_style(share)))
+            table.add_row(str(t), repr(text)[1:-1], *cells)
+        return table
+
+    def _gap_text(self, note: dict[str, Any]) -> Text:
+        out = Text("\ncompleteness: sum of scores vs f(x) - f(baseline)\n", style="bold")
+        for method, numbers in note.get("methods", {}).items():
+            delta = numbers["f_input"] - numbers["f_baseline"]
+            gap = numbers["relative_gap"]
+            steps = numbers.get("steps")
+            step_text = f", {steps} steps" if method == "integrated_gradients" and steps else ""
+            style = "green" if gap <= 0.05 else ("yellow" if gap <= 0.25 else "red")
+            out.append(f"  {METHOD_NAMES.get(method, method)}{step_text}: ")
+            out.append(f"sum {numbers['sum']:+.3f} vs {delta:+.3f} → gap {gap:.1%}", style=style)
+            if method == "occlusion":
+                out.append("  (not additive: informative only)", style="dim")
+            out.append("\n")
+        first = next(iter(note.get("methods", {}).values()), {})
+        out.append(f"  baseline: {first.get('baseline', '?')}", "dim")
+        return out
+
+    def _status_text(self) -> Text:
+        if self.busy:
+            return Text("computing attributions in the model worker…")
+        if self.message:
+            return Text(self.message, style="yellow")
+        foil = f" · foil {self.foil!r}" if self.foil else ""
+        return Text(f"a attribute position {self._position()}{foil} · f foil · m colour · x CSV")
+
+    # ---- actions -----------------------------------------------------------------------------
+
+    def action_cycle_method(self) -> None:
+        """Colour the prompt by the next method."""
+        names = list(self._scores()) if self._note() is not None else list(METHOD_NAMES)
+        if names:
+            at = names.index(self.method) if self.method in names else -1
+            self.method = names[(at + 1) % len(names)]
+        self.refresh_view()
+
+    def action_step_target(self, step: int) -> None:
+        """Move the output position that `a` attributes."""
+        self.target = self._position() + step  # _position() clips it to the trace
+        self.target = self._position()
+        self.refresh_view()
+
+    def action_ask_foil(self) -> None:
+        """Type a foil token (contrast: why the target rather than the foil)."""
+        self.add_class("-asking")
+        field = self.query_one("#attr-foil", Input)
+        field.value = self.foil or ""
+        field.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.foil = event.value if event.value.strip() else None
+        self.remove_class("-asking")
+        self.query_one("#attr-body").focus()
+        self.refresh_view()
+
+    def action_attribute(self) -> None:
+        """Compute every attribution for the chosen position in the model worker."""
+        from neuroscope_tui.capture.attribution import attribute_position
+
+        if getattr(self.app, "live_model", None) is None or self.trace is None:
+            self.message = "attribution needs the live model; `view` mode shows saved ones only"
+            self.notify(self.message, severity="warning")
+            self.refresh_view()
+            return
+        if self.busy:
+            return
+        self.busy, self.message = True, ""
+        self.refresh_view()
+        ids = list(self.trace.token_ids)
+        trace = self.trace
+        self.app.run_model_task(
+            _attribute_or_error, attribute_position, ids, self._position(), self.foil,
+            on_done=lambda found: self._attributed(trace, found),
+        )  # fmt: skip
+
+    def _attributed(self, trace: Any, found: Any) -> None:
+        from neuroscope_tui.capture.attribution import store_attributions
+
+        self.busy = False
+        if isinstance(found, str):
+            self.message = found
+            self.notify(found, severity="warning")
+        elif found is not None:
+            store_attributions(trace, found)
+        self.refresh_view()
+
+    def action_write_csv(self) -> None:
+        """Write the attribution table as a CSV file."""
+        from neuroscope_tui.cli.export import table_csv, write_text
+        from neuroscope_tui.tui.views.projection import csv_path
+
+        if self.trace is None or self._note() is None:
+            self.notify("no attribution to write yet", severity="warning")
+            return
+        path = csv_path(self.app, self.trace, "attribution")
+        try:
+            write_text(str(path), table_csv(attribution_table(self.trace)), force=False)
+        except NeuroscopeError as err:
+            self.notify(str(err), severity="error")
+            return
+        self.notify(f"saved {path}", title="CSV")
+
+
+def _attribute_or_error(bundle: Any, fn: Any, *args: Any) -> Any:
+    """Model worker: run `fn(bundle, *args)`; a user mistake comes back as its sentence."""
+    try:
+        return fn(bundle, *args)
+    except NeuroscopeError as err:
+        return str(err)
