@@ -207,3 +207,33 @@ async def test_views_update_as_tokens_arrive():
             now = cka_matrix(trace.get("resid.full")[:, :n])
             assert view.heatmap.value_at(0, 1) == pytest.approx(now[0, 1], abs=1e-6)
         assert view.heatmap.cursor == (0, 1)  # the cursor stays where the user put it
+
+
+async def test_a_costly_grid_is_rebuilt_less_often_during_a_run(monkeypatch):
+    import time
+
+    from neuroscope_tui.tui.engine import trace_upto
+    from neuroscope_tui.tui.views import grid_view
+
+    trace = load_fixture()
+    app = make_host(ConnectivityView, trace_upto(trace, 8))
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.query_one("#view")
+        builds = []
+        real = ConnectivityView.build_grid
+
+        def slow_build(self, tr):
+            builds.append(tr.n_tokens)
+            time.sleep(0.05)  # a CKA over many tokens
+            return real(self, tr)
+
+        monkeypatch.setattr(ConnectivityView, "build_grid", slow_build)
+        view.invalidate()
+        for n in (9, 10, 11):  # tokens arrive faster than the grid can be rebuilt
+            view.show_trace(trace_upto(trace, n))
+        assert builds == [8] and view.heatmap.n_tokens == 3  # the old grid stays on screen
+        await pilot.pause(4 * 0.05 + 0.3)
+        assert builds[-1] == 11  # the timer rebuilt it from the newest trace
+        monkeypatch.setattr(grid_view, "BUSY_FACTOR", 0.0)
+        view.show_trace(trace_upto(trace, 12))
+        assert builds[-1] == 12

@@ -44,16 +44,24 @@ def rollout(patterns: np.ndarray, position: int) -> np.ndarray:
     Row l = (A'_l ... A'_0)[position]: the share of each input token in the position's
     representation after layer l. Every row sums to 1.
     """
-    mixed = with_residual(patterns)
-    _check_position(position, mixed.shape[-1])
-    n_layers, n = mixed.shape[0], mixed.shape[-1]
+    patterns = np.asarray(patterns)
+    if np.isnan(patterns).any():
+        patterns = np.nan_to_num(patterns)
+    n_layers, n = patterns.shape[0], patterns.shape[-1]
+    _check_position(position, n)
+    # A'_l = (0.5 A_l + 0.5 I) / s_l with row sums s_l = 0.5 sum_j A_l[i, j] + 0.5, so
+    # v @ A'_l = 0.5 (v / s_l) @ A_l + 0.5 (v / s_l) without building A'_l.
+    scale = 0.5 * patterns.sum(axis=-1, dtype=np.float64) + 0.5  # [L, T]
     grid = np.zeros((n_layers, n))
-    # walk down from the output: row vector e_p times A'_l ... A'_0 costs T^2 per layer, but
-    # the grid wants every prefix product, so go upward with the full matrices instead.
-    joint = np.eye(n)
-    for layer in range(n_layers):
-        joint = mixed[layer] @ joint  # [T, T]: rollout through layers 0..layer
-        grid[layer] = joint[position]
+    # Row `position` of each prefix product, walked down as a row vector: L^2 T^2 / 2 flops,
+    # far less than the L T^3 of multiplying the full matrices once T exceeds a few layers.
+    for top in range(n_layers):
+        row = np.zeros(n)
+        row[position] = 1.0
+        for layer in range(top, -1, -1):
+            v = row / scale[layer]
+            row = 0.5 * (v @ patterns[layer]) + 0.5 * v  # [T] @ [T, T]
+        grid[top] = row
     return grid
 
 

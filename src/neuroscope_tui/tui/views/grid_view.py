@@ -11,12 +11,14 @@ Home/End, g/G, click).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.timer import Timer
 from textual.widgets import Static
 
 from neuroscope_tui.errors import NeuroscopeError
@@ -24,6 +26,11 @@ from neuroscope_tui.trace import Trace
 from neuroscope_tui.tui.views.base import Selection, TraceView
 from neuroscope_tui.tui.widgets.colorbar import ColorBar
 from neuroscope_tui.tui.widgets.heatmap import LayerHeatmap
+
+# A grid that took MIN_COSTLY seconds or more to build (CKA over hundreds of tokens) is rebuilt
+# at most once per BUSY_FACTOR x its cost while a run adds tokens.
+MIN_COSTLY = 0.02
+BUSY_FACTOR = 4.0
 
 
 @dataclass
@@ -80,6 +87,9 @@ class GridView(TraceView):
         self.problem: str | None = None  # why nothing can be drawn, said in the side panel
         self._drawn: tuple | None = None
         self._ready = False  # children composed (is_mounted is still False inside on_mount)
+        self._built_at = 0.0  # when the grid was last built, and how long that took (s)
+        self._build_cost = 0.0
+        self._timer: Timer | None = None
 
     # ---- for subclasses ----------------------------------------------------------------------
 
@@ -88,7 +98,8 @@ class GridView(TraceView):
         raise NotImplementedError
 
     def grid_key(self, trace: Trace) -> tuple:
-        """What the grid depends on: rebuilt when this changes."""
+        """What the grid depends on, as (id(trace), n_tokens, *settings): rebuilt when it
+        changes (while a run only adds tokens, a costly grid is rebuilt less often)."""
         return (id(trace), trace.n_tokens)
 
     def title_text(self) -> str:
@@ -142,14 +153,20 @@ class GridView(TraceView):
             self._show_problem("no run yet: type a prompt, or open a snapshot.")
             return
         key = self.grid_key(trace)
-        if key != self._drawn:
+        if key != self._drawn and self._defer(key):
+            pass  # a costly grid during a run: redrawn by a timer, the old one stays meanwhile
+        elif key != self._drawn:
             self._drawn = key
+            started = time.perf_counter()
             try:
                 self.grid = self.build_grid(trace)
                 self.problem = None
             except NeuroscopeError as err:
                 self._show_problem(str(err))
                 return
+            finally:
+                self._built_at = time.perf_counter()
+                self._build_cost = self._built_at - started
             g = self.grid
             self.heatmap.set_data(g.values_norm, g.raw, g.column_labels, g.n_prompt, g.layer_ids)
             self.query_one(ColorBar).set_scale(g.label, g.unit, g.lo, g.hi, "global")
@@ -157,6 +174,23 @@ class GridView(TraceView):
             return
         self._follow_selection()
         self._draw_cell()
+
+    def _defer(self, key: tuple) -> bool:
+        """Whether to put off rebuilding for `key`: only when just the token count moved on
+        and the last build was costly and recent (so a live run never spends more than about
+        1 / (1 + BUSY_FACTOR) of the UI thread on this grid); a timer rebuilds later."""
+        if self.grid is None or self._drawn is None or key[2:] != self._drawn[2:]:
+            return False
+        wait = BUSY_FACTOR * self._build_cost - (time.perf_counter() - self._built_at)
+        if self._build_cost < MIN_COSTLY or wait <= 0:
+            return False
+        if self._timer is None:
+            self._timer = self.set_timer(wait, self._deferred_refresh)
+        return True
+
+    def _deferred_refresh(self) -> None:
+        self._timer = None
+        self.refresh_view()
 
     def _show_problem(self, text: str) -> None:
         self.grid = None
