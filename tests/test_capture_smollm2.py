@@ -13,7 +13,7 @@ from neuroscope_tui.trace import CaptureSpec
 pytestmark = pytest.mark.smollm2
 
 
-def test_greedy_paris_and_lens_matches_prediction(smollm2) -> None:  # noqa: ANN001
+def test_greedy_paris_and_lens_matches_prediction(smollm2) -> None:
     trace = run(
         smollm2,
         "The capital of France is",
@@ -31,7 +31,7 @@ def test_greedy_paris_and_lens_matches_prediction(smollm2) -> None:  # noqa: ANN
     assert trace.token_ids[trace.n_prompt :] == own[trace.n_prompt - 1 : -1].tolist()
 
 
-def test_paris_rank_per_layer_matches_hidden_states(smollm2) -> None:  # noqa: ANN001
+def test_paris_rank_per_layer_matches_hidden_states(smollm2) -> None:
     """The lens rank of " Paris" at the last prompt position, against output_hidden_states."""
     trace = run(smollm2, "The capital of France is", None, GenerationOptions(max_new_tokens=0))
     ids = torch.tensor([trace.token_ids])
