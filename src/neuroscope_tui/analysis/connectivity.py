@@ -106,10 +106,12 @@ def cka_matrix(resid: np.ndarray, max_tokens: int = CKA_MAX_TOKENS) -> np.ndarra
     grams = np.empty((n_layers, len(idx) * len(idx)), dtype=np.float64)
     for layer in range(n_layers):
         x = resid[layer, idx].astype(np.float64)  # [T', D]
-        x -= x.mean(axis=0)
-        grams[layer] = (x @ x.T).ravel()  # centred Gram [T', T'] flattened
-    norms = np.linalg.norm(grams, axis=1)
-    dots = grams @ grams.T
+        x -= x.mean(axis=0)  # centring in float64: residual streams have large common means
+        x32 = x.astype(np.float32)
+        # the Gram product is the cost (T'^2 D per layer): float32 halves it
+        grams[layer] = (x32 @ x32.T).ravel()  # centred Gram [T', T'] flattened
+    dots = grams @ grams.T  # [L, L] Frobenius inner products, accumulated in float64
+    norms = np.sqrt(np.maximum(np.diag(dots), 0.0))
     with np.errstate(invalid="ignore", divide="ignore"):
         cka = dots / np.outer(norms, norms)
     cka[norms == 0, :] = np.nan
