@@ -162,3 +162,29 @@ async def test_compare_app_figures_and_difference_cursor():
         table = app.query_one("#figures")
         assert table.cursor_row == 2 and table.row_count == 3
         assert table.get_row_at(0)[1] == f"{c.cos_mean[0]:.3g}"
+
+
+def test_without_json_the_compare_view_opens(snapshots, monkeypatch):
+    from neuroscope_tui.tui import compare_app
+
+    opened = []
+    monkeypatch.setattr(compare_app.CompareApp, "run", lambda self: opened.append(self))
+    a, b, _ = snapshots
+    assert main(["compare", str(a), str(b)]) == 0
+    (app,) = opened
+    assert app.a.prompt == "The cat sat on the mat" and app.comparison.skip_first
+
+
+def test_analysis_views_and_compare_import_without_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import neuroscope_tui.analysis.connect_tables, neuroscope_tui.analysis.compare\n"
+        "import neuroscope_tui.tui.compare_app, neuroscope_tui.cli.compare\n"
+        "import neuroscope_tui.tui.views.connectivity, neuroscope_tui.tui.views.residual\n"
+        "import neuroscope_tui.tui.views.flow, neuroscope_tui.tui.views.lens\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
