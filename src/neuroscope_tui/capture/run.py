@@ -257,7 +257,7 @@ def run(
                     if token in eos:
                         trace.stop_reason = "eos"
                         break
-    except Exception as err:
+    except BaseException as err:  # KeyboardInterrupt too: the trace so far is still worth saving
         err.trace = trace  # type: ignore[attr-defined]
         raise
     trace.finished = True
