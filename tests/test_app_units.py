@@ -12,8 +12,8 @@ import pytest
 
 from _fixtures_app import FULL_LAYERS, synthetic_trace
 from neuroscope_tui.analysis.metrics import METRICS
-from neuroscope_tui.tui.app import default_file_name, free_path
 from neuroscope_tui.tui.engine import describe, trace_upto
+from neuroscope_tui.tui.saving import default_file_name, free_path
 from neuroscope_tui.tui.screens import too_small
 from neuroscope_tui.tui.widgets.detail import cell_details, token_text_of, visible
 from neuroscope_tui.tui.widgets.series import full_neuron_layers, neuron_series

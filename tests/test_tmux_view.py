@@ -49,7 +49,7 @@ def test_view_in_a_real_terminal(tmp_path: Path):
         tmux("send-keys", "-t", session, "Right", "Right", "Down")
         pane = wait_for_pane(session, "layer 1 · token 2")
         tmux("send-keys", "-t", session, "m")
-        wait_for_pane(session, "attention-output norm [||attn||] · global")
+        wait_for_pane(session, "layer 1 attention-output norm")  # the plot title
         tmux("send-keys", "-t", session, "s")
         pane = wait_for_pane(session, "saved ")
         saved = list(tmp_path.glob("synthetic-6L-*.nscope"))

@@ -12,7 +12,6 @@ that needs the model calls `run_model_task`. Never imports torch at module level
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -25,7 +24,6 @@ from textual.containers import Vertical
 from textual.geometry import Size
 from textual.widgets import ContentSwitcher, Footer, Input, Static
 
-from neuroscope_tui.errors import NeuroscopeError
 from neuroscope_tui.trace import CaptureSpec, Trace
 from neuroscope_tui.tui.commands import ActionCommands
 from neuroscope_tui.tui.engine import ModelEngine, ModelTask, trace_upto
@@ -38,6 +36,7 @@ from neuroscope_tui.tui.messages import (
     TaskDone,
     TraceGrew,
 )
+from neuroscope_tui.tui.saving import SavingActions
 from neuroscope_tui.tui.screens import LoadingScreen, too_small, too_small_text
 from neuroscope_tui.tui.views.base import Selection, SelectionChanged, TraceView
 from neuroscope_tui.tui.views.registry import VIEWS, ViewEntry
@@ -51,23 +50,7 @@ from neuroscope_tui.tui.widgets.status import (
 REDRAW_INTERVAL = 1 / 30  # a flood of TraceGrew messages is drawn at most this often
 
 
-def default_file_name(model: str, suffix: str, when: float | None = None) -> str:
-    """`<model>-<YYYYmmdd-HHMMSS><suffix>`, the model name made safe for a file name."""
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in Path(model).name)
-    return f"{safe or 'model'}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(when))}{suffix}"
-
-
-def free_path(folder: Path, name: str) -> Path:
-    """`folder/name`, or `folder/name-2...` when that exists (two saves in one second)."""
-    path = folder / name
-    stem, suffix, n = path.stem, path.suffix, 2
-    while path.exists():
-        path = folder / f"{stem}-{n}{suffix}"
-        n += 1
-    return path
-
-
-class NeuroscopeApp(App[int]):
+class NeuroscopeApp(SavingActions, App[int]):
     """The neuroscope terminal app (see the module docstring for its two modes)."""
 
     CSS_PATH = "app.tcss"
@@ -374,43 +357,7 @@ class NeuroscopeApp(App[int]):
         n_heads = max(1, self.shown.n_heads)
         self._move_selection(head=max(0, min(n_heads - 1, self.selection.head + step)))
 
-    # ---- saving, help, quitting --------------------------------------------------------------
-
-    def _out_folder(self) -> Path:
-        return self.save_dir if self.save_dir is not None else Path.cwd()
-
-    def action_save_snapshot(self) -> None:
-        """Save the trace on screen as a snapshot file and say where."""
-        from neuroscope_tui.snapshot import save_snapshot
-
-        if self.shown is None or self.shown.n_tokens == 0:
-            self.notify("nothing to save yet: run a prompt first", severity="warning")
-            return
-        name = default_file_name(self.shown.model.name, ".nscope")
-        try:
-            path = save_snapshot(self.shown, free_path(self._out_folder(), name))
-        except NeuroscopeError as err:
-            self.notify(f"not saved: {err}", severity="error", timeout=15)
-            return
-        self.last_saved = path
-        self.notify(f"saved {path}", title="snapshot", timeout=10)
-
-    def action_screenshot(self) -> None:
-        """Save an SVG screenshot of the screen and say where."""
-        model = self.shown.model.name if self.shown is not None else (self.model_name or "app")
-        path = free_path(self._out_folder(), default_file_name(model, ".svg"))
-        try:
-            self.save_screenshot(path.name, str(path.parent))
-        except OSError as err:
-            self.notify(
-                f"screenshot not saved: cannot write {path} ({err.strerror or err}); "
-                "check the folder or pass --save-dir",
-                severity="error",
-                timeout=15,
-            )
-            return
-        self.last_saved = path
-        self.notify(f"saved {path}", title="screenshot", timeout=10)
+    # ---- help and quitting -------------------------------------------------------------------
 
     def key_sections(self) -> list[tuple[str, Any, list[BindingType]]]:
         """(title, owner, bindings) of every key group: app, the view on screen, the heatmap."""

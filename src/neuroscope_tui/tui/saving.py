@@ -1,0 +1,71 @@
+"""Saving from the app: `s` writes the trace on screen as a snapshot, `S` an SVG screenshot.
+
+Both go to `--save-dir` (default: the working folder) under a name made of the model and the
+time; a path that cannot be written is a notice, and nothing on screen is lost.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from neuroscope_tui.errors import NeuroscopeError
+
+
+def default_file_name(model: str, suffix: str, when: float | None = None) -> str:
+    """`<model>-<YYYYmmdd-HHMMSS><suffix>`, the model name made safe for a file name."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in Path(model).name)
+    return f"{safe or 'model'}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(when))}{suffix}"
+
+
+def free_path(folder: Path, name: str) -> Path:
+    """`folder/name`, or `folder/name-2...` when that exists (two saves in one second)."""
+    path = folder / name
+    stem, suffix, n = path.stem, path.suffix, 2
+    while path.exists():
+        path = folder / f"{stem}-{n}{suffix}"
+        n += 1
+    return path
+
+
+class SavingActions:
+    """The app's save actions (mixed into NeuroscopeApp, which provides `shown`, `save_dir`,
+    `model_name`, `notify` and `save_screenshot`)."""
+
+    last_saved: Path | None = None
+
+    def _out_folder(self) -> Path:
+        return self.save_dir if self.save_dir is not None else Path.cwd()
+
+    def action_save_snapshot(self) -> None:
+        """Save the trace on screen as a snapshot file and say where."""
+        from neuroscope_tui.snapshot import save_snapshot
+
+        if self.shown is None or self.shown.n_tokens == 0:
+            self.notify("nothing to save yet: run a prompt first", severity="warning")
+            return
+        name = default_file_name(self.shown.model.name, ".nscope")
+        try:
+            path = save_snapshot(self.shown, free_path(self._out_folder(), name))
+        except NeuroscopeError as err:
+            self.notify(f"not saved: {err}", severity="error", timeout=15)
+            return
+        self.last_saved = path
+        self.notify(f"saved {path}", title="snapshot", timeout=10)
+
+    def action_screenshot(self) -> None:
+        """Save an SVG screenshot of the screen and say where."""
+        model = self.shown.model.name if self.shown is not None else (self.model_name or "app")
+        path = free_path(self._out_folder(), default_file_name(model, ".svg"))
+        try:
+            self.save_screenshot(path.name, str(path.parent))
+        except OSError as err:
+            self.notify(
+                f"screenshot not saved: cannot write {path} ({err.strerror or err}); "
+                "check the folder or pass --save-dir",
+                severity="error",
+                timeout=15,
+            )
+            return
+        self.last_saved = path
+        self.notify(f"saved {path}", title="screenshot", timeout=10)
