@@ -57,6 +57,10 @@ async def test_residual_cursor_keys_and_ratios_on_screen():
         assert view.heatmap.value_at(1, 3) in (0.0, 1.0, 2.0)
         await pilot.press("end", "G")
         assert view.heatmap.cursor == (2, trace.n_tokens - 1)
+        # one mark per layer under the grid: the path dominating most of its tokens
+        paths = str(view.query_one(".residual-paths").render())
+        marks = [row["dominant"][0].upper() for row in view.analysis.layer_summary()]
+        assert paths.split()[-3:] == [f"{i}{m}" for i, m in enumerate(marks)]
 
 
 async def test_connectivity_measures_cycle_and_match_numpy():

@@ -11,8 +11,11 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
+from rich.style import Style
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.widgets import Static
 
 from neuroscope_tui.analysis.residual import (
     ATTN,
@@ -25,6 +28,7 @@ from neuroscope_tui.analysis.residual import (
 from neuroscope_tui.trace import Trace
 from neuroscope_tui.tui.views.grid_view import Grid, GridView, finite_range, unit_range
 from neuroscope_tui.tui.widgets.colorbar import format_value
+from neuroscope_tui.tui.widgets.heatmap_render import build_palette
 
 # figure name -> (label on the colour bar, unit)
 FIGURES: dict[str, tuple[str, str]] = {
@@ -36,10 +40,29 @@ FIGURES: dict[str, tuple[str, str]] = {
 }
 
 
+def layer_paths_text(r: ResidualAnalysis, cursor_row: int) -> Text:
+    """One mark per layer: the path dominating most of its tokens (S skip, A attention,
+    M MLP), on the same colours as the `dominant` grid; the cursor's layer underlined."""
+    colours = build_palette().colours
+    shade = {"skip": colours[0], "attn": colours[len(colours) // 2], "mlp": colours[-1]}
+    text = Text("dominant path by layer  ", style="bold")
+    for i, row in enumerate(r.layer_summary()):
+        name = str(row["dominant"])
+        c = shade.get(name, (90, 90, 90))
+        fg = "black" if name == "mlp" else "white"
+        style = Style(bgcolor=f"rgb{c}", color=fg, underline=i == cursor_row, bold=i == cursor_row)
+        text.append(f"{row['layer']}{name[0].upper()}", style)
+        text.append(" ")
+    return text
+
+
 class ResidualView(GridView):
     """Block-versus-stream ratios per layer and token, and which path dominates."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("m", "cycle_figure", "figure")]
+    DEFAULT_CSS = """
+    ResidualView .residual-paths { height: auto; padding: 0 1; }
+    """
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -51,6 +74,13 @@ class ResidualView(GridView):
         names = list(FIGURES)
         self.figure = names[(names.index(self.figure) + 1) % len(names)]
         self.invalidate()
+
+    def compose_bottom(self) -> ComposeResult:
+        yield Static(classes="residual-paths")
+
+    def draw_bottom(self, row: int, column: int) -> None:
+        if self.analysis is not None and self.analysis.layers:
+            self.query_one(".residual-paths", Static).update(layer_paths_text(self.analysis, row))
 
     def grid_key(self, trace: Trace) -> tuple:
         return (id(trace), trace.n_tokens, self.figure)
