@@ -22,7 +22,10 @@ def anyio_backend():
 async def settle(pilot, view: ProjectionView, timeout: float = 60.0) -> None:
     """Wait until the view's worker has finished and its result is drawn."""
     start = time.monotonic()
-    while view.running is not None and time.monotonic() - start < timeout:
+    await pilot.pause()
+    while time.monotonic() - start < timeout and (
+        view.running is not None or (view.result is None and not view.notice)
+    ):
         await pilot.pause(0.05)
     await pilot.pause()
 
@@ -64,15 +67,20 @@ async def test_keys_work_while_tsne_runs_and_cancel_stops_it() -> None:
         assert view.result is not None and view.result.request.method == "pca"
 
 
-async def test_tsne_result_is_drawn_and_stored() -> None:
+async def test_umap_runs_in_a_worker_while_keys_are_answered() -> None:
+    # UMAP's first call in a process imports and compiles (~15-30 s): the UI keeps answering.
     trace = projection_trace(t=30)
     view = ProjectionView()
     async with ViewHost(view, trace).run_test(size=(120, 36)) as pilot:
         await settle(pilot, view)
-        await pilot.press("m")
-        await settle(pilot, view)
-        assert view.result is not None and view.result.request.method == "tsne"
-        assert trace.extras["projection.tsne.L1"].shape == (30, 2)
+        await pilot.press("m", "m")  # t-SNE (superseded at once), then UMAP
+        assert view.running is not None and view.running.method == "umap"
+        await pilot.press("l", "full_stop")
+        assert view.show_labels and view.selection.token == 5
+        await settle(pilot, view, 120)
+        assert view.result is not None and view.result.request.method == "umap"
+        assert trace.extras["projection.umap.L1"].shape == (30, 2)
+        assert adjusted_rand_score(np.arange(30) % 3, view.result.clusters.labels) == 1.0
 
 
 async def test_fewer_than_three_points_is_a_notice() -> None:
@@ -169,3 +177,32 @@ async def test_attribution_view_computes_with_the_live_model(tmp_path) -> None:
         await pilot.pause()
     (csv,) = tmp_path.glob("*attribution*.csv")
     assert csv.read_text().startswith("method,token,text,score,share,relative_gap")
+
+
+# ---- inside the real app -------------------------------------------------------------------
+
+
+async def test_keys_7_and_8_open_the_views_in_the_app(tmp_path) -> None:
+    from _fixtures_features import attribution_trace
+    from neuroscope_tui.tui.app import NeuroscopeApp
+    from neuroscope_tui.tui.views.attribution import AttributionView
+
+    trace = projection_trace()
+    trace.extras.update(attribution_trace().extras)
+    trace.notes.update(attribution_trace().notes)
+    app = NeuroscopeApp(snapshot=trace, snapshot_path=str(tmp_path / "s.nscope"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("7")
+        await pilot.pause()
+        view = app.query_one(ProjectionView)
+        await settle(pilot, view)
+        assert view.result is not None and view.result.request.layer == 0
+        await pilot.press("right_square_bracket")  # the app's next-layer key
+        await settle(pilot, view)
+        assert view.result.request.layer == 1
+        await pilot.press("8")
+        await pilot.pause()
+        attribution = app.query_one(AttributionView)
+        assert "' Paris' rather than ' London'" in str(
+            attribution.query_one("#attr-title").render()
+        )

@@ -66,6 +66,7 @@ class AttributionView(TraceView):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
+        self._ready = False  # set in on_mount, when the children exist
         self.method = "occlusion"
         self.foil: str | None = None
         self.target: int | None = None  # output position; None: the last one
@@ -84,6 +85,11 @@ class AttributionView(TraceView):
         )
         yield Static(id="attr-status")
 
+    def on_mount(self) -> None:
+        # The app may hand over the trace before the children exist: draw once they do.
+        self._ready = True
+        self.refresh_view()
+
     # ---- what is shown -----------------------------------------------------------------------
 
     def _note(self) -> dict[str, Any] | None:
@@ -96,11 +102,13 @@ class AttributionView(TraceView):
 
     def _scores(self) -> dict[str, np.ndarray]:
         assert self.trace is not None
-        return {
+        found = {
             name.split(".", 1)[1]: np.asarray(arr, dtype=np.float64)
-            for name, arr in sorted(self.trace.extras.items())
+            for name, arr in self.trace.extras.items()
             if name.startswith("attribution.")
         }
+        order = list(METHOD_NAMES)  # occlusion, IG, gradient x input; others after
+        return dict(sorted(found.items(), key=lambda kv: [*order, kv[0]].index(kv[0])))
 
     def _position(self) -> int:
         """The output position `a` attributes: the chosen one, else the last token."""
@@ -112,7 +120,7 @@ class AttributionView(TraceView):
         return max(n - 1, 1)
 
     def refresh_view(self) -> None:
-        if not self.is_mounted:
+        if not self._ready:
             return
         note = self._note()
         self.query_one("#attr-status", Static).update(self._status_text())
@@ -185,11 +193,14 @@ class AttributionView(TraceView):
             gap = numbers["relative_gap"]
             steps = numbers.get("steps")
             step_text = f", {steps} steps" if method == "integrated_gradients" and steps else ""
-            style = "green" if gap <= 0.05 else ("yellow" if gap <= 0.25 else "red")
             out.append(f"  {METHOD_NAMES.get(method, method)}{step_text}: ")
-            out.append(f"sum {numbers['sum']:+.3f} vs {delta:+.3f} → gap {gap:.1%}", style=style)
             if method == "occlusion":
-                out.append("  (not additive: informative only)", style="dim")
+                # Single-token drops need not add up to the all-tokens drop: no gap to judge.
+                out.append(f"sum of drops {numbers['sum']:+.3f} vs {delta:+.3f}", "dim")
+                out.append("  (not additive: no completeness expected)\n", style="dim")
+                continue
+            style = "green" if gap <= 0.05 else ("yellow" if gap <= 0.25 else "red")
+            out.append(f"sum {numbers['sum']:+.3f} vs {delta:+.3f} → gap {gap:.1%}", style=style)
             out.append("\n")
         first = next(iter(note.get("methods", {}).values()), {})
         out.append(f"  baseline: {first.get('baseline', '?')}", "dim")

@@ -137,6 +137,7 @@ class ProjectionView(TraceView):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
+        self._ready = False  # set in on_mount, when the children exist
         self.method = "pca"
         self.axes = "1-2"
         self.yaw = 0.6
@@ -162,6 +163,11 @@ class ProjectionView(TraceView):
             with VerticalScroll(id="proj-side"):
                 yield Static(id="proj-clusters")
         yield Static(id="proj-status")
+
+    def on_mount(self) -> None:
+        # The app may hand over the trace before the children exist: draw once they do.
+        self._ready = True
+        self.refresh_view()
 
     def on_unmount(self) -> None:
         self._cancel.set()  # a t-SNE/UMAP still running stops at its next step
@@ -192,7 +198,7 @@ class ProjectionView(TraceView):
     # ---- drawing -----------------------------------------------------------------------------
 
     def refresh_view(self) -> None:
-        if not self.is_mounted:
+        if not self._ready:
             return
         request = self._request()
         if request is None:
@@ -334,7 +340,7 @@ class ProjectionView(TraceView):
             out.append(f"c{c} ({len(members)})")
             if c in carried:
                 out.append(f"  from L{res.request.layer - 1}: J={carried[c][1]:.2f}", "dim")
-            words = " ".join(repr(texts[t])[1:-1] for t in members[:12])
+            words = " ".join(_visible(texts[t]) for t in members[:12])
             more = f" +{len(members) - 12}" if len(members) > 12 else ""
             out.append(f"\n  {words}{more}\n")
         if self.show_path and res.components is None:
@@ -540,6 +546,11 @@ class ProjectionView(TraceView):
             self.notify(str(err), severity="error")
             return
         self.notify(f"saved {path}", title="CSV")
+
+
+def _visible(token: str) -> str:
+    """A token as a word in a list: spaces shown as ␣ so " the" and "the" differ."""
+    return token.replace(" ", "␣").replace("\n", "⏎") or "∅"
 
 
 def result_table(trace: Trace, res: Result) -> Table:
