@@ -136,17 +136,25 @@ def time_forwards(bundle, lengths: list[int], rounds: int) -> dict:
     for n in lengths:
         ids = torch.tensor([prompt_ids(bundle.tokenizer, n)])
         times: dict[str, list[float]] = {k: [] for k in variants}
+        cpu: dict[str, list[float]] = {k: [] for k in variants}
         captured: dict[str, int] = {}
         for fn in variants.values():  # warm-up
             fn(ids)
         for _ in range(rounds):
             for key, fn in variants.items():
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 captured[key] = fn(ids)
                 times[key].append(time.perf_counter() - t0)
+                cpu[key].append(time.process_time() - c0)
         med = {k: statistics.median(v) for k, v in times.items()}
+        mcpu = {k: statistics.median(v) for k, v in cpu.items()}
         results[n] = {
-            k: {"seconds": med[k], "ratio": med[k] / med["plain"], "bytes": captured[k]}
+            k: {
+                "seconds": med[k],
+                "ratio": med[k] / med["plain"],
+                "cpu_ratio": mcpu[k] / mcpu["plain"],
+                "bytes": captured[k],
+            }
             for k in variants
         }
     return results
@@ -179,24 +187,32 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
     parser.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
         memory_child(args.memory_child[0], int(args.memory_child[1]))
         return
     torch.set_grad_enabled(False)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     bundle = load_model("smollm2", device="cpu", dtype="float32")
     lengths = [int(x) for x in args.lengths.split(",")]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, SmolLM2-135M float32")
     results = time_forwards(bundle, lengths, args.rounds)
     for n in lengths:
         print(f"\n{n} prompt tokens (median of {args.rounds} interleaved rounds)")
-        print(f"  {'variant':<30} {'ms':>8} {'x plain':>8} {'captured':>10} {'+peak MiB':>10}")
+        print(
+            f"  {'variant':<30} {'wall ms':>8} {'x plain':>8} {'cpu x':>7} "
+            f"{'captured':>10} {'+peak MiB':>10}"
+        )
         for key, r in results[n].items():
             mem = "" if args.no_memory or key == "plain" else f"{extra_memory(key, n):10.1f}"
             print(
                 f"  {LABELS[key]:<30} {r['seconds'] * 1000:8.1f} {r['ratio']:8.3f} "
-                f"{r['bytes'] / 2**20:8.2f}Mi {mem}"
+                f"{r['cpu_ratio']:7.3f} {r['bytes'] / 2**20:8.2f}Mi {mem}"
             )
     gen = time_generation(bundle, 32, args.new_tokens, max(3, args.rounds // 2))
     print(f"\ngeneration, 32-token prompt + {args.new_tokens} new tokens")

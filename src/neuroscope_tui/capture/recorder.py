@@ -36,13 +36,18 @@ def _rows(x: torch.Tensor) -> torch.Tensor:
 
 
 def summarise(x: torch.Tensor, near_zero: float) -> dict[str, torch.Tensor]:
-    """Per-token summaries of x [1, T, D] (or [T, D]) on its device -> name -> [T] float32."""
+    """Per-token summaries of x [1, T, D] (or [T, D]) on its device -> name -> [T] float32.
+
+    Five passes over x and one bool temporary: this runs on every block, attention and MLP
+    output of every step, so it avoids abs() copies where a min/max does the job.
+    """
     v = _rows(x).float()
+    lo, hi = torch.aminmax(v, dim=-1)
     return {
         "norm": torch.linalg.vector_norm(v, dim=-1),
-        "max_abs": v.abs().amax(-1),
+        "max_abs": torch.maximum(hi, -lo),
         "mean": v.mean(-1),
-        "zero_frac": (v.abs() < near_zero).float().mean(-1),
+        "zero_frac": (v.abs() < near_zero).sum(-1, dtype=torch.float32) / v.shape[-1],
     }
 
 
@@ -78,14 +83,17 @@ class Recorder:
             x_out = _first_tensor(output)
             if layer == 0:
                 self._put("embed.norm", 0, torch.linalg.vector_norm(x_in[0].float(), dim=-1))
-            for stat, val in summarise(x_out, near_zero).items():
+            stats = summarise(x_out, near_zero)
+            for stat, val in stats.items():
                 self._put(f"resid.{stat}", layer, val)
-            a, b = x_in[0].float(), x_out[0].float()
-            in_norm = torch.linalg.vector_norm(a, dim=-1)
-            out_norm = torch.linalg.vector_norm(b, dim=-1)
+            a, b = _rows(x_in).float(), _rows(x_out).float()
+            # the stream into block l is the stream out of block l-1: reuse its norm
+            prev = self._step.get("resid.norm", {}).get(layer - 1)
+            in_norm = prev if prev is not None else torch.linalg.vector_norm(a, dim=-1)
+            out_norm = stats["norm"]
             delta = torch.linalg.vector_norm(b - a, dim=-1)
             self._put("resid.delta", layer, delta / in_norm.clamp_min(1e-12))
-            dot = (a * b).sum(-1)
+            dot = torch.linalg.vecdot(a, b)
             self._put("resid.cos", layer, dot / (in_norm * out_norm).clamp_min(1e-12))
             if layer in self.full_layers:
                 self._put("resid.full", layer, x_out[0])
@@ -108,8 +116,10 @@ class Recorder:
 
         def hook(module, args):
             x = _rows(_first_tensor(args)).float()  # [T, d_mlp]
-            self._put("neurons.zero_frac", layer, (x.abs() < near_zero).float().mean(-1))
-            top = x.abs().topk(min(k, x.shape[-1]), dim=-1)
+            mag = x.abs()
+            zero = (mag < near_zero).sum(-1, dtype=torch.float32) / x.shape[-1]
+            self._put("neurons.zero_frac", layer, zero)
+            top = mag.topk(min(k, x.shape[-1]), dim=-1)
             self._put("neurons.top_idx", layer, top.indices.to(torch.int32))
             self._put("neurons.top_val", layer, x.gather(-1, top.indices))
             if layer in self.full_layers:
