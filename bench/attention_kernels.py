@@ -1,0 +1,135 @@
+"""Where the attention tap's time goes, for one layer, and a cheaper way to the same scores.
+
+For one SmolLM2-135M-shaped layer (9 query heads, 3 KV heads, head width 64) on random Q, K, V
+it times, in CPU milliseconds on one thread:
+
+    sdpa      torch's scaled_dot_product_attention (what a plain forward runs)
+    current   attention_tap.attention_probs + head_stats (what the tap adds beside sdpa)
+    chunked   `chunked_scores` below: the same six scores, computed in blocks of `chunk`
+              queries against only the keys they can see, entropy as log z - sum p (s - max)
+              (no log over T² entries) and dup/induction from the few (query, key) pairs that
+              match instead of a masked product over all of them
+    + output  `chunked_scores` also returning the attention output p @ V (could replace sdpa)
+
+and checks that both give the same scores (max abs difference).
+
+    python bench/attention_kernels.py [--lengths 512,2048] [--chunk 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from neuroscope_tui.capture.attention_tap import attention_probs, head_stats
+
+MASKED = -1e30  # finite, so p * (s - max) is 0, not NaN, where a key is masked
+
+
+def block_scores(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float,
+    ids: torch.Tensor, q_offset: int, with_output: bool,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:  # fmt: skip
+    """Scores name -> [q, H] of queries q_offset.. against keys 0..k (causal), + output."""
+    n_heads, n_q, d = query.shape
+    n_kv, n_k, _ = key.shape
+    group = n_heads // n_kv
+    # [KV, group*q, D] @ [KV, D, k] -> [H, q, k]; grouped heads share K without a copy
+    q = (query.float() * scaling).reshape(n_kv, group * n_q, d)
+    s = torch.bmm(q, key.float().transpose(1, 2)).view(n_heads, n_q, n_k)
+    q_pos = torch.arange(n_q) + q_offset
+    cols = torch.arange(n_k).view(1, -1)
+    s.masked_fill_(cols > q_pos.view(-1, 1), MASKED)
+    s.sub_(s.amax(-1, keepdim=True))  # s - max
+    p = s.exp()
+    z = p.sum(-1, keepdim=True)
+    p.div_(z)
+    rows = torch.arange(n_q)
+    prev = p[:, rows, (q_pos - 1).clamp(min=0)]
+    out = {
+        "entropy": (z[..., 0].log() - torch.linalg.vecdot(p, s)).T,  # -sum p log p
+        "first": p[..., 0].T,
+        "self": p[:, rows, q_pos].T,
+        "prev": torch.where(q_pos >= 1, prev, torch.zeros_like(prev)).T,
+    }
+    q_ids = ids[q_pos]
+    earlier = cols < q_pos.view(-1, 1)
+    after = torch.cat([ids.new_full((1,), -1), ids[: n_k - 1]])  # token before key j
+    for name, key_ids in (("dup", ids[:n_k]), ("induction", after)):
+        t, j = torch.nonzero((key_ids.view(1, -1) == q_ids.view(-1, 1)) & earlier, as_tuple=True)
+        acc = torch.zeros(n_heads, n_q)
+        acc.index_add_(1, t, p[:, t, j])
+        out[name] = acc.T
+    output = None
+    if with_output:
+        output = torch.bmm(p.view(n_kv, group * n_q, n_k), value.float()).view(n_heads, n_q, d)
+    return out, output
+
+
+def chunked_scores(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float,
+    ids: torch.Tensor, chunk: int = 32, with_output: bool = False,
+) -> dict[str, torch.Tensor]:  # fmt: skip
+    """The six per-query scores [T, H] of one layer, `chunk` queries at a time."""
+    n_q = query.shape[1]
+    parts: dict[str, list[torch.Tensor]] = {}
+    for start in range(0, n_q, chunk):
+        stop = min(n_q, start + chunk)
+        # keys after the block's last query are masked for all of it: leave them out
+        got, _ = block_scores(
+            query[:, start:stop], key[:, :stop], value[:, :stop], scaling, ids[:stop],
+            start, with_output,
+        )  # fmt: skip
+        for name, val in got.items():
+            parts.setdefault(name, []).append(val)
+    return {name: torch.cat(vals) for name, vals in parts.items()}
+
+
+def cpu_ms(fn: Callable[[], object], repeat: int = 3) -> float:
+    fn()
+    t0 = time.process_time()
+    for _ in range(repeat):
+        fn()
+    return (time.process_time() - t0) / repeat * 1000
+
+
+def measure(n: int, chunk: int) -> tuple[float, float, float, float, float]:
+    """CPU ms of sdpa, current, chunked, chunked + output at n tokens; max score difference."""
+    n_heads, n_kv, d = 9, 3, 64
+    scaling = d**-0.5
+    q, k, v = torch.randn(n_heads, n, d), torch.randn(n_kv, n, d), torch.randn(n_kv, n, d)
+    ids = torch.randint(0, 300, (n,))
+    q_pos = torch.arange(n)
+    k_all, v_all = k.repeat_interleave(3, 0)[None], v.repeat_interleave(3, 0)[None]
+    ref = head_stats(attention_probs(q, k, None, scaling, None, 0), q_pos, ids)
+    got = chunked_scores(q, k, v, scaling, ids, chunk)
+    diff = max(float((ref[name] - got[name]).abs().max()) for name in ref)
+    return (
+        cpu_ms(lambda: F.scaled_dot_product_attention(q[None], k_all, v_all, is_causal=True)),
+        cpu_ms(lambda: head_stats(attention_probs(q, k, None, scaling, None, 0), q_pos, ids)),
+        cpu_ms(lambda: chunked_scores(q, k, v, scaling, ids, chunk)),
+        cpu_ms(lambda: chunked_scores(q, k, v, scaling, ids, chunk, True)),
+        diff,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lengths", default="512,2048")
+    parser.add_argument("--chunk", type=int, default=32)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    print("one layer, 9 heads / 3 KV heads, width 64, CPU ms on 1 thread")
+    print(f"{'tokens':>6} {'sdpa':>7} {'current':>8} {'chunked':>8} {'+ output':>9} {'diff':>8}")
+    for n in [int(x) for x in args.lengths.split(",")]:
+        sdpa, current, chunked, with_out, diff = measure(n, args.chunk)
+        print(f"{n:>6} {sdpa:7.1f} {current:8.1f} {chunked:8.1f} {with_out:9.1f} {diff:8.1e}")
+
+
+if __name__ == "__main__":
+    main()
