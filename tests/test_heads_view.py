@@ -202,3 +202,15 @@ def test_one_query_text_and_thumbnail():
     small = shrink(big, 8)
     assert small.shape == (8, 8)
     assert small[0, 0] == pytest.approx(big[:5, :5].mean())
+
+
+def test_heads_view_imports_without_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import neuroscope_tui.tui.views.heads, neuroscope_tui.analysis.heads\n"
+        "import neuroscope_tui.cli.heads\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
