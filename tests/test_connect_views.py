@@ -241,3 +241,28 @@ async def test_a_costly_grid_is_rebuilt_less_often_during_a_run(monkeypatch):
         monkeypatch.setattr(grid_view, "BUSY_FACTOR", 0.0)
         view.show_trace(trace_upto(trace, 12))
         assert builds[-1] == 12
+
+
+async def test_live_flow_asks_one_pattern_request_at_a_time_while_tokens_arrive():
+    from neuroscope_tui.tui.engine import trace_upto
+
+    trace = load_fixture()
+    pats = np.stack([trace.get(f"pattern.{layer}.-1") for layer in range(3)]).astype(float)
+    for layer in range(3):
+        del trace.arrays[f"pattern.{layer}.-1"]
+    tasks: list = []
+    app = make_host(FlowView, trace_upto(trace, 8), live_model=tiny_bundle(), tasks=tasks)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        view = app.query_one("#view")
+        assert [len(ids) for ids, _ in tasks] == [8] and view.heatmap.n_tokens == 8
+        view.show_trace(trace_upto(trace, 12))
+        view.show_trace(trace_upto(trace, 14))  # before the model answered for 12 tokens
+        assert [len(ids) for ids, _ in tasks] == [8, 12]
+        assert view.heatmap.n_tokens == 8  # the last answer stays on screen meanwhile
+        for _ in range(4):
+            await pilot.pause()
+        assert [len(ids) for ids, _ in tasks] == [8, 12, 14]
+        assert view.heatmap.n_tokens == 14
+        row = [view.heatmap.value_at(2, t) for t in range(14)]
+        assert np.allclose(row, rollout(pats[:, :14, :14], 13)[2], atol=1e-5)

@@ -12,6 +12,7 @@ problems in a thread worker (seconds for long runs) and is cached per position.
 
 from __future__ import annotations
 
+import time
 from typing import ClassVar
 
 import numpy as np
@@ -37,6 +38,7 @@ from neuroscope_tui.tui.widgets.colorbar import format_value
 from neuroscope_tui.tui.widgets.heatmap_render import _contrast, build_palette, token_label
 
 METHODS = ("rollout", "flow")
+PATTERN_TIMEOUT = 60.0  # s: a live-model request unanswered this long (it failed) is re-sent
 
 
 def shares_text(tokens: list[str], share: np.ndarray, width: int = 10) -> Text:
@@ -75,10 +77,12 @@ class FlowView(GridView):
         super().__init__(id=id)
         self.method = "rollout"
         self.position: int | None = None  # None: the newest token
-        self._asked: tuple | None = None  # the patterns request sent to the live model
-        self._patterns: tuple[int, np.ndarray] | None = None  # (n_tokens, [L, T, T])
+        self._asked: list[int] | None = None  # token ids of the request to the live model
+        self._asked_at = 0.0
+        self._patterns: tuple[list[int], np.ndarray] | None = None  # (token ids, [L, T, T])
         self._flows: dict[tuple, np.ndarray] = {}  # (n_tokens, position) -> flow grid
         self._computing: tuple | None = None
+        self.shown_position = 1 << 30  # the output position the grid was last built for
 
     def compose_bottom(self) -> ComposeResult:
         yield Static(classes="flow-tokens")
@@ -111,58 +115,70 @@ class FlowView(GridView):
         return last if self.position is None else min(self.position, last)
 
     def grid_key(self, trace: Trace) -> tuple:
-        have = self._patterns[0] if self._patterns else -1
-        flow_ready = (trace.n_tokens, self.output_position(trace)) in self._flows
+        have = len(self._patterns[0]) if self._patterns else -1
+        flows_done = len(self._flows)  # a flow grid finished: rebuild
         return (
             id(trace),
             trace.n_tokens,
             self.method,
             self.output_position(trace),
             have,
-            flow_ready,
+            flows_done,
         )
 
     def title_text(self) -> str:
         trace = self.trace
         if trace is None or trace.n_tokens == 0:
             return f"information flow · {self.method}"
-        p = self.output_position(trace)
+        p = min(self.output_position(trace), self.shown_position)
         return (
             f"information flow · attention {self.method} to output {p} "
             f"{trace.token_text[p]!r}   f: rollout/flow  o: output at cursor  ,/.: step output"
         )
 
     def patterns(self, trace: Trace) -> np.ndarray:
-        """Head-averaged patterns [L, T, T] from the run, the live model, or SnapshotError."""
+        """Head-averaged patterns [L, T', T'] from the run or the live model; SnapshotError
+        when there are none yet.
+
+        From the live model, one request is in flight at a time (each is a forward pass
+        between generation steps); meanwhile the last answer is used when the run still
+        starts with its tokens, so during generation the grid lags a few tokens behind
+        (T' < T) instead of asking the model again for every token.
+        """
         held = head_averaged_patterns(trace)
         if held is not None:
             return held
-        if self._patterns is not None and self._patterns[0] == trace.n_tokens:
-            return self._patterns[1]
         if getattr(self.app, "live_model", None) is None:
             require_patterns(trace)  # raises, saying how to get them
-        request = (id(trace), trace.n_tokens)
-        if self._asked != request:
-            self._asked = request
+        ids = list(trace.token_ids)
+        stored = self._patterns
+        fresh = stored is not None and stored[0] == ids
+        stuck = time.monotonic() - self._asked_at > PATTERN_TIMEOUT
+        if not fresh and (self._asked is None or stuck):
             from neuroscope_tui.capture.run import compute_patterns
 
             heads = [(layer, -1) for layer in range(trace.n_layers)]
-            n = trace.n_tokens
+            self._asked, self._asked_at = ids, time.monotonic()
             self.app.run_model_task(
                 compute_patterns,
-                list(trace.token_ids),
+                ids,
                 heads,
-                on_done=lambda got: self._got_patterns(n, got, heads),
+                on_done=lambda got: self._got_patterns(ids, got, heads),
             )
+        if stored is not None and ids[: len(stored[0])] == stored[0]:
+            return stored[1]
         raise SnapshotError("computing head-averaged attention patterns with the model…")
 
-    def _got_patterns(self, n: int, got: dict, heads: list[tuple[int, int]]) -> None:
-        self._patterns = (n, np.stack([np.asarray(got[h], dtype=np.float64) for h in heads]))
+    def _got_patterns(self, ids: list[int], got: dict, heads: list[tuple[int, int]]) -> None:
+        self._asked = None
+        self._patterns = (ids, np.stack([np.asarray(got[h], dtype=np.float64) for h in heads]))
         self.invalidate()
 
     def build_grid(self, trace: Trace) -> Grid:
+        self.shown_position = 1 << 30
         pats = self.patterns(trace)
-        p = self.output_position(trace)
+        n = pats.shape[-1]  # fewer than the run's tokens while live patterns catch up
+        p = self.shown_position = min(self.output_position(trace), n - 1)
         if self.method == "rollout":
             raw = rollout(pats, p)
         else:
@@ -171,7 +187,7 @@ class FlowView(GridView):
                     f"attention flow is limited to the first {FLOW_MAX_TOKENS} positions; "
                     "press f for rollout, or o on an earlier token."
                 )
-            key = (trace.n_tokens, p)
+            key = self._flow_key(trace, n, p)
             if key not in self._flows:
                 self._start_flow(pats, p, key)
                 raise SnapshotError(f"computing attention flow to position {p}…")
@@ -182,7 +198,7 @@ class FlowView(GridView):
         return Grid(
             unit_range(raw, lo, hi),
             raw,
-            list(trace.token_text),
+            list(trace.token_text[:n]),
             trace.n_prompt,
             layers,
             label,
@@ -190,6 +206,11 @@ class FlowView(GridView):
             lo,
             hi,
         )
+
+    @staticmethod
+    def _flow_key(trace: Trace, n: int, position: int) -> tuple:
+        """What a flow grid depends on: the tokens it covers and the output position."""
+        return (tuple(trace.token_ids[:n]), position)
 
     def _start_flow(self, pats: np.ndarray, position: int, key: tuple) -> None:
         if self._computing == key:
@@ -216,7 +237,7 @@ class FlowView(GridView):
         g, trace = self.grid, self.trace
         if g is None or trace is None:
             return Text("")
-        p = self.output_position(trace)
+        p = min(self.output_position(trace), self.shown_position)
         text = Text()
         text.append(f"output {p} {trace.token_text[p]!r}\n", "bold")
         text.append(f"after layer {row}, input {column} {trace.token_text[column]!r}\n")

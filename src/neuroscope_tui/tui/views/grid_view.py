@@ -172,6 +172,7 @@ class GridView(TraceView):
             self.query_one(ColorBar).set_scale(g.label, g.unit, g.lo, g.hi, "global")
         if self.grid is None:
             return
+        self.query_one(".grid-title", Static).update(self.title_text())  # as built
         self._follow_selection()
         self._draw_cell()
 
