@@ -23,6 +23,9 @@ import torch
 SDPA_KEY = "neuroscope_sdpa"
 EAGER_KEY = "neuroscope_eager"
 _CHUNK_ELEMENTS = 1 << 22  # about 16 MiB of float32 scores per chunk
+# A finite "minus infinity" for masked scores: exp() of it is exactly 0 in float32, and
+# 0 times it is 0 (not NaN), so the entropy can come from one dot product per row.
+_HIDDEN = -1e30
 
 
 class AttentionSink(Protocol):
@@ -156,7 +159,8 @@ class _Workspace:
     def __init__(self) -> None:
         self._buffers: dict[str, torch.Tensor] = {}
         self.masks_key: tuple | None = None
-        self.masks: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.masks: tuple | None = None
+        self.bias: dict[tuple, torch.Tensor] = {}
 
     def get(self, name: str, shape: tuple[int, ...], dtype: torch.dtype, device) -> torch.Tensor:
         n = 1
@@ -185,9 +189,9 @@ class _Tap:
         self.ws = workspace
 
 
-def _repeat_masks(ws: _Workspace, ids: torch.Tensor, q_pos: torch.Tensor):
-    """Float masks [q, k] of earlier keys with the query's token (dup) and of keys right after
-    an earlier copy of it (induction); None when the chunk has no repeats. Cached per step:
+def _repeat_pairs(ws: _Workspace, ids: torch.Tensor, q_pos: torch.Tensor):
+    """(query index in chunk, key index) pairs for dup (an earlier key with the query's token)
+    and induction (a key right after an earlier copy of the query's token). Cached per step:
     every layer sees the same ids."""
     key = (ids.data_ptr(), ids.shape[0], int(q_pos[0]), int(q_pos[-1]))
     if ws.masks_key == key:
@@ -197,38 +201,57 @@ def _repeat_masks(ws: _Workspace, ids: torch.Tensor, q_pos: torch.Tensor):
     dup = (ids.view(1, -1) == q_ids.view(-1, 1)) & earlier
     prev_ids = torch.cat([ids.new_full((1,), -1), ids[:-1]])
     ind = (prev_ids.view(1, -1) == q_ids.view(-1, 1)) & earlier
-    masks = None
-    if bool(dup.any()) or bool(ind.any()):
-        masks = (dup.float(), ind.float())
-    ws.masks_key, ws.masks = key, masks
-    return masks
+    pairs = (tuple(dup.nonzero(as_tuple=True)), tuple(ind.nonzero(as_tuple=True)))
+    ws.masks_key, ws.masks = key, pairs
+    return pairs
+
+
+def _causal_bias(ws: _Workspace, n_q: int, n_k: int, q_offset: int, window, group: int, device):
+    """Additive mask [group * n_q, n_k] (0 or -inf) for causal (and sliding-window) attention,
+    laid out as the (head-in-group, query) rows of the grouped score matrix. Cached: every
+    layer of a step uses the same one."""
+    key = ("bias", n_q, n_k, q_offset, window, group)
+    cached = ws.bias.get(key)
+    if cached is not None:
+        return cached
+    rows = torch.arange(n_q, device=device).view(-1, 1) + q_offset
+    cols = torch.arange(n_k, device=device).view(1, -1)
+    hide = cols > rows
+    if window:
+        hide = hide | (cols <= rows - window)
+    bias = torch.zeros(n_q, n_k, device=device).masked_fill_(hide, _HIDDEN)
+    bias = bias.repeat(group, 1)
+    if len(ws.bias) > 8:
+        ws.bias.clear()
+    ws.bias[key] = bias
+    return bias
 
 
 def _chunk_probs(ws: _Workspace, q, k, mask, scaling, softcap, q_offset, window):
-    """softmax(QKᵀ) of one query chunk into a reused buffer: q [H, qc, D], k [KV, n_k, D]
-    -> [KV, group, qc, n_k] float32 (a view of the workspace)."""
+    """Masked scores and softmax(QKᵀ) of one query chunk: q [H, qc, D], k [KV, n_k, D] ->
+    two [KV, group, qc, n_k] float32 tensors. Without soft-capping, scaling and the causal
+    mask are fused into the matmul."""
     n_heads, n_q, d = q.shape
     n_kv, n_k, _ = k.shape
     group = n_heads // n_kv
-    s = ws.get("scores", (n_kv, group, n_q, n_k), torch.float32, q.device)
-    torch.matmul(q.reshape(n_kv, group, n_q, d), k.transpose(-1, -2).unsqueeze(1), out=s)
-    s.mul_(scaling)
-    if softcap:
-        s.div_(softcap).tanh_().mul_(softcap)
-    if mask is None:
-        rows = torch.arange(n_q, device=s.device).view(-1, 1) + q_offset
-        cols = torch.arange(n_k, device=s.device).view(1, -1)
-        hide = cols > rows
-        if window:
-            hide = hide | (cols <= rows - window)
-        s.masked_fill_(hide, float("-inf"))
-    elif mask.dtype == torch.bool:
-        s.masked_fill_(~mask, float("-inf"))
+    qg = q.reshape(n_kv, group * n_q, d)  # rows: (head in group, query)
+    kt = k.transpose(-1, -2)
+    if mask is None and not softcap:
+        bias = _causal_bias(ws, n_q, n_k, q_offset, window, group, q.device)
+        s = torch.baddbmm(bias.unsqueeze(0), qg, kt, alpha=scaling)
     else:
-        s.add_(mask.float())
-    s.sub_(s.amax(-1, keepdim=True)).exp_()
-    s.div_(s.sum(-1, keepdim=True))
-    return s
+        s = torch.bmm(qg, kt).mul_(scaling)
+        if softcap:
+            s.div_(softcap).tanh_().mul_(softcap)
+        s = s.view(n_kv, group, n_q, n_k)
+        if mask is None:
+            s.add_(_causal_bias(ws, n_q, n_k, q_offset, window, 1, q.device))
+        elif mask.dtype == torch.bool:
+            s.masked_fill_(~mask, _HIDDEN)
+        else:
+            s.add_(mask.float()).clamp_min_(_HIDDEN)
+    s = s.view(n_kv, group, n_q, n_k)
+    return s, torch.softmax(s, dim=-1)
 
 
 def _observe(tap: _Tap, query, key, value, attention_mask, kwargs):
@@ -246,7 +269,7 @@ def _observe(tap: _Tap, query, key, value, attention_mask, kwargs):
     heads_wanted = tap.sink.wants_patterns(tap.layer)
     chunk = max(1, _CHUNK_ELEMENTS // max(1, n_heads * n_k))
     qf, kf = query[0].float(), key[0].float()
-    vf = value[0].float().unsqueeze(1) if value is not None else None  # [KV, 1, n_k, D]
+    vf = value[0].float() if value is not None else None  # [KV, n_k, D]
     out = None
     if value is not None:
         out = torch.empty(1, n_q, n_heads, d_v, dtype=query.dtype, device=query.device)
@@ -255,15 +278,18 @@ def _observe(tap: _Tap, query, key, value, attention_mask, kwargs):
     for start in range(0, n_q, chunk):
         stop = min(n_q, start + chunk)
         mask = None if attention_mask is None else attention_mask[0, 0, start:stop, :n_k]
-        s = _chunk_probs(
+        scores, s = _chunk_probs(
             tap.ws, qf[:, start:stop], kf, mask, scaling, softcap, q_offset + start, window
         )
         if out is not None:
-            o = (s @ vf).reshape(n_heads, stop - start, d_v)  # [H, qc, D]
+            # [KV, group * qc, k] @ [KV, k, D]: grouped heads share V without copying it
+            n_kv = vf.shape[0]
+            o = torch.bmm(s.reshape(n_kv, -1, n_k), vf).reshape(n_heads, stop - start, d_v)
             out[0, start:stop] = o.transpose(0, 1).to(out.dtype)
         p = s.view(n_heads, stop - start, n_k)
         q_pos = torch.arange(start, stop, device=p.device) + q_offset
-        for name, val in _chunk_stats(tap.ws, p, q_pos, ids).items():
+        logits = scores.view(n_heads, stop - start, n_k)
+        for name, val in _chunk_stats(tap.ws, p, logits, q_pos, ids).items():
             parts.setdefault(name, []).append(val)
         for h in heads_wanted:
             rows[h].append(p.mean(0) if h < 0 else p[h].clone())
@@ -272,25 +298,28 @@ def _observe(tap: _Tap, query, key, value, attention_mask, kwargs):
     return out
 
 
-def _chunk_stats(ws: _Workspace, p, q_pos, ids):
-    """head_stats() of one chunk, computed into a reused buffer: name -> [qc, H]."""
+def _chunk_stats(ws: _Workspace, p, scores, q_pos, ids):
+    """head_stats() of one chunk without a temporary the size of p: name -> [qc, H].
+
+    Entropy: with log p = s - lse, H = lse - sum(p * s), and lse = s_max - log p_max; the sum
+    is one batched dot product per row. dup and induction gather only the few (query, key)
+    pairs where a token repeats.
+    """
     n_heads, n_q, n_k = p.shape
-    tmp = ws.get("tmp", (n_heads, n_q, n_k), torch.float32, p.device)
-    torch.special.entr(p, out=tmp)  # -p log p, 0 where p = 0
-    out = {"entropy": tmp.sum(-1).T, "first": p[..., 0].T.clone()}
+    dot = torch.linalg.vecdot(p, scores)  # [H, q]
+    lse = scores.amax(-1) - torch.log(p.amax(-1))
+    out = {"entropy": (lse - dot).clamp_min(0).T, "first": p[..., 0].T.clone()}
     idx = q_pos.clamp(max=n_k - 1).view(1, -1, 1).expand(n_heads, -1, 1)
     out["self"] = p.gather(-1, idx)[..., 0].T
     prev = p.gather(-1, (q_pos - 1).clamp(min=0).view(1, -1, 1).expand(n_heads, -1, 1))[..., 0]
     out["prev"] = torch.where(q_pos.view(1, -1) >= 1, prev, torch.zeros_like(prev)).T
     if ids is not None:
-        masks = _repeat_masks(ws, ids, q_pos)
-        if masks is None:
-            zeros = p.new_zeros(n_q, n_heads)
-            out["dup"], out["induction"] = zeros, zeros.clone()
-        else:
-            for name, m in zip(("dup", "induction"), masks, strict=True):
-                torch.mul(p, m, out=tmp)
-                out[name] = tmp.sum(-1).T
+        pairs = _repeat_pairs(ws, ids, q_pos)
+        for name, (qi, kj) in zip(("dup", "induction"), pairs, strict=True):
+            score = p.new_zeros(n_heads, n_q)
+            if qi.numel():
+                score.index_add_(1, qi, p[:, qi, kj])
+            out[name] = score.T
     return out
 
 
