@@ -92,7 +92,7 @@ async def test_numbers_on_screen_match_transformers(tiny, tmp_path):
         )
         heat = app.query_one(LayerHeatmap)
         np.testing.assert_allclose(heat._raw[:-1], expected, rtol=1e-4, atol=1e-5)
-        await pilot.press("right", "right")
+        await pilot.press("home", "right", "right")
         await pilot.pause()
         text = str(app.query_one("#detail-text").render())
         line = next(ln for ln in text.splitlines() if "residual norm" in ln)
@@ -222,3 +222,57 @@ async def test_load_failure_is_one_sentence(tmp_path):
         await pilot.press("q")
         await pilot.pause()
     assert not app.is_running
+
+
+async def test_cursor_follows_the_newest_token_until_moved(tiny, tmp_path):
+    app = live_app(tiny, tmp_path, generation={"max_new_tokens": 3, "stop_at_eos": False})
+    async with app.run_test(size=SIZE) as pilot:
+        await run_prompt(pilot, app, "The cat")
+        heat = app.query_one(LayerHeatmap)
+        last = app.shown.n_tokens - 1
+        assert heat.cursor[1] == last and app.selection.token == last
+        assert str(app.query_one("#detail-text").render()).startswith(f"layer 0 · token {last}")
+        await pilot.press("left")
+        assert app.selection.token == last - 1
+        await run_prompt(pilot, app, " sat on")  # a new run: back to its newest token
+        assert app.selection.token == app.shown.n_tokens - 1
+
+
+async def test_quit_during_a_run_stops_the_worker(tiny, tmp_path):
+    app = live_app(tiny, tmp_path, generation={"max_new_tokens": 100, "stop_at_eos": False})
+    handle = tiny.model.register_forward_pre_hook(lambda *a: time.sleep(0.02))
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            app.query_one("#prompt").focus()
+            await pilot.press(*"The quick brown fox", "enter")
+            await wait_for(pilot, lambda: app.shown is not None)
+            await pilot.press("q")
+        assert app.return_value == 0
+        end = time.monotonic() + 10
+        while app.engine.running and time.monotonic() < end:
+            await asyncio.sleep(0.02)
+        assert not app.engine.running and app.engine.cancel.is_set()
+    finally:
+        handle.remove()
+
+
+@pytest.mark.smollm2
+async def test_smollm2_scan_shows_paris(smollm2, tmp_path):
+    """The real model: greedy ' Paris', and the lens's last layer at the last prompt token
+    predicts it (its top-1 equals the model's own next token)."""
+    app = NeuroscopeApp(
+        model=smollm2, save_dir=tmp_path, prompt="The capital of France is",
+        generation={"max_new_tokens": 2},
+    )  # fmt: skip
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.figures.state.startswith("done"), timeout=300)
+        await pilot.pause(0.1)
+        trace = app.shown
+        assert trace.token_text[trace.n_prompt] == " Paris"
+        heat = app.query_one(LayerHeatmap)
+        heat.cursor = (heat.n_layers - 1, trace.n_prompt - 1)
+        await pilot.pause()
+        text = str(app.query_one("#detail-text").render())
+        lens = text.split("logit lens: top 5 next tokens\n")[1].splitlines()
+        assert lens[0].split()[0] == "·Paris"
+        assert f"layer {heat.n_layers - 1} · token {trace.n_prompt - 1} ·is" in text

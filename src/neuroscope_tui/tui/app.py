@@ -103,6 +103,9 @@ class NeuroscopeApp(SavingActions, App[int]):
         self._growth: TraceGrew | None = None
         self._redraw_due = False
         self.current_view = VIEWS[0].name
+        # while True, the selection moves to each new token (the detail panel shows it);
+        # moving the selection anywhere else turns it off until the next run
+        self.follow = False
 
     @property
     def live(self) -> bool:
@@ -251,7 +254,8 @@ class NeuroscopeApp(SavingActions, App[int]):
         if self.engine.running:
             self.notify("a run is in progress; press Esc to stop it first", severity="warning")
             return
-        self.engine.running = True  # set here too, so a second Enter cannot slip in
+        self.engine.prepare_run()
+        self.follow = True
         self.figures.state = "running"
         self.figures.tokens_per_s = None
         self._draw_header()
@@ -305,6 +309,10 @@ class NeuroscopeApp(SavingActions, App[int]):
         if self.shown is None:
             return
         self.query_one("#run-line", Static).update(run_text(self.shown), layout=False)
+        last = self.shown.n_tokens - 1
+        if self.follow and last >= 0 and self.selection.token != last:
+            self.selection = Selection(**{**self.selection.__dict__, "token": last})
+        self.view.selection = self.selection
         self.view.show_trace(self.shown)
         self._draw_header()
 
@@ -337,6 +345,8 @@ class NeuroscopeApp(SavingActions, App[int]):
 
     def on_selection_changed(self, message: SelectionChanged) -> None:
         self.selection = message.selection
+        if self.shown is not None:
+            self.follow = self.follow and message.selection.token == self.shown.n_tokens - 1
 
     def _move_selection(self, **changes: int) -> None:
         self.selection = Selection(**{**self.selection.__dict__, **changes})

@@ -77,7 +77,6 @@ class ModelEngine:
         from neuroscope_tui.capture.run import GenerationOptions, run
 
         bundle = self.model
-        self.cancel.clear()
         self.running = True
         spec = spec or default_spec(bundle)
         started: list[float] = []  # time of the first generated token
@@ -98,6 +97,7 @@ class ModelEngine:
             self.run_tasks(bundle)
             time.sleep(0.001)  # hand the GIL to the UI thread once per token
 
+        ended: RunEnded | None = None
         try:
             with self.lock:
                 trace = run(
@@ -108,7 +108,7 @@ class ModelEngine:
                     on_step=on_step,
                     cancel=self.cancel,
                 )
-            self.post(RunEnded(trace, None))
+            ended = RunEnded(trace, None)
         except Exception as err:
             trace = getattr(err, "trace", None) or state["trace"]
             at = f" at token {trace.n_tokens}" if trace is not None and trace.n_tokens else ""
@@ -116,11 +116,20 @@ class ModelEngine:
                 text = str(err)
             else:
                 text = f"the model failed{at} ({describe(err)}); what was captured is kept"
-            self.post(RunEnded(trace if trace is not None and trace.n_tokens else None, text))
+            ended = RunEnded(trace if trace is not None and trace.n_tokens else None, text)
         finally:
-            self.running = False
             with self.lock:
                 self.run_tasks(bundle)
+            # not running before the UI hears the end, so Enter right after it starts a run
+            self.running = False
+            if ended is not None:
+                self.post(ended)
+
+    def prepare_run(self) -> None:
+        """Mark a run as started (UI thread, before its worker starts), so a stop pressed at
+        once is kept and a second Enter is refused."""
+        self.cancel.clear()
+        self.running = True
 
     def take_growth(self) -> TraceGrew | None:
         """The newest growth (UI thread); the worker may post again after this."""
