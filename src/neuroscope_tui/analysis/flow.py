@@ -14,7 +14,7 @@ Attention flow solves one max-flow problem per (layer, input token) with scipy's
 integer-scaled capacities (1/2^20 resolution). Row l's graph has (l+1) (p+1)^2 / 2 edges and
 needs p+1 problems, so the cost grows about as L^2 p^3: measured at L = 30, p = 127, about
 2 s for the last row and 20-30 s for all 30 rows (0.2 s / 3 s at p = 63; bench/connectivity.py).
-Positions past FLOW_MAX_TOKENS are refused; rollout has no such limit and costs L T^3 flops.
+Positions past FLOW_MAX_TOKENS are refused; rollout has no such limit (L^2 T^2 / 2 flops).
 """
 
 from __future__ import annotations
