@@ -70,6 +70,12 @@ def add_capture_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-lens", action="store_true", help="skip the per-layer logit lens")
     parser.add_argument(
+        "--no-layer-patterns",
+        action="store_true",
+        help="skip each layer's head-averaged attention pattern (kept by default for the flow "
+        "view; it costs layers x tokens^2 floats)",
+    )
+    parser.add_argument(
         "--too-long",
         default="refuse",
         choices=["refuse", "truncate"],
@@ -121,6 +127,9 @@ def capture_spec(args: argparse.Namespace, n_layers: int, n_heads: int, model: s
                 f"--heads {layer}.{head}: {model} has layers 0 to {n_layers - 1} and heads "
                 f"0 to {n_heads - 1}"
             )
+    if not getattr(args, "no_layer_patterns", False):
+        # head -1 is the mean over a layer's heads: what attention rollout and flow need
+        heads = heads + tuple((layer, -1) for layer in range(n_layers))
     return CaptureSpec(
         full_layers=full,
         pattern_heads=heads,
