@@ -65,8 +65,8 @@ class FlowView(GridView):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f", "toggle_method", "rollout/flow"),
         Binding("o", "output_at_cursor", "output here"),
-        Binding("comma", "step_output(-1)", "output ←", show=False),
-        Binding("full_stop", "step_output(1)", "output →", show=False),
+        Binding("comma", "step_output(-1)", "output ←", show=False, key_display=","),
+        Binding("full_stop", "step_output(1)", "output →", show=False, key_display="."),
     ]
     DEFAULT_CSS = """
     FlowView .grid-bottom { height: auto; max-height: 8; }
