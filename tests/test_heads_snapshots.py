@@ -13,6 +13,10 @@ class TestHeadOverview:
         app = HeadsHost(make_trace())
         assert snap_compare(app, press=["c", "c", "down", "right"], terminal_size=(120, 40))
 
+    def test_overview_marked_with_probe_types(self, snap_compare):
+        app = HeadsHost(make_trace(), live=True)
+        assert snap_compare(app, press=["p", "down", "down", "right"], terminal_size=(120, 40))
+
 
 class TestPatternPanel:
     def test_pattern_with_query_selected_log_scale(self, snap_compare):

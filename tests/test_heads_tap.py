@@ -85,6 +85,18 @@ def test_random_tiny_model_has_no_strong_induction_heads():
     assert not any("previous-token" in types for types in scores.types.values())
 
 
+def test_probe_summary_is_the_probes_rows_as_json():
+    import json
+
+    from neuroscope_tui.capture.probes import probe_summary
+
+    bundle = bundle_for("llama", seed=3)
+    summary = probe_summary(bundle, 20, seed=2)
+    assert summary["model"] == "tiny-llama" and summary["length"] == 20
+    assert summary["heads"] == head_scores(induction_probe(bundle, 20, seed=2)).rows()
+    assert json.loads(json.dumps(summary)) == summary  # fits a snapshot's JSON notes
+
+
 def test_probe_ids_repeat_distinct_tokens():
     ids = probe_ids(VOCAB, 25, seed=4, bos=2, exclude=[0, 1, 2, 3])
     assert ids[0] == 2 and len(ids) == 51

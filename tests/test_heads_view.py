@@ -142,6 +142,31 @@ async def test_a_failed_pattern_request_is_said_and_not_retried_in_a_loop():
 
 
 @pytest.mark.anyio
+async def test_probe_key_marks_types_from_the_induction_probe():
+    trace = make_trace()
+    app = HeadsHost(trace, live=True)
+    async with app.run_test(size=SIZE) as pilot:
+        grid = app.query_one(HeadGrid)
+        assert grid.letters[2][1] == ""
+        await pilot.press("p")
+        assert app.probes == 1
+        assert grid.letters[2][1] == "I" and grid.letters[0][0] == ""  # the probe's types now
+        assert trace.notes["heads_probe"]["heads"][9]["types"] == ["induction"]
+        await pilot.press("down", "down", "right")
+        summary = str(app.query_one("#head-summary").render())
+        assert "on the probe: induction" in summary
+
+
+@pytest.mark.anyio
+async def test_probe_key_without_a_model_asks_for_one():
+    app = HeadsHost(make_trace())
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("p")
+        assert app.probes == 0
+        assert app.query_one(HeadGrid).letters[0][0] == "PR"
+
+
+@pytest.mark.anyio
 async def test_big_terminal_draws_small_multiples_of_the_layer():
     trace = make_trace(keep_patterns=())
     app = HeadsHost(trace, live=True)
@@ -214,3 +239,17 @@ def test_heads_view_imports_without_torch():
         "import neuroscope_tui.cli.heads\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.anyio
+async def test_probe_types_travel_in_a_snapshot(tmp_path):
+    from neuroscope_tui.snapshot import load_snapshot, save_snapshot
+
+    trace = make_trace()
+    rows = [{"layer": 1, "head": 3, "types": ["sink"]}]
+    trace.notes["heads_probe"] = {"model": "fixture", "length": 50, "seed": 0, "heads": rows}
+    loaded = load_snapshot(save_snapshot(trace, tmp_path / "probe.nscope"))
+    app = HeadsHost(loaded)
+    async with app.run_test(size=SIZE):
+        letters = app.query_one(HeadGrid).letters
+        assert letters[1][3] == "S" and letters[0][0] == ""

@@ -194,7 +194,12 @@ class HeadScores:
         return float(self.values[name][self.layers.index(layer), head])
 
     def rows(self) -> list[dict[str, Any]]:
-        """One JSON-able dict per head: layer, head, every score, types."""
+        """One JSON-able dict per head: layer, head, every score (None where undefined),
+        types, and redundant_with ([[layer, head], ...])."""
+        partners: dict[tuple[int, int], list[list[int]]] = {}
+        for a, b, _ in self.redundant_pairs:
+            partners.setdefault(a, []).append(list(b))
+            partners.setdefault(b, []).append(list(a))
         out = []
         for li, layer in enumerate(self.layers):
             for head in range(self.n_heads):
@@ -203,8 +208,14 @@ class HeadScores:
                     v = float(self.values[name][li, head])
                     row[name] = None if np.isnan(v) else round(v, 6)
                 row["types"] = list(self.types.get((layer, head), []))
+                row["redundant_with"] = partners.get((layer, head), [])
                 out.append(row)
         return out
+
+
+def types_from_rows(rows: list[dict[str, Any]]) -> dict[tuple[int, int], list[str]]:
+    """(layer, head) -> types, from `HeadScores.rows()` (as saved in a trace's notes)."""
+    return {(int(r["layer"]), int(r["head"])): list(r["types"]) for r in rows}
 
 
 def head_scores(
@@ -317,6 +328,6 @@ def heads_table(trace: Any) -> Any:
             "this snapshot has no attention head scores; capture it with head scores on."
         ) from None
     rows = scores.rows()
-    columns = ["layer", "head", *SCORE_NAMES, "types"]
+    columns = ["layer", "head", *SCORE_NAMES, "types"]  # redundant_with is left to JSON
     table_rows = [[" ".join(r[c]) if c == "types" else r[c] for c in columns] for r in rows]
     return Table(columns, table_rows)

@@ -117,3 +117,15 @@ def induction_probe(
         heads = tuple((layer, h) for layer in range(a.n_layers) for h in range(a.n_heads))
     prompt = f"(induction probe: {length} random tokens twice, seed {seed})"
     return trace_ids(bundle, ids, heads, prompt=prompt)
+
+
+def probe_summary(bundle: LoadedModel, length: int = DEFAULT_LENGTH, seed: int = 0) -> dict:
+    """The probe's per-head scores and types as JSON-able notes (kept in a trace's notes).
+
+    {"model": name, "length": n, "seed": s, "heads": HeadScores.rows()}; the app's heads view
+    marks head types from it.
+    """
+    from neuroscope_tui.analysis.heads import head_scores
+
+    scores = head_scores(induction_probe(bundle, length, seed=seed))
+    return {"model": bundle.name, "length": length, "seed": seed, "heads": scores.rows()}

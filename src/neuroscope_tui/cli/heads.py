@@ -85,16 +85,9 @@ def _check_range(args: argparse.Namespace, n_layers: int, n_heads: int, model: s
 
 def head_entries(probe: HeadScores, prompt: HeadScores | None = None) -> list[dict[str, Any]]:
     """One dict per head: layer, head, every probe score, types, redundant partners, prompt."""
-    partners: dict[tuple[int, int], list[list[int]]] = {}
-    for a, b, _ in probe.redundant_pairs:
-        partners.setdefault(a, []).append(list(b))
-        partners.setdefault(b, []).append(list(a))
     entries = probe.rows()
-    prompt_rows = prompt.rows() if prompt is not None else None
-    for i, entry in enumerate(entries):
-        entry["redundant_with"] = partners.get((entry["layer"], entry["head"]), [])
-        if prompt_rows is not None:
-            row = prompt_rows[i]
+    if prompt is not None:
+        for entry, row in zip(entries, prompt.rows(), strict=True):
             entry["prompt"] = {k: v for k, v in row.items() if k not in ("layer", "head")}
     return entries
 

@@ -30,6 +30,7 @@ from neuroscope_tui.analysis.heads import (
     head_scores,
     trace_patterns,
     type_letters,
+    types_from_rows,
 )
 from neuroscope_tui.tui.views.base import TraceView
 from neuroscope_tui.tui.widgets.head_grid import HeadGrid
@@ -43,6 +44,7 @@ from neuroscope_tui.tui.widgets.pattern import (
 # the terminal size from which all heads of the layer are drawn as small multiples
 MULTIPLES_MIN_SIZE = (150, 50)
 THUMBNAIL_BINS = 16
+PROBE_NOTE = "heads_probe"  # trace.notes key of the induction probe's per-head rows
 REFRESH_EVERY = 8  # tokens between refreshes of a computed pattern while a run generates
 
 
@@ -57,6 +59,16 @@ def patterns_or_error(
 
     try:
         return compute_patterns(bundle, token_ids, heads)
+    except Exception as err:  # shown as a notice; the view keeps working
+        return f"{type(err).__name__}: {str(err).strip()[:120]}"
+
+
+def probe_or_error(bundle: Any) -> dict | str:
+    """`probe_summary` in the model worker; a failure comes back as a phrase."""
+    from neuroscope_tui.capture.probes import probe_summary
+
+    try:
+        return probe_summary(bundle)
     except Exception as err:  # shown as a notice; the view keeps working
         return f"{type(err).__name__}: {str(err).strip()[:120]}"
 
@@ -85,6 +97,7 @@ class HeadsView(TraceView):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c", "cycle_score", "score"),
         Binding("g", "toggle_log", "log/linear"),
+        Binding("p", "probe", "induction probe"),
         # the app binds these too (and lists them in its help); here they also work when the
         # view is hosted alone, and keep the cursor and pattern in step without a round trip
         Binding("[", "step_layer(-1)", "", show=False),
@@ -103,6 +116,8 @@ class HeadsView(TraceView):
         self._pending: set[tuple[int, int]] = set()
         # heads whose pattern request failed, and why (not asked again for this trace)
         self._failed: dict[tuple[int, int], str] = {}
+        self._probe: dict | None = None  # the probe's notes, for later runs of the same model
+        self._probing = False
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="heads-top"):
@@ -124,6 +139,28 @@ class HeadsView(TraceView):
     def action_toggle_log(self) -> None:
         self.log_scale = not self.log_scale
         self.refresh_view()
+
+    def action_probe(self) -> None:
+        """Run the induction probe in the model worker; its head types then mark the grid."""
+        if getattr(self.app, "live_model", None) is None:
+            self.app.notify("the induction probe needs the live model", severity="warning")
+            return
+        if self._probing:
+            return
+        self._probing = True
+        self.app.notify("running the induction probe (random tokens, repeated)...")
+
+        def done(result: dict | str) -> None:
+            self._probing = False
+            if isinstance(result, str):
+                self.app.notify(f"the induction probe failed: {result}", severity="error")
+                return
+            self._probe = result
+            if self.trace is not None:
+                self.trace.notes[PROBE_NOTE] = result
+            self.refresh_view()
+
+        self.app.run_model_task(probe_or_error, on_done=done)
 
     def action_step_layer(self, step: int) -> None:
         layers = self._layers()
@@ -201,10 +238,19 @@ class HeadsView(TraceView):
         if self._big():
             self._draw_multiples(layer)
 
+    def _probe_types(self) -> dict[tuple[int, int], list[str]] | None:
+        """Head types from the induction probe, when the trace (or this session) has run it."""
+        probe = self.trace.notes.get(PROBE_NOTE) if self.trace is not None else None
+        same_model = self._probe is not None and self._probe.get("model") == self.trace.model.name
+        if probe is None and same_model:
+            self.trace.notes[PROBE_NOTE] = probe = self._probe  # saved with the snapshot
+        return types_from_rows(probe["heads"]) if probe else None
+
     def _draw_grid(self, layer: int, head: int) -> None:
         scores = self.scores
+        types = self._probe_types() or scores.types
         letters = [
-            [type_letters(scores.types.get((lay, h), [])) for h in range(scores.n_heads)]
+            [type_letters(types.get((lay, h), [])) for h in range(scores.n_heads)]
             for lay in scores.layers
         ]
         grid = self.query_one(HeadGrid)
@@ -220,12 +266,18 @@ class HeadsView(TraceView):
             for a, b, _ in scores.redundant_pairs
             if (layer, head) in (a, b)
         ]
+        probe = self._probe_types()
+        on_probe = ""
+        if probe is not None:
+            on_probe = f"  on the probe: {', '.join(probe.get((layer, head), [])) or 'none'}"
         lines = [
-            f"[b]L{layer}.H{head}[/b]  types: {', '.join(types) or 'none'}"
-            + (f" (with {', '.join(partners)})" if partners else ""),
+            f"[b]L{layer}.H{head}[/b]  on this run: {', '.join(types) or 'none'}"
+            + (f" (with {', '.join(partners)})" if partners else "")
+            + on_probe,
             values.replace("nan", "n/a"),
             f"colour: {self.score_name} = {SCORES[self.score_name]}",
-            "letters: " + " ".join(f"{v[0]} {k}" for k, v in HEAD_TYPES.items()),
+            ("letters (probe): " if probe is not None else "letters: ")
+            + " ".join(f"{v[0]} {k}" for k, v in HEAD_TYPES.items()),
         ]
         self.query_one("#head-summary", Static).update("\n".join(lines))
 
