@@ -266,3 +266,17 @@ async def test_live_flow_asks_one_pattern_request_at_a_time_while_tokens_arrive(
         assert view.heatmap.n_tokens == 14
         row = [view.heatmap.value_at(2, t) for t in range(14)]
         assert np.allclose(row, rollout(pats[:, :14, :14], 13)[2], atol=1e-5)
+
+
+async def test_flow_asked_again_before_it_finished_keeps_only_whole_grids():
+    trace = load_fixture()
+    app = make_host(FlowView, trace)
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.query_one("#view")
+        await pilot.press("f", "comma", "comma")  # two new output positions at once
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert view.shown_position == trace.n_tokens - 3
+        for (ids, position), grid in view._flows.items():
+            assert np.isfinite(grid[:, : position + 1]).all(), (len(ids), position)
+        assert np.isfinite(view.heatmap.value_at(2, 0))

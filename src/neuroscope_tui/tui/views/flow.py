@@ -217,18 +217,26 @@ class FlowView(GridView):
             return
         self._computing = key
 
-        def work() -> tuple[tuple, np.ndarray]:
+        def work() -> tuple[tuple, np.ndarray] | None:
             worker = get_current_worker()
-            return key, attention_flow(pats, position, cancel=lambda: worker.is_cancelled)
+            grid = attention_flow(pats, position, cancel=lambda: worker.is_cancelled)
+            return None if worker.is_cancelled else (key, grid)  # a cut-short grid is no use
 
-        self.run_worker(work, thread=True, exclusive=True, group="flow")
+        self.run_worker(work, thread=True, exclusive=True, group="flow", exit_on_error=False)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group != "flow" or event.state != WorkerState.SUCCESS:
+        if event.worker.group != "flow":
+            return
+        if event.state == WorkerState.ERROR:
+            self._computing = None
+            self.notify(f"attention flow failed: {event.worker.error}", severity="error")
+            return
+        if event.state != WorkerState.SUCCESS or event.worker.result is None:
             return
         key, grid = event.worker.result
         self._flows[key] = grid
-        self._computing = None
+        if self._computing == key:
+            self._computing = None
         self.invalidate()
 
     # ---- panels ------------------------------------------------------------------------------
