@@ -145,6 +145,9 @@ class Trace:
     finished: bool = False
     stop_reason: str = ""
     version: int = TRACE_VERSION
+    # Growth buffers with spare room on the token axis; `arrays` holds views of their filled
+    # part. Appending a token then costs its own rows, not a copy of the whole trace.
+    _buffers: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     # ---- shape -----------------------------------------------------------------------------
 
@@ -202,18 +205,57 @@ class Trace:
         Pattern arrays (`pattern.l.h`) take the new query rows [new, T_total] and grow in
         both axes (earlier rows are padded with zeros: a causal model never looks ahead).
         """
+        start = len(self.token_ids)
         self.token_ids.extend(int(t) for t in token_ids)
         self.token_text.extend(token_text)
         total = len(self.token_ids)
         for name, new in rows.items():
+            new = np.asarray(new)
             if name.startswith("pattern."):
-                self.arrays[name] = _grow_pattern(self.arrays.get(name), new, total)
-                continue
-            old = self.arrays.get(name)
-            if old is None:
-                self.arrays[name] = np.ascontiguousarray(new)
+                self.arrays[name] = self._grow_pattern(name, new, start, total)
             else:
-                self.arrays[name] = np.concatenate([old, new], axis=self.token_axis(name))
+                self.arrays[name] = self._grow(name, new, start, total)
+
+    def _buffer(self, name: str, shape: tuple[int, ...], dtype: np.dtype, axes: tuple[int, ...]):
+        """The growth buffer for `name`, with room for `shape` along `axes` (doubling)."""
+        buf = self._buffers.get(name)
+        if buf is not None and buf.dtype == dtype and all(buf.shape[a] >= shape[a] for a in axes):
+            return buf
+        cap = list(shape)
+        for a in axes:
+            cap[a] = max(16, 2 * shape[a])
+        fresh = np.zeros(cap, dtype=dtype)
+        old = self.arrays.get(name)
+        if old is not None and old.size:
+            fresh[tuple(slice(0, n) for n in old.shape)] = old
+        self._buffers[name] = fresh
+        return fresh
+
+    def _grow(self, name: str, new: np.ndarray, start: int, total: int) -> np.ndarray:
+        """Write rows for positions start..total along the token axis; return the filled view."""
+        axis = self.token_axis(name)
+        shape = list(new.shape)
+        shape[axis] = total
+        old = self.arrays.get(name)
+        if old is not None and old.shape[axis] != start:
+            raise ValueError(f"array {name!r} has {old.shape[axis]} positions, expected {start}")
+        buf = self._buffer(name, tuple(shape), new.dtype, (axis,))
+        index = [slice(None)] * buf.ndim
+        index[axis] = slice(start, total)
+        buf[tuple(index)] = new
+        index[axis] = slice(0, total)
+        for a in range(buf.ndim):
+            if a != axis:
+                index[a] = slice(0, shape[a])
+        return buf[tuple(index)]
+
+    def _grow_pattern(self, name: str, new_rows: np.ndarray, start: int, total: int) -> np.ndarray:
+        """Add query rows [new, total] to a square pattern -> [total, total] (zeros above the
+        diagonal: a causal model never looks ahead)."""
+        buf = self._buffer(name, (total, total), np.dtype(np.float32), (0, 1))
+        n_new = new_rows.shape[0]
+        buf[total - n_new : total, : new_rows.shape[1]] = new_rows
+        return buf[:total, :total]
 
     def summary(self) -> dict[str, Any]:
         """A JSON-able description: model, prompt, generated text, arrays with shapes."""
@@ -230,15 +272,3 @@ class Trace:
                 for k, v in sorted({**self.arrays, **self.extras}.items())
             },
         }
-
-
-def _grow_pattern(old: np.ndarray | None, new_rows: np.ndarray, total: int) -> np.ndarray:
-    """Append query rows [new, total] to a square pattern [old_T, old_T] -> [total, total]."""
-    new_rows = np.asarray(new_rows, dtype=np.float32)
-    n_new = new_rows.shape[0]
-    out = np.zeros((total, total), dtype=np.float32)
-    if old is not None and old.size:
-        t_old = old.shape[0]
-        out[:t_old, :t_old] = old
-    out[total - n_new :, : new_rows.shape[1]] = new_rows
-    return out
