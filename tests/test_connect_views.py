@@ -280,3 +280,24 @@ async def test_flow_asked_again_before_it_finished_keeps_only_whole_grids():
         for (ids, position), grid in view._flows.items():
             assert np.isfinite(grid[:, : position + 1]).all(), (len(ids), position)
         assert np.isfinite(view.heatmap.value_at(2, 0))
+
+
+@pytest.mark.parametrize(
+    ("view_cls", "says"),
+    [
+        (ConnectivityView, "--full-layers all"),
+        (ResidualView, "capture with the resid, attn and mlp sites"),
+        (FlowView, "--heads"),
+        (LensView, "--no-lens"),
+    ],
+)
+async def test_a_run_without_the_arrays_a_view_needs_gets_one_sentence(view_cls, says):
+    from neuroscope_tui.trace import ModelInfo, Trace
+
+    bare = Trace(model=ModelInfo(name="toy", n_layers=2, n_heads=2))
+    bare.append([1, 2, 3], ["a", "b", "c"], {})
+    app = make_host(view_cls, bare)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("down", "right", "m", "c", "f")
+        assert says in side_text(app)
+        assert app.query_one("#view").heatmap.n_layers == 0
