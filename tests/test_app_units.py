@@ -161,3 +161,26 @@ def test_minimum_size_and_error_phrases():
     assert too_small(79, 40) and too_small(120, 23) and not too_small(80, 24)
     assert describe(RuntimeError("boom\nmore")) == "RuntimeError: boom"
     assert describe(ValueError()) == "ValueError"
+
+
+def test_engine_wait_idle_sees_a_held_model():
+    import threading
+
+    from neuroscope_tui.tui.engine import ModelEngine
+
+    engine = ModelEngine(post=lambda message: None)
+    assert engine.wait_idle(0.01)
+    held, release = threading.Event(), threading.Event()
+
+    def busy():
+        with engine.lock:
+            held.set()
+            release.wait(5)
+
+    worker = threading.Thread(target=busy)
+    worker.start()
+    held.wait(5)
+    assert not engine.wait_idle(0.05)
+    release.set()
+    worker.join()
+    assert engine.wait_idle(0.05)

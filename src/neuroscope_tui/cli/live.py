@@ -8,6 +8,7 @@ screen, and a failure there is printed again on exit.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from neuroscope_tui.cli.model_options import add_generation_arguments, add_model_arguments
@@ -65,7 +66,16 @@ def run(args: argparse.Namespace) -> int:
         save_dir=args.save_dir,
     )
     app.run()
+    status = 0
     if app.load_error:
         print(f"neuroscope-tui: {app.load_error}", file=sys.stderr)
-        return 2
-    return 0
+        status = 2
+    if not app.engine.wait_idle(timeout=2.0):
+        # Quit during a load (or a forward pass that outlasts the stop): a worker thread cannot
+        # be interrupted, and Python would wait for it at exit. Nothing of ours is half-written
+        # (snapshots and the GGUF cache are renamed into place), so leave now.
+        print("neuroscope-tui: stopped while the model was busy.", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status

@@ -154,11 +154,9 @@ class NeuroscopeApp(SavingActions, App[int]):
         elif self.engine.model is not None:
             self._model_ready(self.engine.model)
         elif self.model_name is not None:
+            self.figures = HeaderFigures(self.model_name, state="loading")
             self.push_screen(LoadingScreen(self.model_name))
-            self.run_worker(
-                partial(self.engine.load, self.model_name, self.load_options),
-                thread=True, group="model", name="load",
-            )  # fmt: skip
+            self.engine.spawn("load", self.engine.load, self.model_name, self.load_options)
         self._draw_header()
 
     @property
@@ -260,10 +258,7 @@ class NeuroscopeApp(SavingActions, App[int]):
         self.figures.tokens_per_s = None
         self._draw_header()
         self._focus_view()
-        self.run_worker(
-            partial(self.engine.generate, prompt, self.spec, self.generation),
-            thread=True, exclusive=True, group="run", name="run",
-        )  # fmt: skip
+        self.engine.spawn("run", self.engine.generate, prompt, self.spec, self.generation)
 
     def action_stop(self) -> None:
         """Stop the run in progress after its current token (or leave the prompt)."""
@@ -296,7 +291,7 @@ class NeuroscopeApp(SavingActions, App[int]):
                 ),
             )
         )  # fmt: skip
-        self.run_worker(self.engine.serve_tasks, thread=True, group="tasks", name="task")
+        self.engine.spawn("task", self.engine.serve_tasks)
 
     def decode_token(self, token_id: int) -> str | None:
         """A vocabulary id's text with the live tokenizer (None without one)."""

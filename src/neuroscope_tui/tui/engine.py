@@ -1,10 +1,13 @@
 """The model side of the app: loading, runs and model tasks, all in worker threads.
 
-`ModelEngine` is plain threading (no widgets): the app starts its methods in Textual thread
-workers and gets results back as messages (tui/messages.py) through `post`, which must be
-thread-safe (`App.post_message` is). One lock serialises everything that touches the model;
-a task asked for during generation (`submit`) runs between two generation steps, so a view's
-request never waits for the whole run. torch is imported only inside functions.
+`ModelEngine` is plain threading (no widgets): the app starts its methods in worker threads
+(`spawn`) and gets results back as messages (tui/messages.py) through `post`, which must be
+thread-safe (`App.post_message` is). The threads are daemon threads, not Textual's thread
+workers: those run in asyncio's default executor, which `asyncio.run` joins at exit, so
+quitting during a 20 s model load would hang until the load ended. One lock serialises
+everything that touches the model; a task asked for during generation (`submit`) runs between
+two generation steps, so a view's request never waits for the whole run. torch is imported
+only inside functions.
 """
 
 from __future__ import annotations
@@ -47,6 +50,12 @@ class ModelEngine:
     running: bool = False
     latest: TraceGrew | None = None  # the newest growth, read by the UI with `take_growth`
     _posted: threading.Event = field(default_factory=threading.Event)
+
+    def spawn(self, name: str, fn: Callable[..., Any], *args: Any) -> threading.Thread:
+        """Run `fn(*args)` in a new daemon thread called `neuroscope-<name>`."""
+        thread = threading.Thread(target=fn, args=args, name=f"neuroscope-{name}", daemon=True)
+        thread.start()
+        return thread
 
     # ---- loading ---------------------------------------------------------------------------
 
@@ -130,6 +139,13 @@ class ModelEngine:
         once is kept and a second Enter is refused."""
         self.cancel.clear()
         self.running = True
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Whether the model is free (no load, run or task holding it) within `timeout` s."""
+        if not self.lock.acquire(timeout=timeout):
+            return False
+        self.lock.release()
+        return True
 
     def take_growth(self) -> TraceGrew | None:
         """The newest growth (UI thread); the worker may post again after this."""
