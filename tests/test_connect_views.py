@@ -165,7 +165,7 @@ async def test_flow_without_patterns_in_view_mode_says_how_to_get_them():
     app = make_host(FlowView, trace)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        assert "--heads" in side_text(app)
+        assert "--no-layer-patterns" in side_text(app)
 
 
 async def test_number_keys_open_each_view_in_the_app_on_the_shared_selection(tmp_path):
@@ -287,7 +287,7 @@ async def test_flow_asked_again_before_it_finished_keeps_only_whole_grids():
     [
         (ConnectivityView, "--full-layers all"),
         (ResidualView, "capture with the resid, attn and mlp sites"),
-        (FlowView, "--heads"),
+        (FlowView, "--no-layer-patterns"),
         (LensView, "--no-lens"),
     ],
 )

@@ -159,7 +159,7 @@ def require_patterns(trace: Trace) -> np.ndarray:
     patterns = head_averaged_patterns(trace)
     if patterns is None:
         raise SnapshotError(
-            "this run kept no attention patterns for every layer; open the model live (they "
-            "are computed on demand) or capture with --heads listing every head of every layer."
+            "this run kept no head-averaged attention patterns; capture it without "
+            "--no-layer-patterns, or open the model live (they are computed on demand)."
         )
     return patterns
