@@ -276,3 +276,38 @@ async def test_smollm2_scan_shows_paris(smollm2, tmp_path):
         lens = text.split("logit lens: top 5 next tokens\n")[1].splitlines()
         assert lens[0].split()[0] == "·Paris"
         assert f"layer {heat.n_layers - 1} · token {trace.n_prompt - 1} ·is" in text
+
+
+async def test_every_view_key_works_on_a_live_trace(tiny, tmp_path):
+    from neuroscope_tui.analysis.metrics import METRICS
+    from neuroscope_tui.tui.help import HelpScreen
+
+    app = live_app(tiny, tmp_path, generation={"max_new_tokens": 3, "stop_at_eos": False})
+    async with app.run_test(size=SIZE) as pilot:
+        await run_prompt(pilot, app, "The cat sat")
+        scan = app.view
+        await pilot.press("m", "n", "o", "u")
+        assert scan.metric == list(METRICS)[1] and scan.normalisation == "per layer"
+        assert not scan.clip and scan.neuron is not None
+        await pilot.press("right_square_bracket", "right_curly_bracket")
+        assert (app.selection.layer, app.selection.head) == (1, 1)
+        await pilot.press("S")
+        await pilot.pause()
+        assert app.last_saved.suffix == ".svg" and app.last_saved.exists()
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape", "slash")
+        await pilot.pause()
+        assert app.focused is app.query_one("#prompt")
+
+
+async def test_a_prompt_past_the_context_is_a_notice(tiny, tmp_path):
+    app = live_app(tiny, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        app.start_run("one two three four five six seven eight nine ten " * 30)
+        await wait_for(pilot, lambda: app.figures.state == "failed")
+        await pilot.pause(0.1)
+        errors = [n.message for n in app._notifications if n.severity == "error"]
+        assert len(errors) == 1 and "reads at most 128" in errors[0]
+        assert app.shown is None and not app.engine.running
