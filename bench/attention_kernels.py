@@ -4,14 +4,15 @@ For one SmolLM2-135M-shaped layer (9 query heads, 3 KV heads, head width 64) on 
 it times, in CPU milliseconds on one thread:
 
     sdpa      torch's scaled_dot_product_attention (what a plain forward runs)
-    current   attention_tap.attention_probs + head_stats (what the tap adds beside sdpa)
-    chunked   `chunked_scores` below: the same six scores, computed in blocks of `chunk`
-              queries against only the keys they can see, entropy as log z - sum p (s - max)
-              (no log over T² entries) and dup/induction from the few (query, key) pairs that
-              match instead of a masked product over all of them
-    + output  `chunked_scores` also returning the attention output p @ V (could replace sdpa)
+    tap       the attention tap's own per-call work (`attention_tap._observe`): the attention
+              output from its own probabilities plus the six scores of every head, in chunks
+              of about 4M scores against every key
+    chunked   `chunked_scores` below: the same output and scores in blocks of `--chunk`
+              queries (a block's scores stay in cache) against only the keys a block can see
+              (the masked upper half is never computed), entropy as log z - sum p (s - max)
+              and dup/induction from the few (query, key) pairs that match
 
-and checks that both give the same scores (max abs difference).
+and checks that all give the same output and scores (max abs difference). Causal masks only.
 
     python bench/attention_kernels.py [--lengths 512,2048] [--chunk 32]
 """
@@ -97,22 +98,49 @@ def cpu_ms(fn: Callable[[], object], repeat: int = 3) -> float:
     return (time.process_time() - t0) / repeat * 1000
 
 
+class _NoSink:
+    """The tap's sink for a benchmark: asks for no patterns, keeps the last scores."""
+
+    stats: dict[str, torch.Tensor] | None = None
+
+    def wants_patterns(self, layer: int) -> list[int]:
+        return []
+
+    def attention(self, layer: int, stats: dict, rows: dict) -> None:
+        self.stats = stats
+
+
 def measure(n: int, chunk: int) -> tuple[float, float, float, float, float]:
-    """CPU ms of sdpa, current, chunked, chunked + output at n tokens; max score difference."""
+    """CPU ms of sdpa, the tap and the chunked variant at n tokens; max output and score diffs."""
+    from neuroscope_tui.capture.attention_tap import _observe, _Tap, _Workspace
+
     n_heads, n_kv, d = 9, 3, 64
     scaling = d**-0.5
     q, k, v = torch.randn(n_heads, n, d), torch.randn(n_kv, n, d), torch.randn(n_kv, n, d)
     ids = torch.randint(0, 300, (n,))
-    q_pos = torch.arange(n)
     k_all, v_all = k.repeat_interleave(3, 0)[None], v.repeat_interleave(3, 0)[None]
-    ref = head_stats(attention_probs(q, k, None, scaling, None, 0), q_pos, ids)
+    sink = _NoSink()
+    tap = _Tap(0, sink, lambda: ids, _Workspace())
+
+    def run_tap() -> torch.Tensor:  # [1, q, H, D]
+        return _observe(tap, q[None], k[None], v[None], None, {"scaling": scaling})
+
+    def run_sdpa() -> torch.Tensor:  # [1, H, q, D]
+        return F.scaled_dot_product_attention(q[None], k_all, v_all, is_causal=True)
+
+    ref = head_stats(attention_probs(q, k, None, scaling, None, 0), torch.arange(n), ids)
+    out_tap = run_tap()[0].transpose(0, 1)
     got = chunked_scores(q, k, v, scaling, ids, chunk)
-    diff = max(float((ref[name] - got[name]).abs().max()) for name in ref)
+    diff_out = float((out_tap - run_sdpa()[0]).abs().max())
+    diff = max(
+        max(float((ref[name] - got[name]).abs().max()) for name in ref),
+        max(float((ref[name] - sink.stats[name]).abs().max()) for name in ref),
+    )
     return (
-        cpu_ms(lambda: F.scaled_dot_product_attention(q[None], k_all, v_all, is_causal=True)),
-        cpu_ms(lambda: head_stats(attention_probs(q, k, None, scaling, None, 0), q_pos, ids)),
-        cpu_ms(lambda: chunked_scores(q, k, v, scaling, ids, chunk)),
+        cpu_ms(run_sdpa),
+        cpu_ms(run_tap),
         cpu_ms(lambda: chunked_scores(q, k, v, scaling, ids, chunk, True)),
+        diff_out,
         diff,
     )
 
@@ -125,10 +153,10 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     print("one layer, 9 heads / 3 KV heads, width 64, CPU ms on 1 thread")
-    print(f"{'tokens':>6} {'sdpa':>7} {'current':>8} {'chunked':>8} {'+ output':>9} {'diff':>8}")
+    print(f"{'tokens':>6} {'sdpa':>7} {'tap':>8} {'chunked':>8} {'out diff':>9} {'diff':>8}")
     for n in [int(x) for x in args.lengths.split(",")]:
-        sdpa, current, chunked, with_out, diff = measure(n, args.chunk)
-        print(f"{n:>6} {sdpa:7.1f} {current:8.1f} {chunked:8.1f} {with_out:9.1f} {diff:8.1e}")
+        sdpa, tap, chunked, diff_out, diff = measure(n, args.chunk)
+        print(f"{n:>6} {sdpa:7.1f} {tap:8.1f} {chunked:8.1f} {diff_out:9.1e} {diff:8.1e}")
 
 
 if __name__ == "__main__":
