@@ -137,6 +137,20 @@ def test_generation_streams_one_row_per_step(arch: str) -> None:
     ref = _eager_reference(b, trace.token_ids)
     np.testing.assert_allclose(trace.get("pattern.1.2"), ref.attentions[1][0, 2].numpy(), atol=1e-5)
     np.testing.assert_allclose(trace.get("resid.full")[0], ref.hidden_states[1][0], atol=1e-4)
+    # head scores of generated rows (scored in one batch per step) equal eager's
+    ids = torch.tensor(trace.token_ids)
+    for layer in range(2):
+        att = ref.attentions[layer][0]
+        stats = head_stats(att, torch.arange(total), ids)
+        for name, val in stats.items():
+            np.testing.assert_allclose(
+                trace.get(f"heads.{name}")[layer], val.numpy(), atol=1e-4, err_msg=name
+            )
+    # block change and cosine from the full vectors
+    full = trace.get("resid.full")
+    x_in = np.concatenate([ref.hidden_states[0][0].numpy()[None], full[:-1]])
+    delta = np.linalg.norm(full - x_in, axis=-1) / np.linalg.norm(x_in, axis=-1)
+    np.testing.assert_allclose(trace.get("resid.delta"), delta, rtol=1e-3, atol=1e-5)
     # greedy: each generated token is the argmax of the previous position
     pred = ref.logits[0].argmax(-1).numpy()
     np.testing.assert_array_equal(trace.token_ids[n_prompt:], pred[n_prompt - 1 : -1])

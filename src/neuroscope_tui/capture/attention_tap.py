@@ -26,6 +26,9 @@ _CHUNK_ELEMENTS = 1 << 22  # about 16 MiB of float32 scores per chunk
 # A finite "minus infinity" for masked scores: exp() of it is exactly 0 in float32, and
 # 0 times it is 0 (not NaN), so the entropy can come from one dot product per row.
 _HIDDEN = -1e30
+# Calls with at most this many queries (generated tokens) are scored after the step, for all
+# layers at once.
+DEFER_QUERIES = 4
 
 
 class AttentionSink(Protocol):
@@ -134,6 +137,13 @@ def _tap_call(inner: str, module, query, key, value, attention_mask, **kwargs):
     own_output = module.training or any(
         kwargs.get(name) is not None for name in ("s_aux", "sinks", "position_bias")
     )
+    defer = getattr(tap.sink, "defer_scores", None)
+    if defer is not None and query.shape[-2] <= DEFER_QUERIES:
+        # A generated token: the model's own (fused) function computes the output; the
+        # logits wait, so one batch of kernels scores every layer at the end of the step.
+        with torch.no_grad():
+            defer(tap.layer, _call_scores(tap.ws, query, key, attention_mask, kwargs))
+        return _inner_function(module, inner)(module, query, key, value, attention_mask, **kwargs)
     with torch.no_grad():
         out = _observe(tap, query, key, None if own_output else value, attention_mask, kwargs)
     if own_output:
@@ -227,10 +237,10 @@ def _causal_bias(ws: _Workspace, n_q: int, n_k: int, q_offset: int, window, grou
     return bias
 
 
-def _chunk_probs(ws: _Workspace, q, k, mask, scaling, softcap, q_offset, window):
-    """Masked scores and softmax(QKᵀ) of one query chunk: q [H, qc, D], k [KV, n_k, D] ->
-    two [KV, group, qc, n_k] float32 tensors. Without soft-capping, scaling and the causal
-    mask are fused into the matmul."""
+def _chunk_scores(ws: _Workspace, q, k, mask, scaling, softcap, q_offset, window):
+    """Masked attention logits of one query chunk: q [H, qc, D], k [KV, n_k, D] ->
+    [KV, group, qc, n_k] float32, hidden keys at a finite _HIDDEN. Without soft-capping,
+    scaling and the causal mask are fused into one baddbmm."""
     n_heads, n_q, d = q.shape
     n_kv, n_k, _ = k.shape
     group = n_heads // n_kv
@@ -239,19 +249,55 @@ def _chunk_probs(ws: _Workspace, q, k, mask, scaling, softcap, q_offset, window)
     if mask is None and not softcap:
         bias = _causal_bias(ws, n_q, n_k, q_offset, window, group, q.device)
         s = torch.baddbmm(bias.unsqueeze(0), qg, kt, alpha=scaling)
-    else:
-        s = torch.bmm(qg, kt).mul_(scaling)
-        if softcap:
-            s.div_(softcap).tanh_().mul_(softcap)
-        s = s.view(n_kv, group, n_q, n_k)
-        if mask is None:
-            s.add_(_causal_bias(ws, n_q, n_k, q_offset, window, 1, q.device))
-        elif mask.dtype == torch.bool:
-            s.masked_fill_(~mask, _HIDDEN)
-        else:
-            s.add_(mask.float()).clamp_min_(_HIDDEN)
+        return s.view(n_kv, group, n_q, n_k)
+    s = torch.bmm(qg, kt).mul_(scaling)
+    if softcap:
+        s.div_(softcap).tanh_().mul_(softcap)
     s = s.view(n_kv, group, n_q, n_k)
+    if mask is None:
+        s.add_(_causal_bias(ws, n_q, n_k, q_offset, window, 1, q.device))
+    elif mask.dtype == torch.bool:
+        s.masked_fill_(~mask, _HIDDEN)
+    else:
+        s.add_(mask.float()).clamp_min_(_HIDDEN)
+    return s
+
+
+def _chunk_probs(ws: _Workspace, q, k, mask, scaling, softcap, q_offset, window):
+    """(masked logits, softmax probabilities) of one query chunk, both [KV, group, qc, n_k]."""
+    s = _chunk_scores(ws, q, k, mask, scaling, softcap, q_offset, window)
     return s, torch.softmax(s, dim=-1)
+
+
+def _call_scores(ws: _Workspace, query, key, attention_mask, kwargs) -> torch.Tensor:
+    """Masked logits [H, q, k] of a whole (short) attention call."""
+    n_q, n_k = query.shape[-2], key.shape[-2]
+    mask = None if attention_mask is None else attention_mask[0, 0, :, :n_k]
+    s = _chunk_scores(
+        ws,
+        query[0].float(),
+        key[0].float(),
+        mask,
+        kwargs.get("scaling") or query.shape[-1] ** -0.5,
+        kwargs.get("softcap"),
+        n_k - n_q,
+        kwargs.get("sliding_window"),
+    )
+    return s.reshape(query.shape[1], n_q, n_k)
+
+
+def scores_stats(ws: _Workspace, scores: torch.Tensor, ids: torch.Tensor | None):
+    """Softmax and head scores of many layers at once: scores [L, H, q, k] masked logits of
+    the last q positions -> (probabilities [L, H, q, k], name -> [L, q, H]). One batch of
+    kernels for all layers, instead of a dozen per layer: what a generated token needs."""
+    n_layers, n_heads, n_q, n_k = scores.shape
+    p = torch.softmax(scores, dim=-1)
+    q_pos = torch.arange(n_k - n_q, n_k, device=scores.device)
+    flat = _chunk_stats(
+        ws, p.view(-1, n_q, n_k), scores.view(-1, n_q, n_k), q_pos, ids
+    )  # name -> [q, L * H]
+    stats = {n: v.reshape(n_q, n_layers, n_heads).transpose(0, 1) for n, v in flat.items()}
+    return p, stats
 
 
 def _observe(tap: _Tap, query, key, value, attention_mask, kwargs):

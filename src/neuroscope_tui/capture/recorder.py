@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,12 +37,16 @@ def _rows(x: torch.Tensor) -> torch.Tensor:
 
 
 def summarise(x: torch.Tensor, near_zero: float) -> dict[str, torch.Tensor]:
-    """Per-token summaries of x [1, T, D] (or [T, D]) on its device -> name -> [T] float32.
+    """Per-token summaries of x [1, T, D] (or [T, D]) on its device -> name -> [T] float32."""
+    return summarise_rows(_rows(x).float(), near_zero)
 
-    Five passes over x and one bool temporary: this runs on every block, attention and MLP
+
+def summarise_rows(v: torch.Tensor, near_zero: float) -> dict[str, torch.Tensor]:
+    """Summaries over the last axis of v [..., D] -> name -> [...].
+
+    Five passes over v and one bool temporary: this runs on every block, attention and MLP
     output of every step, so it avoids abs() copies where a min/max does the job.
     """
-    v = _rows(x).float()
     lo, hi = torch.aminmax(v, dim=-1)
     return {
         "norm": torch.linalg.vector_norm(v, dim=-1),
@@ -69,6 +74,12 @@ class Recorder:
         self.attention_calls = 0
         self.keep_stream = False  # keep each block's output (on the device) for the lens
         self.stream: dict[int, torch.Tensor] = {}
+        # For a generated token the hooks only keep references, and flush() reduces every
+        # layer in one batch of kernels: per-layer reductions of a single row cost more in
+        # kernel launches than in arithmetic.
+        self.defer = False
+        self._raw: dict[str, dict[int, Any]] = {}
+        self._workspace = None
 
     # ---- hooks -----------------------------------------------------------------------------
 
@@ -81,6 +92,11 @@ class Recorder:
         def hook(module, args, kwargs, output):
             x_in = _first_tensor(args) if args else kwargs["hidden_states"]
             x_out = _first_tensor(output)
+            if self.keep_stream:
+                self.stream[layer] = x_out[0].detach()
+            if self.defer:
+                self._raw.setdefault("block", {})[layer] = (_rows(x_in), _rows(x_out))
+                return
             if layer == 0:
                 self._put("embed.norm", 0, torch.linalg.vector_norm(x_in[0].float(), dim=-1))
             stats = summarise(x_out, near_zero)
@@ -97,8 +113,6 @@ class Recorder:
             self._put("resid.cos", layer, dot / (in_norm * out_norm).clamp_min(1e-12))
             if layer in self.full_layers:
                 self._put("resid.full", layer, x_out[0])
-            if self.keep_stream:
-                self.stream[layer] = x_out[0].detach()
 
         return hook
 
@@ -106,6 +120,9 @@ class Recorder:
         near_zero = self.spec.near_zero
 
         def hook(module, args, output):
+            if self.defer:
+                self._raw.setdefault(site, {})[layer] = _rows(_first_tensor(output))
+                return
             for stat, val in summarise(_first_tensor(output), near_zero).items():
                 self._put(f"{site}.{stat}", layer, val)
 
@@ -115,6 +132,9 @@ class Recorder:
         near_zero, k = self.spec.near_zero, self.spec.top_k
 
         def hook(module, args):
+            if self.defer:
+                self._raw.setdefault("neurons", {})[layer] = _rows(_first_tensor(args))
+                return
             x = _rows(_first_tensor(args)).float()  # [T, d_mlp]
             mag = x.abs()
             zero = (mag < near_zero).sum(-1, dtype=torch.float32) / x.shape[-1]
@@ -144,10 +164,86 @@ class Recorder:
         for head, val in rows.items():
             self._put(f"pattern.{layer}.{head}", 0, val)
 
+    def defer_scores(self, layer: int, scores: torch.Tensor) -> None:
+        """The tap's masked logits [H, q, k] of a generated token, scored in flush()."""
+        self.attention_calls += 1
+        if layer in self.layers and (self.spec.head_scores or self.wants_patterns(layer)):
+            self._raw.setdefault("scores", {})[layer] = scores
+
     # ---- per step ----------------------------------------------------------------------------
+
+    def _reduce_deferred(self) -> None:
+        """Reduce what the hooks kept this step, all layers of a site at once, into _step."""
+        raw, self._raw = self._raw, {}
+        near_zero, k = self.spec.near_zero, self.spec.top_k
+        for site in ("attn", "mlp"):
+            if site in raw:
+                layers = list(raw[site])
+                stats = summarise_rows(
+                    torch.stack([raw[site][i] for i in layers]).float(), near_zero
+                )
+                for name, val in stats.items():
+                    for j, layer in enumerate(layers):
+                        self._put(f"{site}.{name}", layer, val[j])
+        if "block" in raw:
+            layers = list(raw["block"])
+            x_in = torch.stack([raw["block"][i][0] for i in layers]).float()  # [L, T, D]
+            x_out = torch.stack([raw["block"][i][1] for i in layers]).float()
+            stats = summarise_rows(x_out, near_zero)
+            in_norm = torch.linalg.vector_norm(x_in, dim=-1)
+            delta = torch.linalg.vector_norm(x_out - x_in, dim=-1) / in_norm.clamp_min(1e-12)
+            cos = torch.linalg.vecdot(x_in, x_out) / (in_norm * stats["norm"]).clamp_min(1e-12)
+            stats.update(delta=delta, cos=cos)
+            for j, layer in enumerate(layers):
+                for name, val in stats.items():
+                    self._put(f"resid.{name}", layer, val[j])
+                if layer == 0:
+                    self._put("embed.norm", 0, in_norm[j])
+                if layer in self.full_layers:
+                    self._put("resid.full", layer, raw["block"][layer][1])
+        if "neurons" in raw:
+            layers = list(raw["neurons"])
+            x = torch.stack([raw["neurons"][i] for i in layers]).float()  # [L, T, N]
+            mag = x.abs()
+            zero = (mag < near_zero).sum(-1, dtype=torch.float32) / x.shape[-1]
+            top = mag.topk(min(k, x.shape[-1]), dim=-1)
+            vals = x.gather(-1, top.indices)
+            for j, layer in enumerate(layers):
+                self._put("neurons.zero_frac", layer, zero[j])
+                self._put("neurons.top_idx", layer, top.indices[j].to(torch.int32))
+                self._put("neurons.top_val", layer, vals[j])
+                if layer in self.full_layers:
+                    self._put("neurons.full", layer, x[j])
+        if "scores" in raw:
+            self._score_deferred(raw["scores"])
+
+    def _score_deferred(self, per_layer: dict[int, torch.Tensor]) -> None:
+        from neuroscope_tui.capture.attention_tap import _Workspace, scores_stats
+
+        if self._workspace is None:
+            self._workspace = _Workspace()
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for layer, sc in per_layer.items():
+            by_shape.setdefault(tuple(sc.shape), []).append(layer)
+        for shape, layers in by_shape.items():
+            ids = None
+            if self.ids is not None and self.ids.shape[0] >= shape[-1]:
+                ids = self.ids[-shape[-1] :]
+            probs, stats = scores_stats(
+                self._workspace, torch.stack([per_layer[i] for i in layers]), ids
+            )
+            for j, layer in enumerate(layers):
+                rows = {
+                    h: probs[j].mean(0) if h < 0 else probs[j, h]
+                    for h in self.wants_patterns(layer)
+                }
+                self.attention(layer, {n: v[j] for n, v in stats.items()}, rows)
+                self.attention_calls -= 1  # counted once, in defer_scores
 
     def flush(self) -> dict[str, np.ndarray]:
         """This step's rows as numpy arrays ([L, new, ...] or [new, ...]); clears the step."""
+        if self._raw:
+            self._reduce_deferred()
         step, self._step = self._step, {}
         rows: dict[str, torch.Tensor] = {}
         for name, per_layer in step.items():

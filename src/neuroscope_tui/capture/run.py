@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from neuroscope_tui.capture.attention_tap import head_stats, tapped
+from neuroscope_tui.capture.attention_tap import DEFER_QUERIES, head_stats, tapped
 from neuroscope_tui.capture.lens import logit_lens
 from neuroscope_tui.capture.recorder import Recorder, recording
 from neuroscope_tui.errors import PromptError
@@ -106,6 +106,7 @@ class _Run:
         all_ids = torch.tensor(self.trace.token_ids + new_ids, device=self.device)
         self.rec.ids = all_ids
         self.rec.keep_stream = self.spec.lens_positions != ()
+        self.rec.defer = len(new_ids) <= DEFER_QUERIES
         inputs = torch.tensor([new_ids], device=self.device)
         kwargs = {"use_cache": True, "past_key_values": past}
         if self.eager_fallback and self.spec.head_scores:
