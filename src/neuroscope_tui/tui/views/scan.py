@@ -171,12 +171,12 @@ class ScanView(TraceView):
         layer = trace.layers()[row]
         metric = METRICS[self.metric]
         raw = metric_values(trace, self.metric)[row]
-        draw_series(
-            self.query_one("#metric-plot", PlotextPlot),
-            f"layer {layer} {metric.label}",
-            raw,
-            token,
-        )
+        title, ylim = f"layer {layer} {metric.label}", None
+        if self.clip:
+            ylim = scale_bounds(raw[None, :], "global", clip_outliers=True)
+            if ylim != scale_bounds(raw[None, :], "global"):
+                title += " (outliers clipped)"
+        draw_series(self.query_one("#metric-plot", PlotextPlot), title, raw, token, ylim)
         self._draw_neuron(row, token)
 
     def _draw_neuron(self, row: int, token: int) -> None:

@@ -46,10 +46,17 @@ def neuron_series(trace: Trace, row: int, neuron: int) -> tuple[np.ndarray, bool
     return out, False
 
 
-def draw_series(plot: PlotextPlot, title: str, values: np.ndarray, cursor: int) -> None:
+def draw_series(
+    plot: PlotextPlot,
+    title: str,
+    values: np.ndarray,
+    cursor: int,
+    ylim: tuple[float, float] | None = None,
+) -> None:
     """Plot `values` [T] against token position, with a vertical line at the cursor's token.
 
-    NaN positions are left out (plotext cannot draw them).
+    NaN positions are left out (plotext cannot draw them); `ylim` narrows the value axis (the
+    heatmap's outlier fences, so one huge first token does not flatten the rest).
     """
     plt = plot.plt
     plt.clear_data()
@@ -65,4 +72,6 @@ def draw_series(plot: PlotextPlot, title: str, values: np.ndarray, cursor: int) 
         plt.scatter([xs[-1]], [ys[-1]], marker="dot")
         plt.vline(cursor, "red")
         plt.xlim(0, max(1, len(values) - 1))
+        if ylim is not None and all(map(math.isfinite, ylim)) and ylim[1] > ylim[0]:
+            plt.ylim(*ylim)
     plot.refresh()
