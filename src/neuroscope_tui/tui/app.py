@@ -374,7 +374,7 @@ class NeuroscopeApp(SavingActions, App[int]):
         sections.append((f"{self.current_view} view", view, list(view.BINDINGS)))
         for child in view.query("*"):
             if child.can_focus and child.BINDINGS:
-                name = type(child).__name__
+                name = (child.id or type(child).__name__).replace("-", " ")
                 sections.append((name, child, list(child.BINDINGS)))
         return sections
 
