@@ -172,52 +172,80 @@ class Recorder:
 
     # ---- per step ----------------------------------------------------------------------------
 
-    def _reduce_deferred(self) -> None:
-        """Reduce what the hooks kept this step, all layers of a site at once, into _step."""
+    def _reduce_deferred(self) -> dict[str, torch.Tensor]:
+        """Reduce what the hooks kept this step, all layers of a site at once.
+
+        Returns finished rows name -> [L, new, ...] (layers in `self.layers` order); anything
+        not kept for every layer goes through `_put` as usual.
+        """
         raw, self._raw = self._raw, {}
         near_zero, k = self.spec.near_zero, self.spec.top_k
-        for site in ("attn", "mlp"):
-            if site in raw:
-                layers = list(raw[site])
-                stats = summarise_rows(
-                    torch.stack([raw[site][i] for i in layers]).float(), near_zero
-                )
-                for name, val in stats.items():
+        rows: dict[str, torch.Tensor] = {}
+
+        def stacked(kind: str) -> tuple[list[int], list[Any]] | None:
+            got = raw.get(kind)
+            if not got:
+                return None
+            layers = [layer for layer in self.layers if layer in got]
+            return layers, [got[layer] for layer in layers]
+
+        def emit(prefix: str, layers: list[int], stats: dict[str, torch.Tensor]) -> None:
+            complete = layers == self.layers
+            for name, val in stats.items():
+                if complete:
+                    rows[f"{prefix}.{name}"] = val
+                else:
                     for j, layer in enumerate(layers):
-                        self._put(f"{site}.{name}", layer, val[j])
-        if "block" in raw:
-            layers = list(raw["block"])
-            x_in = torch.stack([raw["block"][i][0] for i in layers]).float()  # [L, T, D]
-            x_out = torch.stack([raw["block"][i][1] for i in layers]).float()
+                        self._put(f"{prefix}.{name}", layer, val[j])
+
+        for site in ("attn", "mlp"):
+            got = stacked(site)
+            if got:
+                emit(site, got[0], summarise_rows(torch.stack(got[1]).float(), near_zero))
+        got = stacked("block")
+        if got:
+            layers, pairs = got
+            x_in = torch.stack([a for a, _ in pairs]).float()  # [L, T, D]
+            x_out = torch.stack([b for _, b in pairs]).float()
             stats = summarise_rows(x_out, near_zero)
             in_norm = torch.linalg.vector_norm(x_in, dim=-1)
-            delta = torch.linalg.vector_norm(x_out - x_in, dim=-1) / in_norm.clamp_min(1e-12)
-            cos = torch.linalg.vecdot(x_in, x_out) / (in_norm * stats["norm"]).clamp_min(1e-12)
-            stats.update(delta=delta, cos=cos)
+            stats["delta"] = torch.linalg.vector_norm(x_out - x_in, dim=-1) / in_norm.clamp_min(
+                1e-12
+            )
+            stats["cos"] = torch.linalg.vecdot(x_in, x_out) / (in_norm * stats["norm"]).clamp_min(
+                1e-12
+            )
+            emit("resid", layers, stats)
+            if layers and layers[0] == 0:
+                self._put("embed.norm", 0, in_norm[0])
             for j, layer in enumerate(layers):
-                for name, val in stats.items():
-                    self._put(f"resid.{name}", layer, val[j])
-                if layer == 0:
-                    self._put("embed.norm", 0, in_norm[j])
                 if layer in self.full_layers:
-                    self._put("resid.full", layer, raw["block"][layer][1])
-        if "neurons" in raw:
-            layers = list(raw["neurons"])
-            x = torch.stack([raw["neurons"][i] for i in layers]).float()  # [L, T, N]
+                    self._put("resid.full", layer, pairs[j][1])
+        got = stacked("neurons")
+        if got:
+            layers, xs = got
+            x = torch.stack(xs).float()  # [L, T, N]
             mag = x.abs()
-            zero = (mag < near_zero).sum(-1, dtype=torch.float32) / x.shape[-1]
             top = mag.topk(min(k, x.shape[-1]), dim=-1)
-            vals = x.gather(-1, top.indices)
+            emit(
+                "neurons",
+                layers,
+                {
+                    "zero_frac": (mag < near_zero).sum(-1, dtype=torch.float32) / x.shape[-1],
+                    "top_idx": top.indices.to(torch.int32),
+                    "top_val": x.gather(-1, top.indices),
+                },
+            )
             for j, layer in enumerate(layers):
-                self._put("neurons.zero_frac", layer, zero[j])
-                self._put("neurons.top_idx", layer, top.indices[j].to(torch.int32))
-                self._put("neurons.top_val", layer, vals[j])
                 if layer in self.full_layers:
                     self._put("neurons.full", layer, x[j])
         if "scores" in raw:
-            self._score_deferred(raw["scores"])
+            self._score_deferred(raw["scores"], rows)
+        return rows
 
-    def _score_deferred(self, per_layer: dict[int, torch.Tensor]) -> None:
+    def _score_deferred(
+        self, per_layer: dict[int, torch.Tensor], rows: dict[str, torch.Tensor]
+    ) -> None:
         from neuroscope_tui.capture.attention_tap import _Workspace, scores_stats
 
         if self._workspace is None:
@@ -232,20 +260,21 @@ class Recorder:
             probs, stats = scores_stats(
                 self._workspace, torch.stack([per_layer[i] for i in layers]), ids
             )
+            if layers == self.layers and self.spec.head_scores:
+                rows.update({f"heads.{n}": v for n, v in stats.items()})
+                stats = {}
             for j, layer in enumerate(layers):
-                rows = {
+                patterns = {
                     h: probs[j].mean(0) if h < 0 else probs[j, h]
                     for h in self.wants_patterns(layer)
                 }
-                self.attention(layer, {n: v[j] for n, v in stats.items()}, rows)
+                self.attention(layer, {n: v[j] for n, v in stats.items()}, patterns)
                 self.attention_calls -= 1  # counted once, in defer_scores
 
     def flush(self) -> dict[str, np.ndarray]:
         """This step's rows as numpy arrays ([L, new, ...] or [new, ...]); clears the step."""
-        if self._raw:
-            self._reduce_deferred()
+        rows: dict[str, torch.Tensor] = self._reduce_deferred() if self._raw else {}
         step, self._step = self._step, {}
-        rows: dict[str, torch.Tensor] = {}
         for name, per_layer in step.items():
             if name == "embed.norm" or name.startswith("pattern."):
                 rows[name] = per_layer[0]
