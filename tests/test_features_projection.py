@@ -50,21 +50,18 @@ def test_pca_matches_full_svd_and_sklearn_variance() -> None:
 
 
 def test_pca_of_512_by_576_is_fast() -> None:
-    # Best of 10 with one BLAS thread: on a shared 2-core box, two BLAS threads fighting
-    # other processes measure the neighbours, not PCA (docs/performance.md has both).
-    from threadpoolctl import threadpool_limits
-
+    # pca() runs on one thread, so this thread's CPU time is its cost; wall time on a shared
+    # 2-core box also counts waiting for a core (docs/performance.md has both).
     x = np.random.default_rng(1).standard_normal((512, 576)).astype(np.float32)
-    with threadpool_limits(1):
-        projection.pca(x)
-        best = min(_timed(lambda: projection.pca(x)) for _ in range(10))
-    assert best < 0.05, f"PCA of 512 x 576 took {best * 1000:.1f} ms"
+    projection.pca(x)
+    best = min(_timed(lambda: projection.pca(x)) for _ in range(10))
+    assert best < 0.05, f"PCA of 512 x 576 took {best * 1000:.1f} ms of CPU"
 
 
 def _timed(fn) -> float:
-    start = time.perf_counter()
+    start = time.thread_time()
     fn()
-    return time.perf_counter() - start
+    return time.thread_time() - start
 
 
 def test_pca_tracker_keeps_axis_directions_as_tokens_arrive() -> None:
@@ -100,7 +97,8 @@ def test_tsne_is_sklearns_tsne_with_progress() -> None:
     seen: list[float] = []
     got = projection.tsne(x, progress=lambda f, _s: seen.append(f))
     perp = projection.adapted_perplexity(90)
-    ref = TSNE(perplexity=perp, init="pca", random_state=0).fit_transform(x.astype(np.float64))
+    with projection.one_thread():
+        ref = TSNE(perplexity=perp, init="pca", random_state=0).fit_transform(x.astype("f8"))
     np.testing.assert_allclose(got.coords, ref, atol=1e-4)
     assert seen[0] == 0.0 and seen[-1] == 1.0 and len(seen) > 10
     assert seen == sorted(seen)
@@ -164,7 +162,7 @@ def test_kmeans_finds_blob_count_by_silhouette() -> None:
     assert got.k == 4
     assert adjusted_rand_score(y, got.labels) >= 0.9
     # The silhouette recorded for k=4 is scikit-learn's.
-    ref = KMeans(4, n_init=10, random_state=0).fit_predict(x.astype(np.float64))
+    ref = KMeans(4, n_init="auto", random_state=0).fit_predict(x.astype(np.float64))
     assert got.silhouette[4] == pytest.approx(silhouette_score(x.astype(np.float64), ref))
     assert adjusted_rand_score(ref, got.labels) == 1.0
 

@@ -10,11 +10,12 @@ together. Pure numpy / scikit-learn.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from neuroscope_tui.analysis.projection import check_points
+from neuroscope_tui.analysis.projection import check_points, one_thread
 
 METHODS = ("kmeans", "agglomerative")
 DEFAULT_K_RANGE = (2, 8)
@@ -46,21 +47,27 @@ def _candidate_ks(n: int, k: int | None, k_range: tuple[int, int]) -> list[int]:
     return ks or [min(2, n)]
 
 
-def _silhouette(x: np.ndarray, labels: np.ndarray) -> float:
+def _silhouette(distances: np.ndarray, labels: np.ndarray) -> float:
+    """scikit-learn's silhouette score from precomputed Euclidean distances [T, T]."""
     from sklearn.metrics import silhouette_score
 
     n_labels = len(np.unique(labels))
     if not 2 <= n_labels <= len(labels) - 1:
         return float("nan")
-    return float(silhouette_score(x, labels))
+    return float(silhouette_score(distances, labels, metric="precomputed"))
 
 
-def _best(x: np.ndarray, ks: list[int], fit: object, method: str) -> Clustering:
+def _best(
+    x: np.ndarray, ks: list[int], fit: Callable[[int], np.ndarray], method: str
+) -> Clustering:
+    from sklearn.metrics import pairwise_distances
+
+    distances = pairwise_distances(x)  # one [T, T] matrix serves every k's silhouette
     scores: dict[int, float] = {}
     best: tuple[float, int, np.ndarray] | None = None
     for kk in ks:
-        labels = np.asarray(fit(kk), dtype=np.int32)  # type: ignore[operator]
-        score = _silhouette(x, labels)
+        labels = np.asarray(fit(kk), dtype=np.int32)
+        score = _silhouette(distances, labels)
         scores[kk] = score
         rank = -np.inf if np.isnan(score) else score
         if best is None or rank > best[0]:
@@ -84,11 +91,12 @@ def kmeans(
     *,
     k_range: tuple[int, int] = DEFAULT_K_RANGE,
     seed: int = 0,
+    n_init: int | str = "auto",
 ) -> Clustering:
     """k-means of the token activations [T, D]; k by best silhouette over `k_range` unless given.
 
-    scikit-learn's KMeans with n_init=10 and `random_state=seed`. Fewer than 3 tokens is a
-    TooFewPointsError.
+    scikit-learn's KMeans (k-means++, `n_init` "auto" = one run) with `random_state=seed`,
+    on one thread (see `one_thread`). Fewer than 3 tokens is a TooFewPointsError.
     """
     from sklearn.cluster import KMeans
 
@@ -96,9 +104,10 @@ def kmeans(
     ks = _candidate_ks(len(x), k, k_range)
 
     def fit(kk: int) -> np.ndarray:
-        return KMeans(n_clusters=kk, n_init=10, random_state=seed).fit_predict(x)
+        return KMeans(n_clusters=kk, n_init=n_init, random_state=seed).fit_predict(x)
 
-    return _best(x, ks, fit, "kmeans")
+    with one_thread():
+        return _best(x, ks, fit, "kmeans")
 
 
 def agglomerative(
@@ -117,7 +126,8 @@ def agglomerative(
     def fit(kk: int) -> np.ndarray:
         return AgglomerativeClustering(n_clusters=kk, linkage=linkage).fit_predict(x)
 
-    return _best(x, ks, fit, "agglomerative")
+    with one_thread():
+        return _best(x, ks, fit, "agglomerative")
 
 
 def cluster(x: np.ndarray, method: str = "kmeans", k: int | None = None) -> Clustering:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import re
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,6 +105,21 @@ def check_points(x: np.ndarray, what: str = "a projection") -> np.ndarray:
     return x
 
 
+def one_thread() -> Any:
+    """A context in which numpy's OpenBLAS and OpenMP (this thread) use one thread.
+
+    For a few hundred tokens threads cost more than they save, and on a busy machine they
+    cost far more: on the 2-core dev box under load, k-means of 512 x 576 took 200 ms with
+    two OpenMP threads and 16 ms with one; PCA 87 ms of wall time with two BLAS threads
+    against 12 ms of CPU. MKL (torch's BLAS) is left alone so a model running in another
+    thread keeps its threads. OpenMP's limit is per calling thread.
+    """
+    from threadpoolctl import threadpool_limits
+
+    # Keyed by library prefix: numpy/scipy's OpenBLAS builds and the OpenMP runtime.
+    return threadpool_limits(limits={"libscipy_openblas": 1, "libopenblas": 1, "libgomp": 1})
+
+
 # ---- PCA --------------------------------------------------------------------------------
 
 
@@ -111,15 +127,16 @@ def pca(x: np.ndarray, n_components: int = 3) -> Projection:
     """Principal components of the token activations [T, D] -> coords [T, k].
 
     scikit-learn's PCA (its "auto" solver: randomized with 7 power iterations for large
-    inputs, full SVD for small ones), fixed random_state so repeated calls agree. k is capped
-    at min(T, D).
+    inputs, full SVD for small ones), fixed random_state so repeated calls agree, on one
+    thread (`one_thread`). k is capped at min(T, D).
     """
     from sklearn.decomposition import PCA
 
     x = check_points(x, "PCA")
     k = int(min(n_components, x.shape[0], x.shape[1]))
     model = PCA(n_components=k, random_state=0)
-    coords = model.fit_transform(x.astype(np.float64))
+    with one_thread():
+        coords = model.fit_transform(x.astype(np.float64))
     return Projection(
         "pca",
         coords.astype(np.float32),
@@ -184,7 +201,8 @@ def tsne(
 
     Same result as `sklearn.manifold.TSNE(perplexity, init="pca", random_state=seed)`; the
     only difference is that every gradient step reports progress and checks `cancel`
-    (raising ProjectionCancelled). Perplexity defaults to `adapted_perplexity(T)`.
+    (raising ProjectionCancelled). Perplexity defaults to `adapted_perplexity(T)`. Runs on
+    one thread (`one_thread`).
     """
     x = check_points(x, "t-SNE")
     n = x.shape[0]
@@ -203,7 +221,8 @@ def tsne(
     model.progress, model.cancel = progress, cancel
     if progress:
         progress(0.0, "t-SNE: neighbours")
-    coords = model.fit_transform(x.astype(np.float64))
+    with one_thread():  # the model may be using every core in another thread
+        coords = model.fit_transform(x.astype(np.float64))
     if progress:
         progress(1.0, "t-SNE: done")
     return Projection(
@@ -339,7 +358,11 @@ def umap(
             "bar_format": "{n}/{total}",
         },
     )
-    coords = model.fit_transform(x)
+    with warnings.catch_warnings():
+        # umap/sklearn warn on stderr (disconnected graphs, few points): it would scribble
+        # over the terminal UI, and the picture itself shows what the warning says.
+        warnings.simplefilter("ignore")
+        coords = model.fit_transform(x)
     check()
     if progress:
         progress(1.0, "UMAP: done")

@@ -20,34 +20,37 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.message import Message
 from textual.widgets import Static
 
 from neuroscope_tui.analysis import feature_tables as F
-from neuroscope_tui.analysis.clusters import Clustering, cluster, follow_clusters, match_clusters
-from neuroscope_tui.analysis.exports import Table
+from neuroscope_tui.analysis.clusters import Clustering
 from neuroscope_tui.analysis.projection import (
     METHODS,
     SITES,
     PCATracker,
     Projection,
-    ProjectionCancelled,
     activations,
     full_layers,
-    project,
 )
 from neuroscope_tui.errors import NeuroscopeError
-from neuroscope_tui.trace import Trace
 from neuroscope_tui.tui.views.base import TraceView
+from neuroscope_tui.tui.views.projection_work import (
+    ProjectionDone,
+    ProjectionProgress,
+    Request,
+    Result,
+    compute,
+    csv_path,
+    result_table,
+    visible,
+)
 from neuroscope_tui.tui.widgets.scatter import (
     ScatterData,
     TokenScatter,
@@ -60,49 +63,6 @@ METHOD_NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 AXES = ("1-2", "1-3", "2-3", "3D")
 CLUSTER_METHODS = ("kmeans", "agglomerative")
 ROTATE_STEP = math.pi / 12
-
-
-@dataclass(frozen=True)
-class Request:
-    """What one computation is for: the trace state, layer, activations and methods."""
-
-    trace_id: int
-    n_tokens: int
-    layer: int
-    site: str
-    method: str
-    cluster_method: str
-    k: int | None
-
-
-@dataclass
-class Result:
-    """A finished computation: coordinates, clusters (followed from the layer before)."""
-
-    request: Request
-    projection: Projection
-    clusters: Clustering
-    carried: list[tuple[int, int, float]] = field(default_factory=list)  # (prev, cur, J)
-    mean: np.ndarray | None = None  # PCA centre [D], for the token path
-    components: np.ndarray | None = None  # PCA axes [3, D]
-
-
-class ProjectionProgress(Message):
-    """A worker's t-SNE/UMAP progress (fraction 0..1 and what it is doing)."""
-
-    def __init__(self, serial: int, fraction: float, stage: str) -> None:
-        super().__init__()
-        self.serial, self.fraction, self.stage = serial, fraction, stage
-
-
-class ProjectionDone(Message):
-    """A worker finished: a Result, or an error sentence, or None when cancelled."""
-
-    def __init__(
-        self, serial: int, request: Request, result: Result | None, error: str | None
-    ) -> None:
-        super().__init__()
-        self.serial, self.request, self.result, self.error = serial, request, result, error
 
 
 class ProjectionView(TraceView):
@@ -340,7 +300,7 @@ class ProjectionView(TraceView):
             out.append(f"c{c} ({len(members)})")
             if c in carried:
                 out.append(f"  from L{res.request.layer - 1}: J={carried[c][1]:.2f}", "dim")
-            words = " ".join(_visible(texts[t]) for t in members[:12])
+            words = " ".join(visible(texts[t]) for t in members[:12])
             more = f" +{len(members) - 12}" if len(members) > 12 else ""
             out.append(f"\n  {words}{more}\n")
         if self.show_path and res.components is None:
@@ -384,7 +344,7 @@ class ProjectionView(TraceView):
         tracker = self._trackers.setdefault((request.layer, request.site), PCATracker(3))
         cancel = self._cancel
         self.run_worker(
-            lambda: self._compute(serial, request, xs, prev, tracker, cancel),
+            lambda: compute(self.post_message, serial, request, xs, prev, tracker, cancel),
             thread=True, group="projection", name=f"projection-{request.method}",
         )  # fmt: skip
 
@@ -392,45 +352,6 @@ class ProjectionView(TraceView):
         layers = self._layers()
         at = layers.index(layer)
         return layers[at - 1] if at > 0 else None
-
-    def _compute(
-        self,
-        serial: int,
-        req: Request,
-        xs: dict[int, np.ndarray],
-        prev: int | None,
-        tracker: PCATracker,
-        cancel: threading.Event,
-    ) -> None:
-        """Worker thread: project and cluster; post the result (never touches widgets)."""
-        x = xs[req.layer]
-        last = [-1.0]
-
-        def progress(fraction: float, stage: str) -> None:
-            if fraction - last[0] >= 0.01 or fraction >= 1.0:  # coalesce the flood
-                last[0] = fraction
-                self.post_message(ProjectionProgress(serial, fraction, stage))
-
-        try:
-            mean = components = None
-            if req.method == "pca":
-                proj = tracker.update(x)
-                mean, components = x.mean(axis=0), tracker.components
-            else:
-                proj = project(x, req.method, 2, progress=progress, cancel=cancel)
-            clusters = cluster(x, req.cluster_method, req.k)
-            carried: list[tuple[int, int, float]] = []
-            if prev is not None:
-                before = cluster(xs[prev], req.cluster_method, req.k).labels
-                followed = follow_clusters([before, clusters.labels])[1]
-                clusters = Clustering(clusters.method, followed, clusters.k, clusters.silhouette)
-                carried = match_clusters(before, followed)
-            result = Result(req, proj, clusters, carried, mean, components)
-            self.post_message(ProjectionDone(serial, req, result, None))
-        except ProjectionCancelled:
-            self.post_message(ProjectionDone(serial, req, None, None))
-        except NeuroscopeError as err:
-            self.post_message(ProjectionDone(serial, req, None, str(err)))
 
     def on_projection_progress(self, message: ProjectionProgress) -> None:
         if message.serial == self._serial and self.running is not None:
@@ -546,35 +467,3 @@ class ProjectionView(TraceView):
             self.notify(str(err), severity="error")
             return
         self.notify(f"saved {path}", title="CSV")
-
-
-def _visible(token: str) -> str:
-    """A token as a word in a list: spaces shown as ␣ so " the" and "the" differ."""
-    return token.replace(" ", "␣").replace("\n", "⏎") or "∅"
-
-
-def result_table(trace: Trace, res: Result) -> Table:
-    """The points on screen as a table: token, text, coordinates, cluster."""
-    coords = res.projection.coords
-    k = coords.shape[1]
-    columns = ["token", "text", *[f"c{i + 1}" for i in range(k)], "cluster"]
-    rows = [
-        [t, trace.token_text[t], *[float(v) for v in coords[t]], int(res.clusters.labels[t])]
-        for t in range(res.request.n_tokens)
-    ]
-    return Table(columns, rows)
-
-
-def csv_path(app: Any, trace: Trace, what: str) -> Path:
-    """A fresh file name for a CSV in the app's save folder (the current folder by default)."""
-    import time
-
-    folder = getattr(app, "save_dir", None) or Path.cwd()
-    model = trace.model.name.replace("/", "_") or "model"
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = Path(folder) / f"{model}-{what}-{stamp}.csv"
-    n = 2
-    while path.exists():
-        path = Path(folder) / f"{model}-{what}-{stamp}-{n}.csv"
-        n += 1
-    return path
