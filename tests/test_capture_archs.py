@@ -220,3 +220,18 @@ def test_sampling_is_seeded() -> None:
     a = run(b, PROMPT, CaptureSpec(head_scores=False, lens_positions=()), opts)
     c = run(b, PROMPT, CaptureSpec(head_scores=False, lens_positions=()), opts)
     assert a.token_ids == c.token_ids
+
+
+def test_unmappable_model_names_what_is_missing() -> None:
+    from neuroscope_tui.errors import AnatomyError
+
+    model = build_model("llama")
+    model.model.layers = torch.nn.ModuleList(list(model.model.layers)[:1])  # config says 2
+    with pytest.raises(AnatomyError, match="could not find the transformer blocks"):
+        find_anatomy(model)
+    model = build_model("llama")
+    for block in model.model.layers:
+        block.mixer = block.self_attn  # an attention module under a name nobody uses
+        del block.self_attn
+    with pytest.raises(AnatomyError, match="attention module in block 0"):
+        find_anatomy(model)
