@@ -138,3 +138,22 @@ def test_occlusion_points_at_france_for_paris_against_london(smol: LoadedModel) 
 def test_occlusion_points_at_iffel_for_paris(smol: LoadedModel) -> None:
     prompt = "The Eiffel Tower is located in the city of"
     assert top_token(smol, prompt, " Paris", None) == "iffel"
+
+
+def test_auto_steps_double_until_the_gap_is_small(tiny: LoadedModel) -> None:
+    got = A.integrated_gradients_auto(tiny, IDS, TARGET, FOIL, start=2, max_steps=64)
+    tried = {int(k): v for k, v in got.notes["tried"].items()}
+    assert list(tried) == [2 * 2**i for i in range(len(tried))]
+    assert got.steps == max(tried) and got.relative_gap == tried[got.steps]
+    assert got.relative_gap <= 0.05 or got.steps == 64
+    assert all(gap > 0.05 for steps, gap in tried.items() if steps < got.steps)
+
+
+def test_attribute_position_past_the_end_uses_the_models_prediction(tiny: LoadedModel) -> None:
+    found = A.attribute_position(tiny, IDS, len(IDS), steps=8, methods=("occlusion",))
+    with torch.no_grad():
+        predicted = int(tiny.model(torch.tensor([IDS])).logits[0, -1].argmax())
+    assert found.target_id == predicted and found.position == len(IDS)
+    assert found.results["occlusion"].scores.shape == (len(IDS),)
+    with pytest.raises(UsageError, match="between 1 and"):
+        A.attribute_position(tiny, IDS, 0)
