@@ -41,8 +41,8 @@ def test_detail_shows_every_metric_of_the_cell(trace):
     assert text.startswith(f"layer 3 · token {token} ·Paris")
     assert "(generated)" in text.splitlines()[0]
     for metric in METRICS.values():
-        line = next(ln for ln in text.splitlines() if ln.strip().startswith(metric.label[:24]))
-        assert _numbers(line.split(metric.label[:24])[1])[0] == pytest.approx(
+        line = next(ln for ln in text.splitlines() if ln.strip().startswith(metric.label[:22]))
+        assert _numbers(line.split(metric.label[:22])[1])[0] == pytest.approx(
             float(trace.get(metric.array)[row, token]), rel=5e-3
         )
 
@@ -50,8 +50,8 @@ def test_detail_shows_every_metric_of_the_cell(trace):
 def test_detail_neurons_are_the_largest_activations(trace):
     row, token = 2, 4
     text = cell_details(trace, row, token).plain
-    block = text.split("top 10 MLP neurons")[1].split("logit lens")[0]
-    pairs = re.findall(r"(\d+):\s+(-?[\d.e+-]+)", block)
+    block = text.split("top-10 MLP neurons")[1].split("logit lens")[0]
+    pairs = re.findall(r"(\d+):\s*(-?[\d.e+-]+)", block)
     assert len(pairs) == 10
     # independent: recompute the neurons from the fixture's own full activations would need
     # the layer kept in full; use the order of |value| and the stored top-k instead.
@@ -65,7 +65,7 @@ def test_detail_neurons_match_full_activations_where_kept(trace):
     layer = FULL_LAYERS[0]
     full = trace.get("neurons.full")[0, 5]  # [N] at token 5
     expected = np.argsort(-np.abs(full), kind="stable")[:10]
-    block = cell_details(trace, layer, 5).plain.split("top 10 MLP neurons")[1]
+    block = cell_details(trace, layer, 5).plain.split("top-10 MLP neurons")[1]
     idx = [int(i) for i in re.findall(r"(\d+):", block.split("logit lens")[0])]
     assert idx == list(expected)
 
@@ -77,9 +77,17 @@ def test_detail_lens_top5_are_decoded_with_probabilities(trace):
     probs = trace.get("lens.top_probs")[5, 2, :5]
     assert len(block) == 5
     for line, i, p in zip(block, ids, probs, strict=True):
-        assert line.split()[0] == visible(trace.notes["id_text"][str(int(i))], 18)
+        assert line.split()[0] == visible(trace.notes["id_text"][str(int(i))], 13)
         assert float(line.split()[1].rstrip("%")) == pytest.approx(100 * float(p), abs=0.06)
     assert sorted(probs, reverse=True) == list(probs)
+
+
+def test_detail_fits_beside_the_heatmap_at_80_columns(trace):
+    from rich.cells import cell_len
+
+    for row, token in ((0, 0), (5, 10), (3, 6)):
+        lines = cell_details(trace, row, token).plain.splitlines()
+        assert max(cell_len(line) for line in lines[1:]) <= 31
 
 
 def test_detail_without_arrays_says_not_recorded(trace):

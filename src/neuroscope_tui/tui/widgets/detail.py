@@ -3,7 +3,8 @@
 `cell_details` is pure (trace + cell -> Rich Text) so it is tested without an app: each
 heatmap metric at that layer and token, the top-10 MLP neurons (index, activation) and the
 logit lens's top-5 next tokens with probabilities. Token ids are decoded with the trace's own
-`notes["id_text"]` (so `view` mode needs no tokenizer), else with `decode` when given.
+`notes["id_text"]` (so `view` mode needs no tokenizer), else with `decode` when given. Lines
+stay within 31 cells, so the panel fits beside the heatmap in an 80-column terminal.
 """
 
 from __future__ import annotations
@@ -62,20 +63,20 @@ def cell_details(
     for metric in METRICS.values():
         values = metric.fn(trace)
         value = float(values[row, token]) if values.shape[1] > token else float("nan")
-        out.append(f" {metric.label[:24]:<24} {fmt(value):>8}\n")
+        out.append(f" {metric.label[:22]:<22}{fmt(value):>8}\n")
     _neurons(out, trace, row, token)
     _lens(out, trace, row, token, decode)
     return out
 
 
 def _neurons(out: Text, trace: Trace, row: int, token: int) -> None:
-    out.append(f"top {NEURONS_SHOWN} MLP neurons (index: activation)\n", style="bold underline")
+    out.append(f"top-{NEURONS_SHOWN} MLP neurons (idx: value)\n", style="bold underline")
     if not trace.has("neurons.top_idx"):
         out.append(" not recorded in this trace\n", style="dim")
         return
     idx = trace.get("neurons.top_idx")[row, token, :NEURONS_SHOWN]
     val = trace.get("neurons.top_val")[row, token, :NEURONS_SHOWN]
-    cells = [f"{int(i):>5}: {fmt(float(v)):>7}" for i, v in zip(idx, val, strict=True)]
+    cells = [f"{int(i):>5}:{fmt(float(v)):>7}" for i, v in zip(idx, val, strict=True)]
     for start in range(0, len(cells), 2):
         out.append(" " + "  ".join(cells[start : start + 2]) + "\n")
 
@@ -95,9 +96,9 @@ def _lens(
     for i, p in zip(ids, probs, strict=True):
         if i < 0:
             continue
-        text = visible(token_text_of(trace, int(i), decode), 18)
-        bar = "█" * round(float(p) * 10) if np.isfinite(p) else ""
-        out.append(f" {text:<18} {float(p):6.1%} ")
+        text = visible(token_text_of(trace, int(i), decode), 13)
+        bar = "█" * round(float(p) * 8) if np.isfinite(p) else ""
+        out.append(f" {text:<13} {float(p):6.1%} ")
         out.append(f"{bar}\n", style="green")
 
 
