@@ -20,8 +20,12 @@ pytestmark = [
 ]
 
 
+SOCKET = f"neuroscope-test-{uuid.uuid4().hex[:8]}"  # a private tmux server, shared with no one
+
+
 def tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=False).stdout
+    cmd = ["tmux", "-L", SOCKET, *args]
+    return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
 
 
 def wait_for_pane(session: str, text: str, timeout: float = 30.0) -> str:
@@ -62,4 +66,4 @@ def test_view_in_a_real_terminal(tmp_path: Path):
         pane = tmux("capture-pane", "-p", "-t", session)  # the shell again, after the app
         assert "Traceback" not in pane and "synthetic-6L" not in pane
     finally:
-        tmux("kill-session", "-t", session)
+        tmux("kill-server")  # the private server of this test only

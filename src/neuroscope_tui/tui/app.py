@@ -47,6 +47,7 @@ from neuroscope_tui.tui.widgets.status import (
     run_text,
 )
 
+SHORT_HEIGHT = 32  # below this many rows the plots shrink to leave the heatmap more layers
 REDRAW_INTERVAL = 1 / 30  # a flood of TraceGrew messages is drawn at most this often
 
 
@@ -171,6 +172,7 @@ class NeuroscopeApp(SavingActions, App[int]):
         width, height = size or self.size
         small = too_small(width, height)
         self.screen.set_class(small, "-too-small")
+        self.screen.set_class(height < SHORT_HEIGHT, "-short")  # smaller plots, more layers
         if small:
             self.query_one("#too-small", Static).update(too_small_text(width, height))
 
