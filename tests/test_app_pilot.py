@@ -266,6 +266,10 @@ async def test_small_terminal_shows_a_message_then_the_layout(tmp_path):
         await pilot.pause()
         assert app.query_one("#main").display and not app.query_one("#too-small").display
         assert app.query_one(LayerHeatmap).size.height >= 6
+        assert app.query_one("#scan-plots").size.height == 7  # short: smaller plots
+        await pilot.resize_terminal(120, 40)
+        await pilot.pause()
+        assert app.query_one("#scan-plots").size.height == 9
 
 
 @pytest.mark.parametrize("key", ["q", "ctrl+c"])
