@@ -48,21 +48,49 @@ async def test_pca_clusters_and_stored_extras() -> None:
         np.testing.assert_allclose(path[1], res.projection.coords[4], atol=1e-3)
 
 
+class TimedProjectionView(ProjectionView):
+    """Records, for each key action, how long after the key it ran and whether a worker ran."""
+
+    pressed_at = 0.0
+    answered: list[tuple[str, float, bool]]
+
+    def _record(self, name: str) -> None:
+        latency = time.monotonic() - self.pressed_at
+        self.answered.append((name, latency, self.running is not None))
+
+    def action_toggle_labels(self) -> None:
+        self._record("labels")
+        super().action_toggle_labels()
+
+    def action_cycle_axes(self) -> None:
+        self._record("axes")
+        super().action_cycle_axes()
+
+    def action_cancel(self) -> None:
+        self._record("cancel")
+        super().action_cancel()
+
+
+async def press_timed(pilot, view: TimedProjectionView, key: str) -> None:
+    view.pressed_at = time.monotonic()
+    await pilot.press(key)  # returns only once progress messages pause: not a latency
+
+
 async def test_keys_work_while_tsne_runs_and_cancel_stops_it() -> None:
-    trace = projection_trace(t=300, d=32)
-    view = ProjectionView()
+    trace = projection_trace(t=1200, d=32)  # t-SNE of 1200 points takes seconds
+    view = TimedProjectionView()
+    view.answered = []
     async with ViewHost(view, trace).run_test(size=(120, 36)) as pilot:
         await settle(pilot, view)
         await pilot.press("m")  # t-SNE starts in a worker
         assert view.running is not None and view.running.method == "tsne"
-        await pilot.press("l", "a", "full_stop")
-        assert view.show_labels and view.axes == "1-3" and view.selection.token == 5
-        assert view.running is not None  # the keys were answered while t-SNE still runs
-        while view.progress is None:
-            await pilot.pause(0.05)
-        assert view.running is not None
-        await pilot.press("c")
-        await settle(pilot, view, 20)
+        await press_timed(pilot, view, "l")
+        await press_timed(pilot, view, "c")
+        await settle(pilot, view, 30)
+        (_, labels_latency, labels_running), (_, cancel_latency, cancel_running) = view.answered
+        # Answered at once, while t-SNE was still running.
+        assert labels_running and labels_latency < 0.5
+        assert cancel_running and cancel_latency < 0.5
         assert view.running is None and "cancelled" in view.notice
         assert view.result is not None and view.result.request.method == "pca"
 
@@ -70,14 +98,18 @@ async def test_keys_work_while_tsne_runs_and_cancel_stops_it() -> None:
 async def test_umap_runs_in_a_worker_while_keys_are_answered() -> None:
     # UMAP's first call in a process imports and compiles (~15-30 s): the UI keeps answering.
     trace = projection_trace(t=30)
-    view = ProjectionView()
+    view = TimedProjectionView()
+    view.answered = []
     async with ViewHost(view, trace).run_test(size=(120, 36)) as pilot:
         await settle(pilot, view)
         await pilot.press("m", "m")  # t-SNE (superseded at once), then UMAP
         assert view.running is not None and view.running.method == "umap"
-        await pilot.press("l", "full_stop")
-        assert view.show_labels and view.selection.token == 5
+        await press_timed(pilot, view, "l")
+        await press_timed(pilot, view, "a")
+        assert view.show_labels and view.axes == "1-3"
         await settle(pilot, view, 120)
+        for _, latency, running in view.answered:
+            assert latency < 0.5 and running
         assert view.result is not None and view.result.request.method == "umap"
         assert trace.extras["projection.umap.L1"].shape == (30, 2)
         assert adjusted_rand_score(np.arange(30) % 3, view.result.clusters.labels) == 1.0
@@ -206,3 +238,29 @@ async def test_keys_7_and_8_open_the_views_in_the_app(tmp_path) -> None:
         assert "' Paris' rather than ' London'" in str(
             attribution.query_one("#attr-title").render()
         )
+
+
+async def test_growing_trace_coalesces_pca_runs_and_shows_the_newest() -> None:
+    full = projection_trace(t=40)
+    trace = projection_trace(t=40)
+    trace.finished = False
+    view = ProjectionView()
+
+    def grow_to(n: int) -> None:
+        trace.token_ids, trace.token_text = full.token_ids[:n], full.token_text[:n]
+        trace.arrays = {"resid.full": full.arrays["resid.full"][:, :n]}
+
+    grow_to(10)
+    async with ViewHost(view, trace).run_test(size=(120, 36)) as pilot:
+        await settle(pilot, view)
+        started = view._serial
+        for n in range(11, 41):  # tokens arrive faster than PCA + clustering finish
+            grow_to(n)
+            view.show_trace(trace)
+        assert view._serial - started < 30  # runs that only lacked new tokens were not started
+        await settle(pilot, view)
+        deadline = time.monotonic() + 60
+        while view.result.request.n_tokens < 40 and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+            view.show_trace(trace)
+        assert view.result.projection.coords.shape == (40, 3)

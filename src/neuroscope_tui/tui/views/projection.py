@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import threading
+from dataclasses import replace
 from typing import ClassVar
 
 import numpy as np
@@ -221,7 +222,8 @@ class ProjectionView(TraceView):
                 i, j = self._axis_pair()
                 parts.append(f"PC{i + 1} {ex[i]:.0%} · PC{j + 1} {ex[j]:.0%}")
         if req.n_tokens != (self.trace.n_tokens if self.trace else 0):
-            parts.append(f"of {req.n_tokens} tokens (updates when the run ends)")
+            later = "updating" if req.method == "pca" else "updates when the run ends"
+            parts.append(f"of {req.n_tokens} tokens ({later})")
         return "  ·  ".join(parts)
 
     def _status_text(self) -> Text:
@@ -325,8 +327,8 @@ class ProjectionView(TraceView):
         return Result(req, Projection(req.method, coords), clusters)
 
     def _start(self, request: Request) -> None:
-        if self.running == request:
-            return
+        if self.running == request or self._only_grew(request):
+            return  # a run that only lacks the newest tokens: its end starts the next one
         self._cancel.set()  # the previous run, if any, stops at its next step
         self._cancel = threading.Event()
         self._serial += 1
@@ -348,6 +350,11 @@ class ProjectionView(TraceView):
             thread=True, group="projection", name=f"projection-{request.method}",
         )  # fmt: skip
 
+    def _only_grew(self, request: Request) -> bool:
+        """Whether the running request differs from `request` only by fewer tokens."""
+        run = self.running
+        return run is not None and run == replace(request, n_tokens=run.n_tokens)
+
     def _previous_layer(self, layer: int) -> int | None:
         layers = self._layers()
         at = layers.index(layer)
@@ -365,6 +372,8 @@ class ProjectionView(TraceView):
             self.running, self.progress = None, None
         if message.result is not None:
             self._results[req] = message.result
+            if current:
+                self.result = message.result  # drawn even if the trace grew meanwhile
             self.notice = ""
             trace = self.trace
             if trace is not None and id(trace) == req.trace_id and req.n_tokens == trace.n_tokens:
