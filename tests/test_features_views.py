@@ -309,3 +309,19 @@ async def test_live_app_attributes_and_projects_a_real_run(tmp_path) -> None:
         assert trace.extras["attribution.occlusion"].shape == (trace.n_tokens - 1,)
         await pilot.pause()
         assert "at position" in str(attribution.query_one("#attr-title").render())
+
+
+async def test_a_stored_tsne_is_shown_without_recomputing() -> None:
+    trace = projection_trace()
+    coords = np.arange(24, dtype=np.float32).reshape(12, 2)
+    trace.extras["projection.tsne.L1"] = coords
+    trace.extras["clusters.kmeans.L1"] = (np.arange(12) % 3).astype(np.int32)
+    trace.notes["features"] = {"clusters.kmeans.L1": {"k": 3, "silhouette": {"3": 0.9}}}
+    view = ProjectionView()
+    async with ViewHost(view, trace).run_test(size=(120, 36)) as pilot:
+        await settle(pilot, view)
+        serial = view._serial
+        await pilot.press("m")
+        assert view._serial == serial and view.running is None  # nothing started
+        assert view.result.request.method == "tsne"
+        np.testing.assert_array_equal(view.result.projection.coords, coords)
