@@ -31,12 +31,10 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Static
 
 from neuroscope_tui.analysis import feature_tables as F
-from neuroscope_tui.analysis.clusters import Clustering
 from neuroscope_tui.analysis.projection import (
     METHODS,
     SITES,
     PCATracker,
-    Projection,
     activations,
     full_layers,
 )
@@ -47,16 +45,15 @@ from neuroscope_tui.tui.views.projection_work import (
     ProjectionProgress,
     Request,
     Result,
+    cluster_list,
     compute,
     csv_path,
     result_table,
-    visible,
+    stored_result,
 )
 from neuroscope_tui.tui.widgets.scatter import (
     ScatterData,
     TokenScatter,
-    cluster_colour,
-    hex_colour,
     rotate,
 )
 
@@ -167,7 +164,7 @@ class ProjectionView(TraceView):
             self.notice = self._why_empty()
         elif request in self._results:
             self.result = self._results[request]
-        elif (stored := self._from_extras(request)) is not None:
+        elif (stored := stored_result(self.trace, request)) is not None:
             self._results[request] = stored
             self.result = stored
         elif self._keep_until_run_ends(request) or request == self._stopped:
@@ -208,7 +205,10 @@ class ProjectionView(TraceView):
             return
         title.update(self._title_text(res))
         plot.show(self._scatter_data(res))
-        side.update(self._cluster_text(res))
+        listing = cluster_list(res, self.trace.token_text)
+        if self.show_path and res.components is None:
+            listing = Text("the token path needs PCA (a linear map)\n\n", "yellow") + listing
+        side.update(listing)
 
     def _title_text(self, res: Result) -> str:
         req = res.request
@@ -287,44 +287,7 @@ class ProjectionView(TraceView):
                 labels.append(f"L{layer}")
         return np.array(rows, dtype=np.float32), labels
 
-    def _cluster_text(self, res: Result) -> Text:
-        assert self.trace is not None
-        texts = self.trace.token_text
-        cl = res.clusters
-        score = cl.silhouette.get(cl.k, float("nan"))
-        how = "set" if res.request.k is not None else "by silhouette"
-        out = Text(f"{cl.method} k={cl.k} ({how}, s={score:.2f})\n", style="bold")
-        carried = {cur: (prev, j) for prev, cur, j in res.carried}
-        for c, members in enumerate(cl.members()):
-            if not members:
-                continue
-            out.append("■ ", style=hex_colour(cluster_colour(c)))
-            out.append(f"c{c} ({len(members)})")
-            if c in carried:
-                out.append(f"  from L{res.request.layer - 1}: J={carried[c][1]:.2f}", "dim")
-            words = " ".join(visible(texts[t]) for t in members[:12])
-            more = f" +{len(members) - 12}" if len(members) > 12 else ""
-            out.append(f"\n  {words}{more}\n")
-        if self.show_path and res.components is None:
-            out.append("\nthe token path needs PCA (a linear map)\n", style="yellow")
-        return out
-
     # ---- worker ------------------------------------------------------------------------------
-
-    def _from_extras(self, req: Request) -> Result | None:
-        """A projection (and clusters) saved in the trace for exactly this request."""
-        assert self.trace is not None
-        coords = F.stored(self.trace, F.feature_name("projection", req.method, req.layer, req.site))
-        name = F.feature_name("clusters", req.cluster_method, req.layer, req.site)
-        labels = F.stored(self.trace, name)
-        if coords is None or labels is None or req.method == "pca":
-            return None  # PCA is cheaper to recompute than to trust (and gives the path)
-        note = self.trace.notes.get("features", {}).get(name, {})
-        k = int(note.get("k", int(labels.max()) + 1))
-        if req.k is not None and req.k != k:
-            return None
-        clusters = Clustering(req.cluster_method, labels, k, {})
-        return Result(req, Projection(req.method, coords), clusters)
 
     def _start(self, request: Request) -> None:
         if self.running == request or self._only_grew(request):

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.text import Text
 from textual.message import Message
 
+from neuroscope_tui.analysis import feature_tables as F
 from neuroscope_tui.analysis.clusters import Clustering, cluster, follow_clusters, match_clusters
 from neuroscope_tui.analysis.exports import Table
 from neuroscope_tui.analysis.projection import (
@@ -27,6 +29,7 @@ from neuroscope_tui.analysis.projection import (
 )
 from neuroscope_tui.errors import NeuroscopeError
 from neuroscope_tui.trace import Trace
+from neuroscope_tui.tui.widgets.scatter import cluster_colour, hex_colour
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class Result:
     projection: Projection
     clusters: Clustering
     carried: list[tuple[int, int, float]] = field(default_factory=list)  # (prev, cur, J)
+    previous_layer: int | None = None  # the layer the clusters were followed from
     mean: np.ndarray | None = None  # PCA centre [D], for the token path
     components: np.ndarray | None = None  # PCA axes [3, D]
 
@@ -107,12 +111,48 @@ def compute(
             followed = follow_clusters([before, clusters.labels])[1]
             clusters = Clustering(clusters.method, followed, clusters.k, clusters.silhouette)
             carried = match_clusters(before, followed)
-        result = Result(req, proj, clusters, carried, mean, components)
+        result = Result(req, proj, clusters, carried, prev, mean, components)
         post(ProjectionDone(serial, req, result, None))
     except ProjectionCancelled:
         post(ProjectionDone(serial, req, None, None))
     except NeuroscopeError as err:
         post(ProjectionDone(serial, req, None, str(err)))
+
+
+def stored_result(trace: Trace, req: Request) -> Result | None:
+    """A projection (and clusters) saved in the trace for exactly this request."""
+    coords = F.stored(trace, F.feature_name("projection", req.method, req.layer, req.site))
+    name = F.feature_name("clusters", req.cluster_method, req.layer, req.site)
+    labels = F.stored(trace, name)
+    if coords is None or labels is None or req.method == "pca":
+        return None  # PCA is cheaper to recompute than to trust (and gives the path)
+    note = trace.notes.get("features", {}).get(name, {})
+    k = int(note.get("k", int(labels.max()) + 1))
+    if req.k is not None and req.k != k:
+        return None
+    clusters = Clustering(req.cluster_method, labels, k, {})
+    return Result(req, Projection(req.method, coords), clusters)
+
+
+def cluster_list(res: Result, texts: list[str]) -> Text:
+    """The cluster list: k and how it was chosen, then each cluster's colour, size, the
+    cluster of the layer before it continues (Jaccard overlap) and its first 12 tokens."""
+    cl = res.clusters
+    score = cl.silhouette.get(cl.k, float("nan"))
+    how = "set" if res.request.k is not None else "by silhouette"
+    out = Text(f"{cl.method} k={cl.k} ({how}, s={score:.2f})\n", style="bold")
+    carried = {cur: (prev, j) for prev, cur, j in res.carried}
+    for c, members in enumerate(cl.members()):
+        if not members:
+            continue
+        out.append("■ ", style=hex_colour(cluster_colour(c)))
+        out.append(f"c{c} ({len(members)})")
+        if c in carried:
+            out.append(f"  from L{res.previous_layer}: J={carried[c][1]:.2f}", "dim")
+        words = " ".join(visible(texts[t]) for t in members[:12])
+        more = f" +{len(members) - 12}" if len(members) > 12 else ""
+        out.append(f"\n  {words}{more}\n")
+    return out
 
 
 def visible(token: str) -> str:
