@@ -23,9 +23,10 @@ from neuroscope_tui.errors import NeuroscopeError
 from neuroscope_tui.trace import CaptureSpec, Trace
 from neuroscope_tui.tui.messages import LoadFailed, LoadProgress, ModelReady, RunEnded, TraceGrew
 
-# A model is small enough to keep full MLP neurons for every layer (for the neuron time
-# series) when one token's full rows cost at most this many bytes.
-FULL_NEURONS_BUDGET = 256 * 1024
+# Full MLP neurons and residual vectors of every layer (for the neuron time series) are kept
+# when the whole run's rows fit in this many bytes: the trace grows by concatenation, so each
+# token copies them all once more.
+FULL_ROWS_BUDGET = 32 * 1024 * 1024
 
 
 @dataclass
@@ -87,7 +88,9 @@ class ModelEngine:
 
         bundle = self.model
         self.running = True
-        spec = spec or default_spec(bundle)
+        if spec is None:
+            n_prompt = len(bundle.tokenizer(prompt)["input_ids"]) if prompt.strip() else 0
+            spec = default_spec(bundle, n_prompt + int(options.get("max_new_tokens", 32)))
         started: list[float] = []  # time of the first generated token
         state: dict[str, Any] = {"trace": None}
 
@@ -199,12 +202,14 @@ def gpu_bytes(device: str) -> int | None:
     return int(torch.cuda.memory_allocated(torch.device(device)))
 
 
-def default_spec(bundle: Any) -> CaptureSpec:
-    """What the live scan records: every site and layer, the logit lens for every position,
-    and full MLP neurons for every layer when the model is small enough (for the neuron plot)."""
+def default_spec(bundle: Any, n_tokens: int) -> CaptureSpec:
+    """What the live scan records for a run of about `n_tokens`: every site and layer, the
+    logit lens for every position, and full MLP neurons and residual vectors for every layer
+    when they fit in FULL_ROWS_BUDGET (SmolLM2-135M: 248 KiB a token, so runs up to 132)."""
     anatomy = bundle.anatomy
     per_token = 4 * anatomy.n_layers * (anatomy.d_mlp + anatomy.d_model)
-    return CaptureSpec(full_layers=None if per_token <= FULL_NEURONS_BUDGET else ())
+    fits = per_token * max(1, n_tokens) <= FULL_ROWS_BUDGET
+    return CaptureSpec(full_layers=None if fits else ())
 
 
 def trace_upto(trace: Trace, n_tokens: int) -> Trace:
