@@ -325,3 +325,19 @@ async def test_a_stored_tsne_is_shown_without_recomputing() -> None:
         assert view._serial == serial and view.running is None  # nothing started
         assert view.result.request.method == "tsne"
         np.testing.assert_array_equal(view.result.projection.coords, coords)
+
+
+async def test_neurons_site_and_agglomerative_clusters() -> None:
+    trace = projection_trace(neurons=True)
+    view = ProjectionView()
+    async with ViewHost(view, trace).run_test(size=(120, 36)) as pilot:
+        await settle(pilot, view)
+        await pilot.press("n")
+        await settle(pilot, view)
+        assert view.result.request.site == "neurons"
+        assert "projection.pca.L1.neurons" in trace.extras
+        await pilot.press("k")
+        await settle(pilot, view)
+        assert view.result.clusters.method == "agglomerative"
+        assert adjusted_rand_score(np.arange(12) % 3, view.result.clusters.labels) == 1.0
+        assert "clusters.agglomerative.L1.neurons" in trace.extras
