@@ -290,3 +290,25 @@ async def test_stop_and_prompt_keys_are_harmless_without_a_model(tmp_path):
         app.run_model_task(lambda model: model, on_done=lambda r: None)
         await pilot.pause()
         assert any("needs the live model" in n.message for n in app._notifications)
+
+
+async def test_a_trace_with_few_arrays_or_no_tokens_still_opens(tmp_path):
+    from dataclasses import replace
+
+    full = synthetic_trace()
+    sparse = replace(full, arrays={k: v for k, v in full.arrays.items() if k.startswith("attn.")})
+    empty = replace(full, token_ids=[], token_text=[], n_prompt=0, arrays={})
+    for trace in (sparse, empty):
+        app = NeuroscopeApp(snapshot=trace, snapshot_path=str(SCAN_FIXTURE), save_dir=tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("right", "down", "m", "n", "o", "u", "end", "s")
+            await pilot.pause()
+            assert app.is_running
+            if trace is sparse:
+                assert "not recorded in this trace" in detail_text(app)
+                assert app.view.metric == "attn.norm"  # recorded: every cell has a value
+                assert np.isfinite(app.query_one(LayerHeatmap)._raw).all()
+                await pilot.press("m")  # MLP-output norm was not recorded: empty cells
+                assert np.isnan(app.query_one(LayerHeatmap)._raw).all()
+            else:
+                assert app.last_saved is None  # nothing to save: a notice
