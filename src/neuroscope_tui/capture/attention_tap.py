@@ -313,7 +313,9 @@ def _observe(tap: _Tap, query, key, value, attention_mask, kwargs):
     if ids is not None:
         ids = ids.to(query.device)[-n_k:] if ids.shape[0] >= n_k else None
     heads_wanted = tap.sink.wants_patterns(tap.layer)
-    chunk = max(1, _CHUNK_ELEMENTS // max(1, n_heads * n_k))
+    # Query chunks: bounded memory, and causality lets a chunk skip the keys after its last
+    # query, so about half of the T x T work of a long prompt is never done.
+    chunk = max(1, min(_CHUNK_ELEMENTS // max(1, n_heads * n_k), max(32, -(-n_q // 8))))
     qf, kf = query[0].float(), key[0].float()
     vf = value[0].float() if value is not None else None  # [KV, n_k, D]
     out = None
@@ -323,22 +325,25 @@ def _observe(tap: _Tap, query, key, value, attention_mask, kwargs):
     rows: dict[int, list[torch.Tensor]] = {h: [] for h in heads_wanted}
     for start in range(0, n_q, chunk):
         stop = min(n_q, start + chunk)
-        mask = None if attention_mask is None else attention_mask[0, 0, start:stop, :n_k]
+        n_seen = min(n_k, q_offset + stop)  # a causal query never sees later keys
+        mask = None if attention_mask is None else attention_mask[0, 0, start:stop, :n_seen]
         scores, s = _chunk_probs(
-            tap.ws, qf[:, start:stop], kf, mask, scaling, softcap, q_offset + start, window
-        )
+            tap.ws, qf[:, start:stop], kf[:, :n_seen], mask, scaling, softcap, q_offset + start,
+            window,
+        )  # fmt: skip
         if out is not None:
             # [KV, group * qc, k] @ [KV, k, D]: grouped heads share V without copying it
             n_kv = vf.shape[0]
-            o = torch.bmm(s.reshape(n_kv, -1, n_k), vf).reshape(n_heads, stop - start, d_v)
-            out[0, start:stop] = o.transpose(0, 1).to(out.dtype)
-        p = s.view(n_heads, stop - start, n_k)
+            o = torch.bmm(s.reshape(n_kv, -1, n_seen), vf[:, :n_seen])
+            out[0, start:stop] = o.reshape(n_heads, stop - start, d_v).transpose(0, 1)
+        p = s.view(n_heads, stop - start, n_seen)
         q_pos = torch.arange(start, stop, device=p.device) + q_offset
-        logits = scores.view(n_heads, stop - start, n_k)
+        logits = scores.view(n_heads, stop - start, n_seen)
         for name, val in _chunk_stats(tap.ws, p, logits, q_pos, ids).items():
             parts.setdefault(name, []).append(val)
         for h in heads_wanted:
-            rows[h].append(p.mean(0) if h < 0 else p[h].clone())
+            row = p.mean(0) if h < 0 else p[h]
+            rows[h].append(torch.nn.functional.pad(row, (0, n_k - n_seen)))
     stats = {name: torch.cat(v) for name, v in parts.items()}
     tap.sink.attention(tap.layer, stats, {h: torch.cat(v) for h, v in rows.items()})
     return out
