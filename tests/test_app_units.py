@@ -202,7 +202,7 @@ def test_default_spec_keeps_full_rows_only_for_runs_that_fit():
     smollm2_like = SimpleNamespace(anatomy=SimpleNamespace(n_layers=30, d_mlp=1536, d_model=576))
     per_token = 4 * 30 * (1536 + 576)
     fits = FULL_ROWS_BUDGET // per_token
-    assert fits == 132
+    assert fits == 1059
     assert default_spec(smollm2_like, fits).full_layers is None  # every layer
     assert default_spec(smollm2_like, fits + 1).full_layers == ()
     assert default_spec(smollm2_like, 40).lens_positions is None  # the lens everywhere

@@ -147,7 +147,9 @@ class Trace:
     version: int = TRACE_VERSION
     # Growth buffers with spare room on the token axis; `arrays` holds views of their filled
     # part. Appending a token then costs its own rows, not a copy of the whole trace.
-    _buffers: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    _buffers: dict[str, np.ndarray] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     # ---- shape -----------------------------------------------------------------------------
 

@@ -23,10 +23,10 @@ from neuroscope_tui.errors import NeuroscopeError
 from neuroscope_tui.trace import CaptureSpec, Trace
 from neuroscope_tui.tui.messages import LoadFailed, LoadProgress, ModelReady, RunEnded, TraceGrew
 
-# Full MLP neurons and residual vectors of every layer (for the neuron time series) are kept
-# when the whole run's rows fit in this many bytes: the trace grows by concatenation, so each
-# token copies them all once more.
-FULL_ROWS_BUDGET = 32 * 1024 * 1024
+# Full MLP neurons and residual vectors of every layer (for the neuron time series and the
+# projections) are kept when the whole run's rows fit in this many bytes. The trace grows into
+# buffers with spare room, so a token costs only its own rows; the limit is memory.
+FULL_ROWS_BUDGET = 256 * 1024 * 1024
 
 
 @dataclass
@@ -205,7 +205,7 @@ def gpu_bytes(device: str) -> int | None:
 def default_spec(bundle: Any, n_tokens: int) -> CaptureSpec:
     """What the live scan records for a run of about `n_tokens`: every site and layer, the
     logit lens for every position, and full MLP neurons and residual vectors for every layer
-    when they fit in FULL_ROWS_BUDGET (SmolLM2-135M: 248 KiB a token, so runs up to 132)."""
+    when they fit in FULL_ROWS_BUDGET (SmolLM2-135M: 248 KiB a token, so runs up to 1059)."""
     anatomy = bundle.anatomy
     per_token = 4 * anatomy.n_layers * (anatomy.d_mlp + anatomy.d_model)
     fits = per_token * max(1, n_tokens) <= FULL_ROWS_BUDGET
@@ -215,8 +215,9 @@ def default_spec(bundle: Any, n_tokens: int) -> CaptureSpec:
 def trace_upto(trace: Trace, n_tokens: int) -> Trace:
     """The first `n_tokens` positions of `trace`, as views of its arrays (no copy).
 
-    The worker only ever replaces arrays (append concatenates into new ones), so what this
-    returns stays consistent while the run goes on: the UI reads and saves it safely.
+    The worker only writes positions past the ones announced (into spare room of its
+    buffers, or into a fresh buffer when they fill), so what this returns stays consistent
+    while the run goes on: the UI reads and saves it safely.
     """
     if n_tokens >= trace.n_tokens and trace.finished:
         return trace
