@@ -235,3 +235,26 @@ def test_unmappable_model_names_what_is_missing() -> None:
         del block.self_attn
     with pytest.raises(AnatomyError, match="attention module in block 0"):
         find_anatomy(model)
+
+
+def test_eager_fallback_for_models_without_the_interface(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model whose code does not call AttentionInterface: scores from output_attentions."""
+    from contextlib import contextmanager
+
+    import neuroscope_tui.capture.run as run_module
+
+    @contextmanager
+    def no_tap(*args, **kwargs):
+        yield False
+
+    monkeypatch.setattr(run_module, "tapped", no_tap)
+    b = bundle_for("qwen2")
+    trace = run(
+        b, PROMPT, CaptureSpec(pattern_heads=((1, 0),)), GenerationOptions(3, stop_at_eos=False)
+    )
+    assert b.model.config._attn_implementation == "sdpa"  # the fallback is undone
+    ref = _eager_reference(b, trace.token_ids)
+    n = trace.n_tokens
+    np.testing.assert_allclose(trace.get("pattern.1.0"), ref.attentions[1][0, 0], atol=1e-5)
+    stats = head_stats(ref.attentions[0][0], torch.arange(n), torch.tensor(trace.token_ids))
+    np.testing.assert_allclose(trace.get("heads.entropy")[0], stats["entropy"], atol=1e-4)

@@ -230,6 +230,7 @@ def run(
         gen = torch.Generator().manual_seed(options.seed)
     eos = _eos_ids(bundle) if options.stop_at_eos else set()
     anatomy = bundle.anatomy
+    original_impl = getattr(bundle.model.config, "_attn_implementation", None)
     try:
         with torch.no_grad(), recording(anatomy, spec) as rec:
             state = _Run(bundle, spec, trace, rec)
@@ -261,16 +262,26 @@ def run(
     except BaseException as err:  # KeyboardInterrupt too: the trace so far is still worth saving
         err.trace = trace  # type: ignore[attr-defined]
         raise
+    finally:
+        if original_impl and getattr(bundle.model.config, "_attn_implementation", None) != (
+            original_impl
+        ):
+            _set_impl(bundle.model, original_impl)  # undo the eager fallback
     trace.finished = True
     return trace
 
 
 def _set_eager(model) -> None:
+    _set_impl(model, "eager")
+
+
+def _set_impl(model, impl: str) -> None:
+    """Name the attention implementation the model's config uses."""
     setter = getattr(model, "set_attn_implementation", None)
     if callable(setter):
-        setter("eager")
+        setter(impl)
     else:
-        model.config._attn_implementation = "eager"
+        model.config._attn_implementation = impl
 
 
 class _PatternSink:
