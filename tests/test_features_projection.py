@@ -186,3 +186,9 @@ def test_members_and_following_clusters_across_layers() -> None:
     assert (0, 2, pytest.approx(2 / 3)) in pairs and (1, 0, 1.0) in pairs
     followed = clusters.follow_clusters([layer0, layer1])
     np.testing.assert_array_equal(followed[1], [0, 0, 1, 1, 2, 0])
+
+
+def test_tsne_of_identical_points_is_a_user_error_not_a_crash() -> None:
+    # scikit-learn's t-SNE segfaults on this input; the check must come first.
+    with pytest.raises(TooFewPointsError, match="same activations"):
+        projection.tsne(np.ones((10, 4), dtype=np.float32))

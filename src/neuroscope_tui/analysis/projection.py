@@ -205,6 +205,13 @@ def tsne(
     one thread (`one_thread`).
     """
     x = check_points(x, "t-SNE")
+    if not np.ptp(x, axis=0).any():
+        # scikit-learn's t-SNE divides by the spread of its PCA start and then crashes the
+        # process (segfault in the Barnes-Hut tree) when every point is the same.
+        raise TooFewPointsError(
+            "every token has the same activations here, so t-SNE has nothing to spread out; "
+            "choose another layer or PCA."
+        )
     n = x.shape[0]
     perp = adapted_perplexity(n) if perplexity is None else float(perplexity)
     if not 0 < perp < n:

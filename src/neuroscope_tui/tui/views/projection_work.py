@@ -117,6 +117,11 @@ def compute(
         post(ProjectionDone(serial, req, None, None))
     except NeuroscopeError as err:
         post(ProjectionDone(serial, req, None, str(err)))
+    except Exception as err:  # a library failing on odd data must not end the app
+        name = type(err).__name__
+        post(
+            ProjectionDone(serial, req, None, f"{req.method} failed on this layer ({name}: {err})")
+        )
 
 
 def stored_result(trace: Trace, req: Request) -> Result | None:
