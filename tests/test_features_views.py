@@ -341,3 +341,20 @@ async def test_neurons_site_and_agglomerative_clusters() -> None:
         assert view.result.clusters.method == "agglomerative"
         assert adjusted_rand_score(np.arange(12) % 3, view.result.clusters.labels) == 1.0
         assert "clusters.agglomerative.L1.neurons" in trace.extras
+
+
+async def test_a_failing_attribution_is_a_notice_and_the_view_recovers() -> None:
+    from _fixtures_features import attribution_trace
+    from neuroscope_tui.tui.views.attribution import AttributionView
+
+    def broken(fn, *args):  # the model worker, with a model that fails
+        def boom(bundle, *a):
+            raise RuntimeError("out of memory")
+
+        return fn(None, boom, *args[1:])
+
+    view = AttributionView()
+    async with ViewHost(view, attribution_trace(), model_task=broken).run_test() as pilot:
+        await pilot.press("a")
+        await pilot.pause()
+        assert not view.busy and "out of memory" in view.message

@@ -293,8 +293,10 @@ class AttributionView(TraceView):
 
 
 def _attribute_or_error(bundle: Any, fn: Any, *args: Any) -> Any:
-    """Model worker: run `fn(bundle, *args)`; a user mistake comes back as its sentence."""
+    """Model worker: run `fn(bundle, *args)`; a failure comes back as a sentence to show."""
     try:
         return fn(bundle, *args)
     except NeuroscopeError as err:
         return str(err)
+    except Exception as err:  # out of memory, say: the view must leave its busy state
+        return f"attribution failed ({type(err).__name__}: {err})"
