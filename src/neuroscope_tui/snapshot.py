@@ -237,7 +237,7 @@ def load_snapshot(path: str | os.PathLike[str]) -> Trace:
     for name, item in (manifest.get("text_extras") or {}).items():
         extras[name] = np.array(item["values"], dtype=str).reshape(item["shape"])
     try:
-        return Trace(
+        trace = Trace(
             model=ModelInfo.from_dict(manifest["model"]),
             spec=CaptureSpec.from_dict(manifest.get("spec") or {}),
             token_ids=[int(t) for t in manifest["token_ids"]],
@@ -255,6 +255,33 @@ def load_snapshot(path: str | os.PathLike[str]) -> Trace:
         raise SnapshotError(
             f"{src} has a damaged manifest ({err}); capture the run again"
         ) from None
+    problem = _inconsistency(trace)
+    if problem:
+        raise SnapshotError(f"{src} is inconsistent ({problem}); capture the run again")
+    return trace
+
+
+def _inconsistency(trace: Trace) -> str:
+    """What contradicts the token count in a loaded trace ('' when nothing does).
+
+    Every view indexes arrays by token position, so an array whose token axis disagrees with
+    the manifest's tokens (a hand-edited or damaged file) would crash them far from the cause.
+    """
+    n_tok = trace.n_tokens
+    if len(trace.token_text) != n_tok:
+        return f"{n_tok} token ids but {len(trace.token_text)} token texts"
+    if not 0 <= trace.n_prompt <= n_tok:
+        return f"n_prompt {trace.n_prompt} is outside 0..{n_tok}"
+    for name, arr in sorted(trace.arrays.items()):
+        if name.startswith("pattern."):
+            # A pattern computed on demand in the app may lag the run by a few query rows.
+            if arr.ndim != 2 or arr.shape[0] != arr.shape[1] or arr.shape[0] > n_tok:
+                return f"array {name} has shape {list(arr.shape)} for {n_tok} tokens"
+            continue
+        axis = Trace.token_axis(name)
+        if arr.ndim <= axis or arr.shape[axis] != n_tok:
+            return f"array {name} has shape {list(arr.shape)} for {n_tok} tokens"
+    return ""
 
 
 def _read_header(src: Path) -> dict[str, Any]:

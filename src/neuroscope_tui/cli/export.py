@@ -56,8 +56,8 @@ def choose_format(output: str | None, requested: str | None) -> str:
     if suffix in FORMATS:
         return suffix
     raise UsageError(
-        f"Cannot tell the format of {output!r} from its suffix; name it .csv or .json "
-        "or pass --format csv|json."
+        f"cannot tell the format of {output!r} from its suffix; name it .csv or .json "
+        "or pass --format csv|json"
     )
 
 
@@ -65,13 +65,13 @@ def build_table(trace: Any, view: str) -> Table:
     """The table of `view` for `trace`; UsageError names the known views if `view` is not one."""
     if view not in EXPORTS:
         known = ", ".join(EXPORTS)
-        raise UsageError(f"There is no view {view!r} to export; known views: {known}.")
+        raise UsageError(f"there is no view {view!r} to export; known views: {known}")
     try:
         return table_function(view)(trace)
     except KeyError as err:
         # A table function reached for an array the snapshot does not hold.
         raise SnapshotError(
-            f"This snapshot lacks what the {view} view needs ({err.args[0]})."
+            f"this snapshot lacks what the {view} view needs ({err.args[0]})"
         ) from None
 
 
@@ -113,20 +113,29 @@ def table_json(table: Table, view: str) -> str:
     return json.dumps(doc, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def write_text(path: str, text: str, *, force: bool) -> Path:
-    """Write `text` to `path` atomically; OutputPathError says why it cannot be written."""
+def check_output(path: str, *, force: bool) -> Path:
+    """The path a table may be written to; OutputPathError says why it cannot (checked before
+    the snapshot is read, so a mistake costs no waiting)."""
     out = Path(path).expanduser()
     if out.is_dir():
-        raise OutputPathError(f"{out} is a folder; give a file name such as {out / 'table.csv'}.")
+        raise OutputPathError(f"{out} is a folder; give a file name such as {out / 'table.csv'}")
     if out.exists() and not force:
-        raise OutputPathError(f"{out} already exists; pass --force to overwrite it.")
+        raise OutputPathError(f"{out} already exists; pass --force to overwrite it")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise OutputPathError(f"{out.parent} is a file, not a folder; choose another path")
     if not out.parent.is_dir():
-        raise OutputPathError(f"The folder {out.parent} does not exist; create it first.")
+        raise OutputPathError(f"the folder {out.parent} does not exist; create it first")
+    return out
+
+
+def write_text(path: str, text: str, *, force: bool) -> Path:
+    """Write `text` to `path` atomically; OutputPathError says why it cannot be written."""
+    out = check_output(path, force=force)
     try:
         fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     except OSError as err:
         raise OutputPathError(
-            f"Cannot write in the folder {out.parent} ({err.strerror or err}); choose another path."
+            f"cannot write in the folder {out.parent} ({err.strerror or err}); choose another path"
         ) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
@@ -135,7 +144,7 @@ def write_text(path: str, text: str, *, force: bool) -> Path:
     except OSError as err:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise OutputPathError(f"Cannot write {out} ({err.strerror or err}).") from None
+        raise OutputPathError(f"cannot write {out} ({err.strerror or err})") from None
     return out
 
 
@@ -146,12 +155,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.file is None or args.view is None:
         raise UsageError(
-            "Give a snapshot and a view, e.g. `neuroscope-tui export run.nscope heatmap`; "
-            "`neuroscope-tui export --list` names the views."
+            "give a snapshot and a view, e.g. `neuroscope-tui export run.nscope heatmap`; "
+            "`neuroscope-tui export --list` names the views"
         )
     fmt = choose_format(args.output, args.format)
     if args.view not in EXPORTS:
         build_table(None, args.view)  # raises the UsageError naming the known views
+    if args.output is not None:
+        check_output(args.output, force=args.force)
     from neuroscope_tui.snapshot import load_snapshot
 
     trace = load_snapshot(args.file)

@@ -37,6 +37,18 @@ class Source:
     where: str
 
 
+def _is_snapshot(path: Path) -> bool:
+    """Whether `path` is a neuroscope snapshot (a user may pass one where a model goes)."""
+    from neuroscope_tui.errors import SnapshotError
+    from neuroscope_tui.snapshot import read_manifest
+
+    try:
+        read_manifest(path)
+    except SnapshotError:
+        return False
+    return True
+
+
 def locate(name: str) -> Source:
     """Decide what `name` is, without loading anything. Raises ModelNotFoundError/LoadError."""
     gguf = resolve_alias(name)
@@ -45,6 +57,10 @@ def locate(name: str) -> Source:
     path = Path(name).expanduser()
     if path.is_file():
         if path.suffix.lower() != ".gguf":
+            if _is_snapshot(path):
+                raise ModelNotFoundError(
+                    f"{name} is a snapshot, not a model; open it with: neuroscope-tui view {name}"
+                )
             raise ModelNotFoundError(
                 f"{name} is a file but not a .gguf model; pass a .gguf file, a model folder "
                 "or a hub id"

@@ -48,10 +48,14 @@ def colorbar_text(
     range, then the unit, then the normalisation) before the label itself is cut. `clipped`
     says the scale ends at outlier fences (see analysis.metrics.normalise).
     """
+    if not label:
+        return Text(no_wrap=True)  # no metric yet (empty run, view still computing): no bar
     palette = build_palette()
     left, right = scale_ends(lo, hi, normalisation, clipped)
     mode = f"{normalisation}, outliers clipped" if clipped else normalisation
     titles = [f"{label} [{unit}] · {mode}", f"{label} · {mode}", label]
+    if not unit:
+        titles.pop(0)
     if normalisation != "global":
         titles.insert(0, f"{titles[0]} (all: {format_value(lo)}…{format_value(hi)})")
     ends = 2 + len(left) + 1 + 1 + len(right)  # "  LO " + gradient + " HI"

@@ -131,6 +131,7 @@ class LayerHeatmap(ScrollView, can_focus=True):
         self._styles: AxisStyles | None = None
         self._value_name = "value"
         self._hover: tuple[int | None, int | None] | None = None  # cell under the mouse
+        self._scroll_pending = False  # bring the cursor into view once laid out
 
     # ---- data ------------------------------------------------------------------------------
 
@@ -178,6 +179,7 @@ class LayerHeatmap(ScrollView, can_focus=True):
         if layer_ids is not None and len(layer_ids) != values_norm.shape[0]:
             raise ValueError(f"{len(layer_ids)} layer ids for {values_norm.shape[0]} layer rows")
         at_end = self.scroll_x >= self.max_scroll_x - 0.5
+        was_empty = self.n_tokens == 0
         self._buckets = to_buckets(values_norm)
         self._raw = np.asarray(raw, dtype=np.float32)
         self._labels = list(token_labels)
@@ -195,7 +197,11 @@ class LayerHeatmap(ScrollView, can_focus=True):
         clamped = (min(layer, max(0, n_layers - 1)), min(token, max(0, self.n_tokens - 1)))
         if clamped != self.cursor:
             self.cursor = clamped
-        if self.follow and at_end:
+        if was_empty:
+            # First data (a snapshot opened, a view switched to): show where the cursor is;
+            # jumping to the end would hide a cursor at token 0 when the tokens overflow.
+            self._scroll_to_cursor()
+        elif self.follow and at_end:
             self.scroll_to(x=self.max_scroll_x, animate=False, immediate=True, force=True)
         self.refresh()
 
@@ -241,6 +247,12 @@ class LayerHeatmap(ScrollView, can_focus=True):
         return Size(max(1, region.width - self.gutter_width), max(1, region.height - AXIS_ROWS))
 
     def _scroll_to_cursor(self) -> None:
+        if not self.scrollable_content_region.area:
+            # Not laid out yet (data set before the first layout): a 0-wide window would
+            # scroll past the cursor; `on_resize` does it once the widget has its size.
+            self._scroll_pending = True
+            return
+        self._scroll_pending = False
         layer, token = self.cursor
         data = self._data_size()
         sx, sy = self.scroll_offset
@@ -249,6 +261,10 @@ class LayerHeatmap(ScrollView, can_focus=True):
         y = scroll_to_show(layer, layer + 1, sy, data.height)
         if (x, y) != (sx, sy):
             self.scroll_to(x=x, y=y, animate=False, immediate=True, force=True)
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self._scroll_pending:
+            self._scroll_to_cursor()
 
     def _move_to(self, layer: int, token: int) -> None:
         """Put the cursor on (layer, token), clamped, and bring it into view even if unmoved."""
