@@ -52,6 +52,30 @@ def describe(path: Path, trace: Trace, manifest: dict[str, Any]) -> dict[str, An
     return out
 
 
+NOTE_WIDTH = 100  # a note longer than this is cut; `info --json` prints it whole
+
+
+def note_text(key: str, value: Any) -> str:
+    """One line for a note: text as it is, attributions as their target and gaps, anything
+    else as compact JSON cut to NOTE_WIDTH (notes can hold whole analysis records)."""
+    if isinstance(value, str):
+        return value
+    if key == "attribution" and isinstance(value, dict) and "target_text" in value:
+        foil = value.get("foil_text")
+        parts = [f"why {value['target_text']!r} at position {value.get('position')}"]
+        if foil is not None:
+            parts[0] += f" rather than {foil!r}"
+        for method, fig in (value.get("methods") or {}).items():
+            gap = fig.get("relative_gap") if isinstance(fig, dict) else None
+            if isinstance(gap, (int, float)):
+                parts.append(f"{method.replace('_', ' ')} gap {100 * gap:.1f}%")
+        return "; ".join(parts)
+    text = json.dumps(value, ensure_ascii=False, default=str, separators=(", ", ": "))
+    if len(text) > NOTE_WIDTH:
+        text = text[: NOTE_WIDTH - 1] + "… (info --json shows it all)"
+    return text
+
+
 def render(info: dict[str, Any]) -> str:
     """The human-readable report of `describe`'s dict."""
     m = info["model"]
@@ -69,7 +93,7 @@ def render(info: dict[str, Any]) -> str:
         f"stop: {info['stop_reason'] or 'unknown'})",
     ]
     for key, value in info["notes"].items():
-        lines.append(f"note       {key}: {value}")
+        lines.append(f"note       {key}: {note_text(key, value)}")
     arrays = info["arrays"]
     lines.append(f"arrays     {len(arrays)}")
     width = max((len(n) for n in arrays), default=4)
