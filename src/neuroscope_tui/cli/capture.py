@@ -50,6 +50,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="overwrite existing snapshots")
     add_generation_arguments(parser)
     add_capture_arguments(parser)
+    parser.add_argument(
+        "--attribution",
+        action="store_true",
+        help="attribute the last generated token to the input tokens (occlusion, integrated "
+        "gradients, gradient x input) and keep it in the snapshot",
+    )
+    parser.add_argument(
+        "--foil",
+        metavar="TEXT",
+        default=None,
+        help="with --attribution: contrast with this token, e.g. ' London' (its first token)",
+    )
 
 
 def read_prompts(args: argparse.Namespace) -> list[str]:
@@ -102,6 +114,8 @@ def _check_options(args: argparse.Namespace) -> None:
         raise UsageError("--top-p must be above 0 and at most 1")
     parse_layer_list(args.full_layers)
     parse_heads(args.heads)
+    if args.foil is not None and not args.attribution:
+        raise UsageError("--foil only means something with --attribution; add --attribution")
 
 
 def summary_line(path: Path, trace: Trace) -> str:
@@ -144,6 +158,11 @@ def run(args: argparse.Namespace) -> int:
             trace = _capture_one(capture_run, bundle, prompt, spec, options, out, args, cancel)
             if "truncated" in trace.notes:
                 say(f"note: {trace.notes['truncated']}")
+            if args.attribution and not cancel.is_set():
+                from neuroscope_tui.capture.attribution import attribute_last_token
+
+                say("attributing the last token")
+                attribute_last_token(bundle, trace, foil=args.foil)
             save_snapshot(trace, out, force=args.force)
             print(summary_line(out, trace), flush=True)
             if cancel.is_set():
