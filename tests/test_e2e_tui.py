@@ -12,7 +12,9 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
+from textual.app import App, ComposeResult
 
 from _fixtures_app import synthetic_trace
 from _fixtures_e2e import long_trace
@@ -160,3 +162,30 @@ def test_view_in_a_real_80x24_terminal(tmp_path: Path):
         assert "Traceback" not in pane and "Error" not in pane
     finally:
         tmux("kill-server")  # this test's private server only
+
+
+class _TallHeatmapApp(App):
+    """A heatmap with more layers than rows, so a vertical scrollbar takes the last column."""
+
+    def compose(self) -> ComposeResult:
+        yield LayerHeatmap()
+
+    def on_mount(self) -> None:
+        values = np.linspace(0, 1, 30 * 40).reshape(30, 40)
+        labels = [f" w{i}" for i in range(40)]
+        self.query_one(LayerHeatmap).set_data(values, values, labels, 30)
+        self.query_one(LayerHeatmap).focus()
+
+
+async def test_the_cursor_token_on_the_axis_is_not_hidden_under_the_scrollbar():
+    """At the last token the axis says "▼ w39 #39" in full left of the vertical scrollbar
+    (it used to lose its last character under it: "#3")."""
+    app = _TallHeatmapApp()
+    async with app.run_test(size=(40, 10)) as pilot:
+        await pilot.press("end")
+        await pilot.pause()
+        heat = app.query_one(LayerHeatmap)
+        assert heat.max_scroll_y > 0  # the scrollbar is there
+        visible = heat.scrollable_content_region.width
+        axis = "".join(seg.text for seg in heat.render_line(0))
+        assert axis[:visible].rstrip().endswith("▼·w39 #39"), axis

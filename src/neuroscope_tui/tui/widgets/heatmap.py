@@ -407,9 +407,10 @@ class LayerHeatmap(ScrollView, can_focus=True):
         cursor_col = token_cur if has_cursor else None
         if y == 0:
             text = self._labels[token_cur] if has_cursor else ""
-            body = tick_strip(
-                self.n_tokens, sx, data_width, self.cell_width, styles, cursor_col, text
-            )
+            # the cursor's token text must end left of a vertical scrollbar, not under it
+            shown = max(0, min(data_width, self.scrollable_content_region.width - gutter))
+            body = tick_strip(self.n_tokens, sx, shown, self.cell_width, styles, cursor_col, text)
+            body = Strip(list(body), shown).adjust_cell_length(data_width, styles.base)
         elif y == 1:
             body = label_strip(
                 self._labels, self._n_prompt, sx, data_width, self.cell_width, styles, cursor_col
