@@ -74,7 +74,21 @@ def test_anatomy_counts(arch: str) -> None:
     assert a.final_norm is not None
 
 
-def test_prompt_capture_matches_transformers(arch: str) -> None:
+@pytest.fixture(params=["batched", "chunked"])
+def scoring(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Short calls are scored after the step for all layers at once ("batched"); long ones
+    chunk by chunk as they happen ("chunked"). Force each path on the same short prompt."""
+    if request.param == "chunked":
+        import neuroscope_tui.capture.attention_tap as tap_module
+        import neuroscope_tui.capture.run as run_module
+
+        monkeypatch.setattr(tap_module, "DEFER_QUERIES", 0)
+        monkeypatch.setattr(tap_module, "MIN_CHUNK", 4)  # several chunks, causal key cut-off
+        monkeypatch.setattr(run_module, "DEFER_QUERIES", 0)
+    return request.param
+
+
+def test_prompt_capture_matches_transformers(arch: str, scoring: str) -> None:
     b = bundle_for(arch)
     heads = [(layer, h) for layer in range(2) for h in range(4)] + [(0, -1), (1, -1)]
     spec = CaptureSpec(full_layers=None, pattern_heads=tuple(heads))
@@ -112,7 +126,7 @@ def test_prompt_capture_matches_transformers(arch: str) -> None:
     np.testing.assert_allclose(trace.get("lens.kl")[-1], 0, atol=1e-4)
 
 
-def test_generation_streams_one_row_per_step(arch: str) -> None:
+def test_generation_streams_one_row_per_step(arch: str, scoring: str) -> None:
     b = bundle_for(arch)
     steps: list[tuple[int, int]] = []
     spec = CaptureSpec(full_layers=None, pattern_heads=((1, 2),))

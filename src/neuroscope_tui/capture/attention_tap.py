@@ -26,9 +26,13 @@ _CHUNK_ELEMENTS = 1 << 22  # about 16 MiB of float32 scores per chunk
 # A finite "minus infinity" for masked scores: exp() of it is exactly 0 in float32, and
 # 0 times it is 0 (not NaN), so the entropy can come from one dot product per row.
 _HIDDEN = -1e30
-# Calls with at most this many queries (generated tokens) are scored after the step, for all
-# layers at once.
-DEFER_QUERIES = 4
+# Calls with at most this many queries (generated tokens, short prompts) are scored after the
+# step, for all layers at once: below this size per-layer kernel launches cost more than the
+# arithmetic. The logits kept meanwhile are layers x heads x q x k floats (17 MiB for
+# SmolLM2 at 128 tokens).
+DEFER_QUERIES = 128
+# Longer calls go in query chunks of at least this many queries.
+MIN_CHUNK = 128
 
 
 class AttentionSink(Protocol):
@@ -315,7 +319,7 @@ def _observe(tap: _Tap, query, key, value, attention_mask, kwargs):
     heads_wanted = tap.sink.wants_patterns(tap.layer)
     # Query chunks: bounded memory, and causality lets a chunk skip the keys after its last
     # query, so about half of the T x T work of a long prompt is never done.
-    chunk = max(1, min(_CHUNK_ELEMENTS // max(1, n_heads * n_k), max(32, -(-n_q // 8))))
+    chunk = max(1, min(_CHUNK_ELEMENTS // max(1, n_heads * n_k), max(MIN_CHUNK, -(-n_q // 8))))
     qf, kf = query[0].float(), key[0].float()
     vf = value[0].float() if value is not None else None  # [KV, n_k, D]
     out = None
