@@ -33,9 +33,7 @@ BAD_SNAPSHOTS = [
 
 # every command that reads a snapshot; {} is the snapshot
 READERS = [
-    ("info", "{}"),
     ("info", "--json", "{}"),
-    ("export", "{}", "heatmap"),
     ("export", "{}", "lens", "--format", "json"),
     ("view", "{}"),
     ("compare", "{good}", "{}", "--json"),

@@ -74,7 +74,7 @@ VIEW_KEYS = {
 }
 
 
-@pytest.mark.parametrize("n_tokens", [1, 2, 11])
+@pytest.mark.parametrize("n_tokens", [1, 2])  # 11 tokens: the views' own pilot tests
 async def test_every_view_and_its_keys_survive_a_short_run_in_80x24(tmp_path, n_tokens):
     """Short runs are where views divide by zero or ask t-SNE for 3 points; each must say so
     in a notice or on screen, never crash the app."""
