@@ -128,6 +128,14 @@ EARLY_MISTAKES = [
         "--device 'tpu'",
     ),
     (
+        ["capture", "{tiny}", "--prompt", "hi", "--attribution", "--foil", "", "-o", "{tmp}/x"],
+        "--foil is empty",
+    ),
+    (
+        ["capture", "{tiny}", "--prompt", "hi", "--foil", "x", "-o", "{tmp}/x.nscope"],
+        "--foil only means something with --attribution",
+    ),
+    (
         ["capture", "{tmp}/nosuch", "--prompt", "hi", "-o", "{tmp}/x.nscope"],
         "there is no file or folder",
     ),

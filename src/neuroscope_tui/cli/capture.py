@@ -116,6 +116,9 @@ def _check_options(args: argparse.Namespace) -> None:
     parse_heads(args.heads)
     if args.foil is not None and not args.attribution:
         raise UsageError("--foil only means something with --attribution; add --attribution")
+    if args.foil == "":
+        # caught here, not after loading the model and generating
+        raise UsageError("--foil is empty; give a word such as ' London'")
 
 
 def summary_line(path: Path, trace: Trace) -> str:
