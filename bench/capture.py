@@ -9,9 +9,9 @@ noise hits every variant alike:
     (c)    full residual capture of every layer
     (d)    eager attention with output_attentions=True (the usual way, the peer)
 
-and prints each as a ratio to plain, with the extra peak memory each needs (measured in a fresh
-subprocess per variant: the pass's peak resident set above its start, minus the same for a
-plain pass, with the kernel's high-water mark reset before each) and the
+and prints each as a ratio to plain, with the peak memory each pass needs (measured in a fresh
+subprocess per variant: the pass's peak resident set above the resident set at its start,
+with the kernel's high-water mark reset just before it) and the
 bytes it captured. Then it generates 32 tokens with plain `generate` and with a run capturing
 (b), and prints tokens/s and their ratio.
 
@@ -32,7 +32,7 @@ import time
 import numpy as np
 import torch
 
-from neuroscope_tui.capture.attention_tap import tapped
+from neuroscope_tui.capture.attention_tap import DEFER_QUERIES, tapped
 from neuroscope_tui.capture.recorder import recording
 from neuroscope_tui.capture.run import GenerationOptions, run
 from neuroscope_tui.models.loader import load_model
@@ -81,6 +81,7 @@ def make_variants(bundle):
         def go(ids: torch.Tensor) -> int:
             with recording(bundle.anatomy, spec) as rec:
                 rec.ids = ids[0]
+                rec.defer = ids.shape[1] <= DEFER_QUERIES  # as run() does
                 if spec.head_scores:
                     with tapped(model, bundle.anatomy.attention, rec, lambda: rec.ids):
                         model(input_ids=ids)
@@ -133,17 +134,12 @@ def memory_child(variant: str, n: int) -> None:
     bundle = load_model("smollm2", device="cpu", dtype="float32")
     variants = make_variants(bundle)
     ids = torch.tensor([prompt_ids(bundle.tokenizer, n)])
-    for _ in range(2):
-        variants["plain"](ids)
-    reset_peak()
-    base = rss_mib()
-    variants["plain"](ids)
-    plain_extra = peak_rss_mib() - base
-    variants[variant](ids)  # warm: the allocator's first-call growth is not the variant's cost
+    for _ in range(2):  # warm: the allocator's first-call growth is not the variant's cost
+        variants[variant](ids)
     reset_peak()
     base = rss_mib()
     variants[variant](ids)
-    print(json.dumps({"extra_mib": peak_rss_mib() - base - plain_extra}))
+    print(json.dumps({"extra_mib": peak_rss_mib() - base}))
 
 
 def extra_memory(variant: str, n: int) -> float:
@@ -232,10 +228,10 @@ def main() -> None:
         print(f"\n{n} prompt tokens (median of {args.rounds} interleaved rounds)")
         print(
             f"  {'variant':<30} {'wall ms':>8} {'x plain':>8} {'cpu x':>7} "
-            f"{'captured':>10} {'+peak MiB':>10}"
+            f"{'captured':>10} {'peak MiB':>10}"
         )
         for key, r in results[n].items():
-            mem = "" if args.no_memory or key == "plain" else f"{extra_memory(key, n):10.1f}"
+            mem = "" if args.no_memory else f"{extra_memory(key, n):10.1f}"
             print(
                 f"  {LABELS[key]:<30} {r['seconds'] * 1000:8.1f} {r['ratio']:8.3f} "
                 f"{r['cpu_ratio']:7.3f} {r['bytes'] / 2**20:8.2f}Mi {mem}"

@@ -28,9 +28,9 @@ _CHUNK_ELEMENTS = 1 << 22  # about 16 MiB of float32 scores per chunk
 _HIDDEN = -1e30
 # Calls with at most this many queries (generated tokens, short prompts) are scored after the
 # step, for all layers at once: below this size per-layer kernel launches cost more than the
-# arithmetic. The logits kept meanwhile are layers x heads x q x k floats (17 MiB for
-# SmolLM2 at 128 tokens).
-DEFER_QUERIES = 128
+# arithmetic. The logits kept meanwhile are layers x heads x q x k floats (1.1 MiB for
+# SmolLM2 at 32 tokens).
+DEFER_QUERIES = 32
 # Longer calls go in query chunks of at least this many queries.
 MIN_CHUNK = 128
 
