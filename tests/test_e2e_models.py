@@ -171,12 +171,6 @@ def test_compare_of_snapshots_from_different_models(run_snapshot, tmp_path, caps
     assert "different models" in sentence
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="capture/run.py token_texts decodes each id alone, and a SentencePiece-style "
-    "(Metaspace) tokenizer drops the word's leading space: Llama-2, Mistral, Gemma runs show "
-    "'ThecapitalofFrance' on the axis. Remove this mark once the lead fixes token_texts.",
-)
 def test_token_texts_keep_word_spaces_for_metaspace_tokenizers(run_snapshot):
     trace = load_snapshot(run_snapshot)
     assert "".join(trace.token_text[: trace.n_prompt]) == PROMPT

@@ -63,9 +63,29 @@ def model_info(bundle: LoadedModel) -> ModelInfo:
     )
 
 
-def token_texts(tokenizer, ids: list[int]) -> list[str]:
-    """Each id decoded on its own (what a user reads as that token)."""
-    return [tokenizer.decode([i]) for i in ids]
+_ANCHOR = 8  # previous tokens decoded with each new one, so it keeps its leading space
+
+
+def token_texts(tokenizer, ids: list[int], before: list[int] | None = None) -> list[str]:
+    """What each token adds to the text, as a user reads it.
+
+    Decoding an id alone loses a SentencePiece token's word space ("▁capital" -> "capital");
+    decoding it after the few tokens before it and keeping only what it adds does not. The
+    very first token of a sequence is decoded alone (that is how the model's text starts).
+    """
+    seq = list(before or []) + list(ids)
+    first = len(seq) - len(ids)
+    texts = []
+    for pos in range(first, len(seq)):
+        context = seq[max(0, pos - _ANCHOR) : pos]
+        alone = tokenizer.decode([seq[pos]])
+        if not context:
+            texts.append(alone)
+            continue
+        head = tokenizer.decode(context)
+        both = tokenizer.decode([*context, seq[pos]])
+        texts.append(both[len(head) :] if both.startswith(head) else alone)
+    return texts
 
 
 def tokenize_prompt(bundle: LoadedModel, prompt: str, options: GenerationOptions) -> list[int]:
@@ -120,7 +140,8 @@ class _Run:
         rows.update(self._logit_rows(logits))
         rows.update(self._lens_rows(logits, start, len(new_ids)))
         self.rec.stream = {}
-        self.trace.append(new_ids, token_texts(self.bundle.tokenizer, new_ids), rows)
+        texts = token_texts(self.bundle.tokenizer, new_ids, self.trace.token_ids[-_ANCHOR:])
+        self.trace.append(new_ids, texts, rows)
         return out.past_key_values, logits[-1]
 
     def _eager_scores(self, attentions, ids: torch.Tensor, n_new: int) -> None:
