@@ -19,10 +19,12 @@ class ActionCommands(Provider):
     def _commands(self) -> list[tuple[str, str, object]]:
         """(name shown, help, callback) for each described binding."""
         out = []
+        seen: set[tuple[str, str]] = set()  # one entry per action (q and ctrl+c both quit)
         for title, node, bindings in self.app.key_sections():
             for b in as_bindings(bindings):
-                if not b.description:
+                if not b.description or (title, b.action) in seen:
                     continue
+                seen.add((title, b.action))
                 callback = partial(self.app.run_action, b.action, node)
                 out.append((f"{b.description}", f"{title} · key {key_label(b.key)}", callback))
         return out
