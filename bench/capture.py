@@ -10,8 +10,8 @@ noise hits every variant alike:
     (d)    eager attention with output_attentions=True (the usual way, the peer)
 
 and prints each as a ratio to plain, with the peak memory each pass needs (measured in a fresh
-subprocess per variant: the pass's peak resident set above the resident set at its start,
-with the kernel's high-water mark reset just before it) and the
+subprocess per variant, on its first pass after loading: the peak resident set above the
+resident set at its start, with the kernel's high-water mark reset just before it) and the
 bytes it captured. Then it generates 32 tokens with plain `generate` and with a run capturing
 (b), and prints tokens/s and their ratio.
 
@@ -134,8 +134,8 @@ def memory_child(variant: str, n: int) -> None:
     bundle = load_model("smollm2", device="cpu", dtype="float32")
     variants = make_variants(bundle)
     ids = torch.tensor([prompt_ids(bundle.tokenizer, n)])
-    for _ in range(2):  # warm: the allocator's first-call growth is not the variant's cost
-        variants[variant](ids)
+    # No warm-up: memory freed by an earlier pass stays resident and would hide this one's
+    # peak. Every variant pays the same first-call growth, which the plain row shows.
     reset_peak()
     base = rss_mib()
     variants[variant](ids)
