@@ -35,7 +35,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from neuroscope_tui.capture.attention_tap import head_stats
+from neuroscope_tui.capture.attention_scores import head_stats
 from neuroscope_tui.capture.probes import trace_ids
 from neuroscope_tui.models.loader import load_model
 from neuroscope_tui.trace import HEAD_SCORES

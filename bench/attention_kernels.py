@@ -27,7 +27,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from neuroscope_tui.capture.attention_tap import attention_probs, head_stats
+from neuroscope_tui.capture.attention_scores import attention_probs, head_stats
 
 MASKED = -1e30  # finite, so p * (s - max) is 0, not NaN, where a key is masked
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from neuroscope_tui.capture.anatomy import find_anatomy
-from neuroscope_tui.capture.attention_tap import head_stats
+from neuroscope_tui.capture.attention_scores import head_stats
 from neuroscope_tui.capture.run import GenerationOptions, compute_patterns, run
 from neuroscope_tui.models.types import LoadedModel
 from neuroscope_tui.trace import CaptureSpec

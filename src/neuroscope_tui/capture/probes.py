@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from neuroscope_tui.capture.attention_tap import head_stats, tapped
+from neuroscope_tui.capture.attention_scores import head_stats
+from neuroscope_tui.capture.attention_tap import tapped
 from neuroscope_tui.capture.recorder import recording
 from neuroscope_tui.capture.run import model_info, token_texts
 from neuroscope_tui.errors import UsageError

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from neuroscope_tui.capture.attention_tap import DEFER_QUERIES, head_stats, tapped
+from neuroscope_tui.capture.attention_scores import head_stats
+from neuroscope_tui.capture.attention_tap import DEFER_QUERIES, tapped
 from neuroscope_tui.capture.lens import logit_lens
 from neuroscope_tui.capture.recorder import Recorder, recording
 from neuroscope_tui.errors import PromptError
