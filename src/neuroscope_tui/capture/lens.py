@@ -24,6 +24,13 @@ def _readout(anatomy: Anatomy, x: torch.Tensor, softcap: float | None) -> torch.
     return torch.log_softmax(logits, dim=-1)
 
 
+# Rows (layer, position) read out per matrix product: one product per chunk reads the
+# unembedding once for all of them. Layer by layer, a generated token re-read the whole
+# [vocab, d_model] matrix 30 times (a matrix-vector product each) and the lens cost five
+# times the forward pass; stacked, it costs about one more read of that matrix.
+_ROWS_PER_PRODUCT = 256
+
+
 @torch.no_grad()
 def logit_lens(
     anatomy: Anatomy,
@@ -39,23 +46,36 @@ def logit_lens(
     Returns lens.top_ids / lens.top_probs [L, n, k], lens.kl / lens.pred_rank / lens.pred_prob
     [L, n] as numpy.
     """
-    final_logp = torch.log_softmax(final_logits.float(), dim=-1)
+    n_layers, n = len(resid), final_logits.shape[0]
+    final_logp = torch.log_softmax(final_logits.float(), dim=-1)  # [n, V]
     pred = final_logp.argmax(-1)  # [n]
-    ids, probs, kl, rank, pprob = [], [], [], [], []
-    for x in resid:
-        logp = _readout(anatomy, x, softcap).to(final_logp.device)
+    device = final_logp.device
+    # position-major rows: [n, L, d] -> chunks of whole positions share their final row
+    stream = torch.stack([x.to(resid[0].device) for x in resid], dim=1)
+    per_chunk = max(1, _ROWS_PER_PRODUCT // n_layers)
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("ids", "probs", "kl", "rank", "pp")}
+    for start in range(0, n, per_chunk):
+        stop = min(n, start + per_chunk)
+        c = stop - start
+        logp = _readout(anatomy, stream[start:stop].reshape(c * n_layers, -1), softcap)
+        logp = logp.to(device).view(c, n_layers, -1)  # [c, L, V]
+        final = final_logp[start:stop].unsqueeze(1)  # [c, 1, V]
         top = logp.topk(top_k, dim=-1)
-        ids.append(top.indices.to(torch.int32))
-        probs.append(top.values.exp())
+        parts["ids"].append(top.indices.to(torch.int32))
+        parts["probs"].append(top.values.exp())
         # KL(final || layer) = sum p_final (log p_final - log p_layer)
-        kl.append((final_logp.exp() * (final_logp - logp)).sum(-1))
-        own = logp.gather(-1, pred.view(-1, 1))  # [n, 1]
-        rank.append((logp > own).sum(-1).to(torch.int32))
-        pprob.append(own[:, 0].exp())
+        parts["kl"].append((final.exp() * (final - logp)).sum(-1))
+        own = logp.gather(-1, pred[start:stop].view(c, 1, 1).expand(c, n_layers, 1))
+        parts["rank"].append((logp > own).sum(-1).to(torch.int32))
+        parts["pp"].append(own[..., 0].exp())
+
+    def layer_major(name: str) -> np.ndarray:
+        return torch.cat(parts[name]).transpose(0, 1).contiguous().cpu().numpy()
+
     return {
-        "lens.top_ids": torch.stack(ids).cpu().numpy(),
-        "lens.top_probs": torch.stack(probs).cpu().numpy(),
-        "lens.kl": torch.stack(kl).cpu().numpy(),
-        "lens.pred_rank": torch.stack(rank).cpu().numpy(),
-        "lens.pred_prob": torch.stack(pprob).cpu().numpy(),
+        "lens.top_ids": layer_major("ids"),
+        "lens.top_probs": layer_major("probs"),
+        "lens.kl": layer_major("kl"),
+        "lens.pred_rank": layer_major("rank"),
+        "lens.pred_prob": layer_major("pp"),
     }
