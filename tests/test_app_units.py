@@ -206,3 +206,17 @@ def test_default_spec_keeps_full_rows_only_for_runs_that_fit():
     assert default_spec(smollm2_like, fits).full_layers is None  # every layer
     assert default_spec(smollm2_like, fits + 1).full_layers == ()
     assert default_spec(smollm2_like, 40).lens_positions is None  # the lens everywhere
+
+
+def test_no_lens_turns_the_lens_off_in_the_default_spec():
+    from types import SimpleNamespace
+
+    from neuroscope_tui.cli import live
+    from neuroscope_tui.tui.engine import default_spec
+
+    small = SimpleNamespace(anatomy=SimpleNamespace(n_layers=2, d_mlp=64, d_model=32))
+    assert default_spec(small, 10, lens=False).lens_positions == ()
+    parser = __import__("argparse").ArgumentParser()
+    live.add_arguments(parser)
+    assert live.generation_options(parser.parse_args(["--no-lens"]))["lens"] is False
+    assert live.generation_options(parser.parse_args([]))["lens"] is True

@@ -88,9 +88,12 @@ class ModelEngine:
 
         bundle = self.model
         self.running = True
+        options = dict(options)
+        lens = bool(options.pop("lens", True))
         if spec is None:
             n_prompt = len(bundle.tokenizer(prompt)["input_ids"]) if prompt.strip() else 0
-            spec = default_spec(bundle, n_prompt + int(options.get("max_new_tokens", 32)))
+            n_tokens = n_prompt + int(options.get("max_new_tokens", 32))
+            spec = default_spec(bundle, n_tokens, lens=lens)
         started: list[float] = []  # time of the first generated token
         state: dict[str, Any] = {"trace": None}
 
@@ -202,14 +205,15 @@ def gpu_bytes(device: str) -> int | None:
     return int(torch.cuda.memory_allocated(torch.device(device)))
 
 
-def default_spec(bundle: Any, n_tokens: int) -> CaptureSpec:
+def default_spec(bundle: Any, n_tokens: int, *, lens: bool = True) -> CaptureSpec:
     """What the live scan records for a run of about `n_tokens`: every site and layer, the
-    logit lens for every position, and full MLP neurons and residual vectors for every layer
-    when they fit in FULL_ROWS_BUDGET (SmolLM2-135M: 248 KiB a token, so runs up to 1059)."""
+    logit lens for every position (unless `lens` is False: on CPU it halves the token rate),
+    and full MLP neurons and residual vectors for every layer when they fit in
+    FULL_ROWS_BUDGET (SmolLM2-135M: 248 KiB a token, so runs up to 1059)."""
     anatomy = bundle.anatomy
     per_token = 4 * anatomy.n_layers * (anatomy.d_mlp + anatomy.d_model)
     fits = per_token * max(1, n_tokens) <= FULL_ROWS_BUDGET
-    return CaptureSpec(full_layers=None if fits else ())
+    return CaptureSpec(full_layers=None if fits else (), lens_positions=None if lens else ())
 
 
 def trace_upto(trace: Trace, n_tokens: int) -> Trace:
