@@ -27,7 +27,7 @@ from textual.widgets import ContentSwitcher, Footer, Input, Static
 from neuroscope_tui.trace import CaptureSpec, Trace
 from neuroscope_tui.tui.commands import ActionCommands
 from neuroscope_tui.tui.engine import ModelEngine, ModelTask, trace_upto
-from neuroscope_tui.tui.help import HelpScreen, key_rows
+from neuroscope_tui.tui.help import HelpScreen, key_rows, own_bindings, section_name
 from neuroscope_tui.tui.messages import (
     LoadFailed,
     LoadProgress,
@@ -375,9 +375,8 @@ class NeuroscopeApp(SavingActions, App[int]):
         view = self.view
         sections.append((f"{self.current_view} view", view, list(view.BINDINGS)))
         for child in view.query("*"):
-            if child.can_focus and child.BINDINGS:
-                name = (child.id or type(child).__name__).replace("-", " ")
-                sections.append((name, child, list(child.BINDINGS)))
+            if child.can_focus and own_bindings(child):
+                sections.append((section_name(child), child, list(child.BINDINGS)))
         return sections
 
     def action_help(self) -> None:

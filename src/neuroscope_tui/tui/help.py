@@ -6,8 +6,9 @@ so it cannot drift from what the keys really do.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.table import Table
 from textual.app import ComposeResult
@@ -91,3 +92,18 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll():
             yield Static("[b]neuroscope keys[/]  (Esc closes; ctrl+p finds any action by name)")
             yield Static(help_table(self.sections), id="help-table")
+
+
+def own_bindings(widget: Any) -> bool:
+    """Whether a widget's keys are ours (not only Textual's generic scrolling keys)."""
+    return any(
+        "BINDINGS" in vars(cls) and cls.__module__.startswith("neuroscope_tui")
+        for cls in type(widget).__mro__
+    )
+
+
+def section_name(widget: Any) -> str:
+    """A help-section title in the user's words: "LayerHeatmap" -> "layer heatmap"."""
+    if widget.id:
+        return widget.id.replace("-", " ")
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", type(widget).__name__).lower()
