@@ -293,7 +293,7 @@ class HeadsView(TraceView):
             message = self._missing_message(layer, head)
             grid.show(None, [], message=message)
             query_view.update("")
-            title.update(f" pattern L{layer}.H{head}: {message}")
+            title.update(f" pattern L{layer}.H{head}")  # the grid says what is missing
             return
         query = min(query, pattern.shape[0] - 1)
         labels = trace.token_text[: pattern.shape[0]]
