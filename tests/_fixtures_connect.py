@@ -11,22 +11,9 @@ N_LAYERS = 3
 @lru_cache(maxsize=1)
 def tiny_bundle():
     """A tiny random llama as a LoadedModel (built in memory, float32, cpu)."""
-    from neuroscope_tui.capture.anatomy import find_anatomy
-    from neuroscope_tui.models.types import LoadedModel
-    from tiny_models import build_model, build_tokenizer
+    from tiny_models import tiny_bundle as build
 
-    model = build_model("llama", num_hidden_layers=N_LAYERS)
-    return LoadedModel(
-        model=model,
-        tokenizer=build_tokenizer(),
-        name="tiny-llama",
-        source="memory",
-        revision=None,
-        device="cpu",
-        dtype="float32",
-        anatomy=find_anatomy(model),
-        context_length=128,
-    )
+    return build("llama", num_hidden_layers=N_LAYERS)
 
 
 def tiny_trace(prompt: str = PROMPT, max_new_tokens: int = 4):

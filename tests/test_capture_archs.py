@@ -21,26 +21,16 @@ from neuroscope_tui.capture.attention_scores import head_stats
 from neuroscope_tui.capture.run import GenerationOptions, compute_patterns, run
 from neuroscope_tui.models.types import LoadedModel
 from neuroscope_tui.trace import CaptureSpec
-from tiny_models import ARCHS, build_model, build_tokenizer
+from tiny_models import ARCHS, build_model, tiny_bundle
 
 PROMPT = "The cat sat on the mat and the cat looked at the dog"
 
 
 def bundle_for(arch: str, attn: str | None = None) -> LoadedModel:
-    model = build_model(arch)
+    bundle = tiny_bundle(arch)
     if attn:
-        model.set_attn_implementation(attn)
-    return LoadedModel(
-        model=model,
-        tokenizer=build_tokenizer(),
-        name=f"tiny-{arch}",
-        source="memory",
-        revision=None,
-        device="cpu",
-        dtype="float32",
-        anatomy=find_anatomy(model),
-        context_length=128,
-    )
+        bundle.model.set_attn_implementation(attn)
+    return bundle
 
 
 def _hook_count(model: torch.nn.Module) -> int:

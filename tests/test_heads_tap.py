@@ -18,26 +18,14 @@ from neuroscope_tui.analysis.heads import (
     query_scores_from_pattern,
     scores_from_pattern,
 )
-from neuroscope_tui.capture.anatomy import find_anatomy
 from neuroscope_tui.capture.probes import induction_probe, model_probe_ids, probe_ids, trace_ids
 from neuroscope_tui.errors import UsageError
 from neuroscope_tui.models.types import LoadedModel
-from tiny_models import VOCAB, build_model, build_tokenizer
+from tiny_models import VOCAB, tiny_bundle
 
 
 def bundle_for(arch: str, seed: int = 0) -> LoadedModel:
-    model = build_model(arch, seed=seed)
-    return LoadedModel(
-        model=model,
-        tokenizer=build_tokenizer(),
-        name=f"tiny-{arch}",
-        source="memory",
-        revision=None,
-        device="cpu",
-        dtype="float32",
-        anatomy=find_anatomy(model),
-        context_length=128,
-    )
+    return tiny_bundle(arch, seed=seed)
 
 
 def eager_attentions(bundle: LoadedModel, ids: list[int]) -> list[np.ndarray]:

@@ -21,24 +21,12 @@ PROMPT = "The capital of France is Paris. The cat sat on the mat"
 @pytest.fixture(scope="module")
 def captured():
     """(trace, reference arrays [layer, token]) for a 3-layer tiny llama."""
-    from neuroscope_tui.capture.anatomy import find_anatomy
     from neuroscope_tui.capture.run import GenerationOptions, run
-    from neuroscope_tui.models.types import LoadedModel
     from neuroscope_tui.trace import CaptureSpec
-    from tiny_models import build_model, build_tokenizer
+    from tiny_models import tiny_bundle
 
-    model = build_model("llama", num_hidden_layers=N_LAYERS, seed=3)
-    bundle = LoadedModel(
-        model=model,
-        tokenizer=build_tokenizer(),
-        name="tiny-llama",
-        source="memory",
-        revision=None,
-        device="cpu",
-        dtype="float32",
-        anatomy=find_anatomy(model),
-        context_length=128,
-    )
+    bundle = tiny_bundle("llama", seed=3, num_hidden_layers=N_LAYERS)
+    model = bundle.model
     options = GenerationOptions(max_new_tokens=4, stop_at_eos=False)
     trace = run(bundle, PROMPT, CaptureSpec(), options)
     ids = torch.tensor([trace.token_ids])

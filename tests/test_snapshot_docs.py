@@ -45,24 +45,11 @@ def test_reading_recipe_runs_without_neuroscope(tmp_path: Path) -> None:
 
 
 def test_every_captured_array_is_documented() -> None:
-    from neuroscope_tui.capture.anatomy import find_anatomy
     from neuroscope_tui.capture.run import GenerationOptions, run
-    from neuroscope_tui.models.types import LoadedModel
     from neuroscope_tui.trace import CaptureSpec
-    from tiny_models import build_model, build_tokenizer
+    from tiny_models import tiny_bundle
 
-    model = build_model("llama")
-    bundle = LoadedModel(
-        model=model,
-        tokenizer=build_tokenizer(),
-        name="tiny",
-        source="memory",
-        revision=None,
-        device="cpu",
-        dtype="float32",
-        anatomy=find_anatomy(model),
-        context_length=128,
-    )
+    bundle = tiny_bundle("llama")
     spec = CaptureSpec(full_layers=None, pattern_heads=((1, 2),))
     trace = run(bundle, "the cat sat", spec, GenerationOptions(max_new_tokens=2))
     names = documented_names()

@@ -129,3 +129,23 @@ def build_tiny(arch: str, folder: Path, seed: int = 0, **overrides) -> Path:
     build_model(arch, seed=seed, **overrides).save_pretrained(folder)
     build_tokenizer().save_pretrained(folder)
     return folder
+
+
+def tiny_bundle(arch: str = "llama", seed: int = 0, **overrides):
+    """A tiny random model of `arch` as a LoadedModel, built in memory (float32, cpu), for
+    tests that exercise capture without the loading code."""
+    from neuroscope_tui.capture.anatomy import find_anatomy
+    from neuroscope_tui.models.types import LoadedModel
+
+    model = build_model(arch, seed=seed, **overrides)
+    return LoadedModel(
+        model=model,
+        tokenizer=build_tokenizer(),
+        name=f"tiny-{arch}",
+        source="memory",
+        revision=None,
+        device="cpu",
+        dtype="float32",
+        anatomy=find_anatomy(model),
+        context_length=128,
+    )
