@@ -11,10 +11,11 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
+
+from tmux_terminal import private_tmux
 
 pytestmark = [
     pytest.mark.smollm2,
@@ -25,23 +26,7 @@ pytestmark = [
     ),
 ]
 
-SOCKET = f"nscope-e2e-smol-{uuid.uuid4().hex[:8]}"  # a private tmux server
-
-
-def tmux(*args: str) -> str:
-    cmd = ["tmux", "-L", SOCKET, *args]
-    return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
-
-
-def wait_for(session: str, text: str, timeout: float) -> str:
-    end = time.monotonic() + timeout
-    pane = ""
-    while time.monotonic() < end:
-        pane = tmux("capture-pane", "-p", "-t", session)
-        if text in pane:
-            return pane
-        time.sleep(0.5)
-    raise AssertionError(f"{text!r} never appeared; the pane shows:\n{pane}")
+SOCKET, tmux, wait_for = private_tmux("nscope-e2e-smol")  # a private server, shared with no one
 
 
 def test_live_smollm2_says_paris_saves_and_quits(tmp_path: Path):

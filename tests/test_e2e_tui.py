@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import shlex
 import shutil
-import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +21,7 @@ from neuroscope_tui.tui.app import NeuroscopeApp
 from neuroscope_tui.tui.engine import trace_upto
 from neuroscope_tui.tui.widgets.colorbar import colorbar_text
 from neuroscope_tui.tui.widgets.heatmap import LayerHeatmap
+from tmux_terminal import private_tmux
 
 pytestmark = pytest.mark.anyio
 
@@ -107,23 +106,7 @@ def test_the_colour_bar_shows_nothing_rather_than_empty_brackets():
 
 # ---- the real program in tmux -------------------------------------------------------------
 
-SOCKET = f"nscope-e2e-{uuid.uuid4().hex[:8]}"  # a private tmux server, shared with no one
-
-
-def tmux(*args: str) -> str:
-    cmd = ["tmux", "-L", SOCKET, *args]
-    return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
-
-
-def wait_for(session: str, text: str, timeout: float = 30.0) -> str:
-    end = time.monotonic() + timeout
-    pane = ""
-    while time.monotonic() < end:
-        pane = tmux("capture-pane", "-p", "-t", session)
-        if text in pane:
-            return pane
-        time.sleep(0.2)
-    raise AssertionError(f"{text!r} never appeared; the pane shows:\n{pane}")
+SOCKET, tmux, wait_for = private_tmux("nscope-e2e")  # a private server, shared with no one
 
 
 @pytest.mark.tmux

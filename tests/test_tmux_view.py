@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 import uuid
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from _fixtures_app import SCAN_FIXTURE
+from tmux_terminal import private_tmux
 
 pytestmark = [
     pytest.mark.tmux,
@@ -20,23 +20,9 @@ pytestmark = [
 ]
 
 
-SOCKET = f"neuroscope-test-{uuid.uuid4().hex[:8]}"  # a private tmux server, shared with no one
-
-
-def tmux(*args: str) -> str:
-    cmd = ["tmux", "-L", SOCKET, *args]
-    return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
-
-
-def wait_for_pane(session: str, text: str, timeout: float = 30.0) -> str:
-    end = time.monotonic() + timeout
-    pane = ""
-    while time.monotonic() < end:
-        pane = tmux("capture-pane", "-p", "-t", session)
-        if text in pane:
-            return pane
-        time.sleep(0.2)
-    raise AssertionError(f"{text!r} never appeared; the pane shows:\n{pane}")
+SOCKET, tmux, wait_for_pane = private_tmux(
+    "neuroscope-test"
+)  # a private server, shared with no one
 
 
 def test_view_in_a_real_terminal(tmp_path: Path):

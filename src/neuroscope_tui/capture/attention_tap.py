@@ -317,7 +317,7 @@ def register_tap_functions() -> None:
     AttentionMaskInterface.register(EAGER_KEY, eager_mask)
 
 
-def _set_impl(model: torch.nn.Module, impl: str) -> None:
+def set_attention_implementation(model: torch.nn.Module, impl: str) -> None:
     """Switch the attention implementation the model's config names."""
     setter = getattr(model, "set_attn_implementation", None)
     if callable(setter):
@@ -346,7 +346,7 @@ def tapped(
     key = EAGER_KEY if original in ("eager", EAGER_KEY) else SDPA_KEY
     original = "eager" if key == EAGER_KEY else "sdpa"
     try:
-        _set_impl(model, key)
+        set_attention_implementation(model, key)
     except (ValueError, KeyError):
         yield False
         return
@@ -359,4 +359,4 @@ def tapped(
         for module in attention:
             if hasattr(module, "_neuroscope_tap"):
                 del module._neuroscope_tap
-        _set_impl(model, original)
+        set_attention_implementation(model, original)

@@ -17,7 +17,11 @@ import numpy as np
 import torch
 
 from neuroscope_tui.capture.attention_scores import head_stats
-from neuroscope_tui.capture.attention_tap import DEFER_QUERIES, tapped
+from neuroscope_tui.capture.attention_tap import (
+    DEFER_QUERIES,
+    set_attention_implementation,
+    tapped,
+)
 from neuroscope_tui.capture.lens import logit_lens
 from neuroscope_tui.capture.recorder import Recorder, recording
 from neuroscope_tui.errors import PromptError
@@ -91,6 +95,13 @@ def token_texts(tokenizer, ids: list[int], before: list[int] | None = None) -> l
 
 def tokenize_prompt(bundle: LoadedModel, prompt: str, options: GenerationOptions) -> list[int]:
     """Token ids of `prompt`; PromptError when empty or (refused) past the context."""
+    return _prompt_ids(bundle, prompt, options)[0]
+
+
+def _prompt_ids(
+    bundle: LoadedModel, prompt: str, options: GenerationOptions
+) -> tuple[list[int], int]:
+    """(the ids a run reads, how many tokens the whole prompt has)."""
     if not prompt or not prompt.strip():
         raise PromptError("the prompt is empty; type some text to run.")
     ids = list(bundle.tokenizer(prompt)["input_ids"])
@@ -103,8 +114,8 @@ def tokenize_prompt(bundle: LoadedModel, prompt: str, options: GenerationOptions
                 f"the prompt is {len(ids)} tokens but {bundle.name} reads at most {limit}; "
                 "shorten it, or pass --too-long truncate to keep its last tokens."
             )
-        ids = ids[-(limit - 1) :]
-    return ids
+        return ids[-(limit - 1) :], len(ids)
+    return ids, len(ids)
 
 
 class _Run:
@@ -168,7 +179,8 @@ class _Run:
             return {}
         local = list(range(n_new))
         if asked is not None:
-            local = [i for i in local if start + i in set(asked)]
+            wanted = set(asked)
+            local = [i for i in local if start + i in wanted]
         layers = self.rec.layers
         k = self.spec.top_k
         out = {
@@ -241,9 +253,9 @@ def run(
     """
     spec = spec or CaptureSpec()
     options = options or GenerationOptions()
-    ids = tokenize_prompt(bundle, prompt, options)
+    ids, n_whole = _prompt_ids(bundle, prompt, options)
     trace = Trace(model=model_info(bundle), spec=spec, prompt=prompt)
-    if bundle.context_length and len(ids) < len(bundle.tokenizer(prompt)["input_ids"]):
+    if len(ids) < n_whole:
         trace.notes["truncated"] = (
             f"the prompt was cut from the left to the last {len(ids)} tokens to fit the context"
         )
@@ -259,7 +271,7 @@ def run(
             with tapped(bundle.model, anatomy.attention, rec, lambda: rec.ids) as tap_ok:
                 state.eager_fallback = not tap_ok
                 if state.eager_fallback and spec.head_scores:
-                    _set_eager(bundle.model)
+                    set_attention_implementation(bundle.model, "eager")
                 past, last = state.forward(ids, None)
                 trace.n_prompt = len(ids)
                 trace.notes["id_text"] = state.id_text
@@ -288,22 +300,9 @@ def run(
         if original_impl and getattr(bundle.model.config, "_attn_implementation", None) != (
             original_impl
         ):
-            _set_impl(bundle.model, original_impl)  # undo the eager fallback
+            set_attention_implementation(bundle.model, original_impl)  # undo the fallback
     trace.finished = True
     return trace
-
-
-def _set_eager(model) -> None:
-    _set_impl(model, "eager")
-
-
-def _set_impl(model, impl: str) -> None:
-    """Name the attention implementation the model's config uses."""
-    setter = getattr(model, "set_attn_implementation", None)
-    if callable(setter):
-        setter(impl)
-    else:
-        model.config._attn_implementation = impl
 
 
 class _PatternSink:
