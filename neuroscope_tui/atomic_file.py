@@ -124,9 +124,10 @@ def probe_folder(folder: Path) -> None:
     probe = temp_path(folder / "probe")
     try:
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except OSError as err:
+    except (OSError, ValueError) as err:  # ValueError: a NUL byte in the name
         raise OutputPathError(
-            f"cannot write in the folder {folder} ({err.strerror or err}); choose another path"
+            f"cannot write in the folder {folder} ({getattr(err, 'strerror', None) or err}); "
+            "choose another path"
         ) from None
     os.close(fd)
     with contextlib.suppress(OSError):
@@ -153,9 +154,9 @@ def write_atomically(
             try:
                 # 0666 through open(): the umask applies as for any new document.
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            except OSError as err:
+            except (OSError, ValueError) as err:  # ValueError: a NUL byte in the name
                 raise OutputPathError(
-                    f"cannot write in the folder {folder} ({err.strerror or err}); "
+                    f"cannot write in the folder {folder} ({getattr(err, 'strerror', None) or err}); "
                     "choose another path"
                 ) from None
             try:
