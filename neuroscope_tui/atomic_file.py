@@ -155,9 +155,9 @@ def write_atomically(
                 # 0666 through open(): the umask applies as for any new document.
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             except (OSError, ValueError) as err:  # ValueError: a NUL byte in the name
+                reason = getattr(err, "strerror", None) or err
                 raise OutputPathError(
-                    f"cannot write in the folder {folder} ({getattr(err, 'strerror', None) or err}); "
-                    "choose another path"
+                    f"cannot write in the folder {folder} ({reason}); choose another path"
                 ) from None
             try:
                 with os.fdopen(fd, "wb") as f:
