@@ -74,11 +74,18 @@ class TextExtra(_Strict):
 
 
 class AttributionMethod(_Strict):
-    f_input: float
-    f_baseline: float
-    sum: float
-    relative_gap: float
+    """One method's numbers; the four the attribution view reads are required where the file
+    holds attribution arrays (checked against the arrays below)."""
+
+    f_input: float | None = None
+    f_baseline: float | None = None
+    sum: float | None = None
+    relative_gap: float | None = None
     steps: int | None = None
+
+    def lacks(self) -> list[str]:
+        numbers = ("f_input", "f_baseline", "sum", "relative_gap")
+        return [n for n in numbers if getattr(self, n) is None]
 
 
 class AttributionNote(_Strict):
@@ -201,6 +208,11 @@ def _against_arrays(m: ManifestSchema, header: Header) -> str:
     if any(layer >= model.n_layers for layer in layers):
         return f"spec.layers name a layer past the model's {model.n_layers}"
     full = layers if spec.full_layers is None else spec.full_layers
+    attribution = m.notes.attribution
+    if attribution is not None and any(n.startswith(EXTRAS_PREFIX + "attribution.") for n in names):
+        for method, numbers in attribution.methods.items():
+            if numbers.lacks():
+                return f"notes.attribution.methods.{shown(method)} lacks {numbers.lacks()[0]}"
     for name, t in sorted(header.tensors.items()):
         shape = t.shape
         if name.startswith(EXTRAS_PREFIX):

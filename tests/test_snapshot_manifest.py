@@ -205,3 +205,19 @@ def test_a_fifo_is_refused_without_hanging(tmp_path, reader):
 def test_a_device_is_refused(tmp_path):
     with pytest.raises(SnapshotError, match="is a character device, not a snapshot file"):
         load_snapshot("/dev/zero")
+
+
+def test_attribution_numbers_the_view_reads_are_required_with_attribution_arrays(tmp_path):
+    import numpy as np
+
+    from _fixtures_app import synthetic_trace
+    from neuroscope_tui.snapshot import save_snapshot
+
+    trace = synthetic_trace()
+    trace.notes["attribution"] = {"methods": {"occlusion": {"relative_gap": 0.5}}}
+    path = save_snapshot(trace, tmp_path / "notes-only.nscope")
+    assert load_snapshot(path).notes["attribution"]  # without arrays, a partial note is fine
+    trace.extras["attribution.occlusion"] = np.ones(3, dtype=np.float32)
+    path = save_snapshot(trace, tmp_path / "with-arrays.nscope")
+    with pytest.raises(SnapshotError, match=r"methods\.'occlusion' lacks f_input"):
+        load_snapshot(path)
