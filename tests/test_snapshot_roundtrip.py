@@ -147,12 +147,12 @@ def test_read_only_folder(tmp_path: Path) -> None:
 
 
 def test_failed_write_leaves_no_temporary_file(tmp_path: Path, monkeypatch) -> None:
-    import safetensors.numpy
+    import neuroscope_tui.snapshot
 
     def broken(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(safetensors.numpy, "save_file", broken)
+    monkeypatch.setattr(neuroscope_tui.snapshot, "write_safetensors", broken)
     out = tmp_path / "run.nscope"
     with pytest.raises(OutputPathError, match="No space left on device"):
         save_snapshot(make_trace(), out)

@@ -9,19 +9,14 @@ load straight into pandas (`pd.read_csv`, or `pd.DataFrame(json.load(f)["records
 from __future__ import annotations
 
 import argparse
-import contextlib
-import csv
-import io
-import json
-import math
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from neuroscope_tui.analysis.exports import EXPORTS, Table, table_function
-from neuroscope_tui.errors import OutputPathError, SnapshotError, UsageError
+from neuroscope_tui.errors import SnapshotError, UsageError
+from neuroscope_tui.tables_io import check_output, table_csv, table_json, write_text
 
 FORMATS = ("csv", "json")
 
@@ -73,79 +68,6 @@ def build_table(trace: Any, view: str) -> Table:
         raise SnapshotError(
             f"this snapshot lacks what the {view} view needs ({err.args[0]})"
         ) from None
-
-
-def _plain(value: Any) -> Any:
-    """A table cell as a plain Python value (numpy scalars unwrapped)."""
-    return value.item() if hasattr(value, "item") else value
-
-
-def table_csv(table: Table) -> str:
-    """The table as CSV: a header row, floats with 9 significant digits (exact for float32),
-    NaN as an empty field, booleans as true/false."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(table.columns)
-    for row in table.rows:
-        cells = []
-        for value in map(_plain, row):
-            if isinstance(value, bool):
-                cells.append("true" if value else "false")
-            elif isinstance(value, float):
-                cells.append("" if math.isnan(value) else f"{value:.9g}")
-            else:
-                cells.append(value)
-        writer.writerow(cells)
-    return out.getvalue()
-
-
-def table_json(table: Table, view: str) -> str:
-    """The table as JSON: {"view", "columns", "records": [{column: value}]}, NaN as null."""
-
-    def cell(value: Any) -> Any:
-        value = _plain(value)
-        if isinstance(value, float) and not math.isfinite(value):
-            return None
-        return value
-
-    records = [dict(zip(table.columns, map(cell, row), strict=True)) for row in table.rows]
-    doc = {"view": view, "columns": table.columns, "records": records}
-    return json.dumps(doc, ensure_ascii=False, allow_nan=False) + "\n"
-
-
-def check_output(path: str, *, force: bool) -> Path:
-    """The path a table may be written to; OutputPathError says why it cannot (checked before
-    the snapshot is read, so a mistake costs no waiting)."""
-    out = Path(path).expanduser()
-    if out.is_dir():
-        raise OutputPathError(f"{out} is a folder; give a file name such as {out / 'table.csv'}")
-    if out.exists() and not force:
-        raise OutputPathError(f"{out} already exists; pass --force to overwrite it")
-    if out.parent.exists() and not out.parent.is_dir():
-        raise OutputPathError(f"{out.parent} is a file, not a folder; choose another path")
-    if not out.parent.is_dir():
-        raise OutputPathError(f"the folder {out.parent} does not exist; create it first")
-    return out
-
-
-def write_text(path: str, text: str, *, force: bool) -> Path:
-    """Write `text` to `path` atomically; OutputPathError says why it cannot be written."""
-    out = check_output(path, force=force)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    except OSError as err:
-        raise OutputPathError(
-            f"cannot write in the folder {out.parent} ({err.strerror or err}); choose another path"
-        ) from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, out)
-    except OSError as err:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise OutputPathError(f"cannot write {out} ({err.strerror or err})") from None
-    return out
 
 
 def run(args: argparse.Namespace) -> int:

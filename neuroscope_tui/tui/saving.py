@@ -11,11 +11,20 @@ from pathlib import Path
 
 from neuroscope_tui.errors import NeuroscopeError
 
+NAME_LIMIT = 80  # characters of a model name kept in a file name (file systems allow 255 bytes)
+
+
+def safe_name(model: str) -> str:
+    """The model name as a file-name part: its last path part, letters, digits and `-_.` only
+    (no NUL, control characters or slashes), no leading dot, at most NAME_LIMIT characters."""
+    last = model.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    safe = "".join(ch if (ch.isalnum() and ch.isascii()) or ch in "-_." else "_" for ch in last)
+    return safe.lstrip(".")[:NAME_LIMIT] or "model"
+
 
 def default_file_name(model: str, suffix: str, when: float | None = None) -> str:
     """`<model>-<YYYYmmdd-HHMMSS><suffix>`, the model name made safe for a file name."""
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in Path(model).name)
-    return f"{safe or 'model'}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(when))}{suffix}"
+    return f"{safe_name(model)}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(when))}{suffix}"
 
 
 def free_path(folder: Path, name: str) -> Path:

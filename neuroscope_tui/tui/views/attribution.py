@@ -277,7 +277,7 @@ class AttributionView(TraceView):
 
     def action_write_csv(self) -> None:
         """Write the attribution table as a CSV file."""
-        from neuroscope_tui.cli.export import table_csv, write_text
+        from neuroscope_tui.tables_io import table_csv, write_text
         from neuroscope_tui.tui.views.projection_work import csv_path
 
         if self.trace is None or self._note() is None:

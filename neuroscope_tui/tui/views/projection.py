@@ -424,7 +424,7 @@ class ProjectionView(TraceView):
 
     def action_write_csv(self) -> None:
         """Write the points on screen (coordinates, token, cluster) as a CSV file."""
-        from neuroscope_tui.cli.export import table_csv, write_text
+        from neuroscope_tui.tables_io import table_csv, write_text
 
         res = self.result
         if res is None or self.trace is None:

@@ -29,6 +29,7 @@ from neuroscope_tui.analysis.projection import (
 )
 from neuroscope_tui.errors import NeuroscopeError
 from neuroscope_tui.trace import Trace
+from neuroscope_tui.tui.saving import safe_name
 from neuroscope_tui.tui.widgets.scatter import cluster_colour, hex_colour
 
 
@@ -180,7 +181,7 @@ def result_table(trace: Trace, res: Result) -> Table:
 def csv_path(app: Any, trace: Trace, what: str) -> Path:
     """A fresh file name for a CSV in the app's save folder (the current folder by default)."""
     folder = getattr(app, "save_dir", None) or Path.cwd()
-    model = trace.model.name.replace("/", "_") or "model"
+    model = safe_name(trace.model.name)  # no NUL, slash or 300 characters
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = Path(folder) / f"{model}-{what}-{stamp}.csv"
     n = 2
