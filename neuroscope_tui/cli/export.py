@@ -22,6 +22,7 @@ from typing import Any
 
 from neuroscope_tui.analysis.exports import EXPORTS, Table, table_function
 from neuroscope_tui.errors import OutputPathError, SnapshotError, UsageError
+from neuroscope_tui.text_safety import printable_json, visible
 
 FORMATS = ("csv", "json")
 
@@ -82,7 +83,9 @@ def _plain(value: Any) -> Any:
 
 def table_csv(table: Table) -> str:
     """The table as CSV: a header row, floats with 9 significant digits (exact for float32),
-    NaN as an empty field, booleans as true/false."""
+    NaN as an empty field, booleans as true/false, texts with their control characters
+    other than newline (which CSV quotes) written as escapes (`text_safety.visible`: a token
+    ESC is the four characters \\x1b), so no terminal command reaches a terminal or a file."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(table.columns)
@@ -93,6 +96,8 @@ def table_csv(table: Table) -> str:
                 cells.append("true" if value else "false")
             elif isinstance(value, float):
                 cells.append("" if math.isnan(value) else f"{value:.9g}")
+            elif isinstance(value, str):
+                cells.append(visible(value, newlines=True))  # CSV quotes a newline
             else:
                 cells.append(value)
         writer.writerow(cells)
@@ -100,7 +105,8 @@ def table_csv(table: Table) -> str:
 
 
 def table_json(table: Table, view: str) -> str:
-    """The table as JSON: {"view", "columns", "records": [{column: value}]}, NaN as null."""
+    """The table as JSON: {"view", "columns", "records": [{column: value}]}, NaN as null;
+    strings exact, with every control character as a \\uXXXX escape."""
 
     def cell(value: Any) -> Any:
         value = _plain(value)
@@ -110,7 +116,7 @@ def table_json(table: Table, view: str) -> str:
 
     records = [dict(zip(table.columns, map(cell, row), strict=True)) for row in table.rows]
     doc = {"view": view, "columns": table.columns, "records": records}
-    return json.dumps(doc, ensure_ascii=False, allow_nan=False) + "\n"
+    return printable_json(json.dumps(doc, ensure_ascii=False, allow_nan=False)) + "\n"
 
 
 def check_output(path: str, *, force: bool) -> Path:
