@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from neuroscope_tui.errors import NeuroscopeError
+from neuroscope_tui.text_safety import visible
 
 # name -> (module under neuroscope_tui.cli, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -54,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         live.add_arguments(parser)
         return int(live.run(parser.parse_args(args)) or 0)
     except NeuroscopeError as err:
-        print(f"neuroscope-tui: {err}", file=sys.stderr)
+        # the sentence may quote a file or model name: no control character goes out raw
+        print(f"neuroscope-tui: {visible(str(err), newlines=True)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("neuroscope-tui: interrupted.", file=sys.stderr)

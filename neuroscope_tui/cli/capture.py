@@ -28,6 +28,7 @@ from neuroscope_tui.cli.model_options import (
 )
 from neuroscope_tui.errors import ModelLoadError, OutputPathError, PromptError, UsageError
 from neuroscope_tui.snapshot import SUFFIX, check_output_path, save_snapshot
+from neuroscope_tui.text_safety import visible
 from neuroscope_tui.trace import Trace
 
 
@@ -140,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     from neuroscope_tui.models.loader import load_model
 
     def say(text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
+        print(visible(text, newlines=True), file=sys.stderr, flush=True)
 
     say(f"loading {args.model}")
     bundle = load_model(args.model, progress=say, **loader_options(args))
@@ -167,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
                 say("attributing the last token")
                 attribute_last_token(bundle, trace, foil=args.foil)
             save_snapshot(trace, out, force=args.force)
-            print(summary_line(out, trace), flush=True)
+            print(visible(summary_line(out, trace)), flush=True)
             if cancel.is_set():
                 say(f"interrupted: stopped after {i} of {len(prompts)} prompt(s), saved above")
                 return 130

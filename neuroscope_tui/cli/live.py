@@ -14,6 +14,7 @@ import sys
 from neuroscope_tui.cli.model_options import add_generation_arguments, add_model_arguments
 from neuroscope_tui.cli.view import check_save_dir
 from neuroscope_tui.errors import UsageError
+from neuroscope_tui.text_safety import visible
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     app.run()
     status = 0
     if app.load_error:
-        print(f"neuroscope-tui: {app.load_error}", file=sys.stderr)
+        print(f"neuroscope-tui: {visible(app.load_error, newlines=True)}", file=sys.stderr)
         status = 2
     if not app.engine.wait_idle(timeout=2.0):
         # Quit during a load (or a forward pass that outlasts the stop): a worker thread cannot

@@ -36,6 +36,7 @@ from neuroscope_tui.tui.messages import (
     TaskDone,
     TraceGrew,
 )
+from neuroscope_tui.tui.plain_text import ControlPictures, PlainNotices
 from neuroscope_tui.tui.saving import SavingActions
 from neuroscope_tui.tui.screens import LoadingScreen, too_small, too_small_text
 from neuroscope_tui.tui.views.base import Selection, SelectionChanged, TraceView
@@ -51,7 +52,7 @@ SHORT_HEIGHT = 32  # below this many rows the plots shrink to leave the heatmap 
 REDRAW_INTERVAL = 1 / 30  # a flood of TraceGrew messages is drawn at most this often
 
 
-class NeuroscopeApp(SavingActions, App[int]):
+class NeuroscopeApp(PlainNotices, SavingActions, App[int]):
     """The neuroscope terminal app (see the module docstring for its two modes)."""
 
     CSS_PATH = "app.tcss"
@@ -126,6 +127,7 @@ class NeuroscopeApp(SavingActions, App[int]):
             yield Input(
                 placeholder="type a prompt and press Enter (Esc stops a run, / comes back here)",
                 id="prompt",
+                highlighter=ControlPictures(),  # a pasted ESC shows as ␛, not as a command
             )
             yield Static(id="run-line")
             with ContentSwitcher(id="views", initial=f"view-{VIEWS[0].name}"):
