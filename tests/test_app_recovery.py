@@ -177,3 +177,9 @@ async def test_s_in_the_live_app_saves_what_capture_keeps(tiny, tmp_path):
     for layer in range(n.n_layers):
         name = f"pattern.{layer}.-1"
         np.testing.assert_allclose(saved.get(name), captured.get(name), atol=1e-5)
+    # and the flow export, which needs those patterns, works on the saved live run
+    from neuroscope_tui.cli import main
+
+    out = tmp_path / "flow.csv"
+    assert main(["export", str(app.last_saved), "flow", "-o", str(out)]) == 0
+    assert len(out.read_text().splitlines()) > 1
