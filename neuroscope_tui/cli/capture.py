@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         too_long=args.too_long,
     )
     cancel = threading.Event()
-    with _first_ctrl_c_stops(cancel, say):
+    with _first_ctrl_c_stops(cancel, say) as received:
         for i, (prompt, out) in enumerate(zip(prompts, outputs, strict=True), start=1):
             if len(prompts) > 1:
                 say(f"prompt {i}/{len(prompts)}")
@@ -171,29 +171,37 @@ def run(args: argparse.Namespace) -> int:
             print(visible(summary_line(out, trace)), flush=True)
             if cancel.is_set():
                 say(f"interrupted: stopped after {i} of {len(prompts)} prompt(s), saved above")
-                return 130
+                return 128 + (received[0] if received else signal.SIGINT)  # 130, SIGTERM 143
     return 0
 
 
 @contextmanager
-def _first_ctrl_c_stops(cancel: threading.Event, say: Callable[[str], None]) -> Iterator[None]:
-    """The first Ctrl-C ends the run after the current token and still saves what was
-    captured; a second one quits at once (the usual KeyboardInterrupt)."""
+def _first_ctrl_c_stops(cancel: threading.Event, say: Callable[[str], None]) -> Iterator[list[int]]:
+    """The first Ctrl-C (or SIGTERM) ends the run after the current token and still saves
+    what was captured; a second one quits at once. Yields the signals received, so the exit
+    status can say which (130 for Ctrl-C, 143 for SIGTERM)."""
+    received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be set from the main thread
+        yield received  # signal handlers can only be set from the main thread
         return
 
     def stop(signum: int, frame: object) -> None:
         if cancel.is_set():
-            raise KeyboardInterrupt
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            raise SystemExit(128 + signum)
+        received.append(signum)
         cancel.set()
-        say("stopping after this token to save the run (Ctrl-C again to quit without saving)")
+        again = "Ctrl-C" if signum == signal.SIGINT else "a second SIGTERM"
+        say(f"stopping after this token to save the run ({again} to quit without saving)")
 
     previous = signal.signal(signal.SIGINT, stop)
+    previous_term = signal.signal(signal.SIGTERM, stop)
     try:
-        yield
+        yield received
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
 
 
 def _capture_one(capture_run, bundle, prompt, spec, options, out, args, cancel) -> Trace:
