@@ -63,6 +63,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="with --attribution: contrast with this token, e.g. ' London' (its first token)",
     )
+    parser.add_argument(
+        "--target",
+        metavar="TEXT",
+        default=None,
+        help="with --attribution: explain this continuation of the prompt (its first token), "
+        "e.g. ' Berlin', instead of the model's own last token",
+    )
 
 
 def read_prompts(args: argparse.Namespace) -> list[str]:
@@ -120,6 +127,24 @@ def _check_options(args: argparse.Namespace) -> None:
     if args.foil == "":
         # caught here, not after loading the model and generating
         raise UsageError("--foil is empty; give a word such as ' London'")
+    if args.target is not None and not args.attribution:
+        raise UsageError("--target only means something with --attribution; add --attribution")
+    if args.target == "":
+        raise UsageError("--target is empty; give a continuation such as ' Berlin'")
+
+
+def _check_attribution_words(bundle, args: argparse.Namespace) -> None:
+    """--target and --foil must be tokens of this model: checked once it is loaded, before
+    any prompt runs (one sentence, exit 2, instead of an error after a long run)."""
+    from neuroscope_tui.capture.attribution import single_token_id
+
+    target = None if args.target is None else single_token_id(bundle, args.target, "target")
+    foil = None if args.foil is None else single_token_id(bundle, args.foil, "foil")
+    if target is not None and foil is not None and target[0] == foil[0]:
+        raise UsageError(
+            f"--target {args.target!r} and --foil {args.foil!r} are the same token; choose "
+            "another foil"
+        )
 
 
 def summary_line(path: Path, trace: Trace) -> str:
@@ -145,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
 
     say(f"loading {args.model}")
     bundle = load_model(args.model, progress=say, **loader_options(args))
+    if args.attribution:
+        _check_attribution_words(bundle, args)
     anatomy = bundle.anatomy
     spec = capture_spec(args, anatomy.n_layers, anatomy.n_heads, args.model)
     options = GenerationOptions(
@@ -163,16 +190,34 @@ def run(args: argparse.Namespace) -> int:
             if "truncated" in trace.notes:
                 say(f"note: {trace.notes['truncated']}")
             if args.attribution and not cancel.is_set():
-                from neuroscope_tui.capture.attribution import attribute_last_token
-
-                say("attributing the last token")
-                attribute_last_token(bundle, trace, foil=args.foil)
+                _attribute(bundle, trace, args, say)
             save_snapshot(trace, out, force=args.force)
             print(visible(summary_line(out, trace)), flush=True)
             if cancel.is_set():
                 say(f"interrupted: stopped after {i} of {len(prompts)} prompt(s), saved above")
                 return 128 + (received[0] if received else signal.SIGINT)  # 130, SIGTERM 143
     return 0
+
+
+def _attribute(bundle, trace: Trace, args: argparse.Namespace, say: Callable[[str], None]) -> None:
+    """Attribute the last token, or with --target that continuation of the prompt; say when
+    integrated gradients ran out of steps before its scores settled."""
+    from neuroscope_tui.analysis.attribution_trust import convergence_text
+    from neuroscope_tui.capture.attribution import attribute_continuation, attribute_last_token
+
+    if args.target is None:
+        say("attributing the last token")
+        attribute_last_token(bundle, trace, foil=args.foil)
+    else:
+        say(f"attributing {args.target!r} as the continuation of the prompt")
+        attribute_continuation(bundle, trace, args.target, foil=args.foil)
+    note = trace.notes["attribution"]
+    if args.target is not None and note["target_text"] != args.target:
+        first = note["target_text"]
+        say(f"note: {args.target!r} is several tokens; explained its first, {first!r}")
+    ig = note["methods"].get("integrated_gradients", {})
+    if ig.get("converged") is False:
+        say(f"note: integrated gradients {convergence_text(ig)}; read its scores with care")
 
 
 @contextmanager

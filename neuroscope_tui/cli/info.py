@@ -66,10 +66,16 @@ def note_text(key: str, value: Any) -> str:
         parts = [f"why {value['target_text']!r} at position {value.get('position')}"]
         if foil is not None:
             parts[0] += f" rather than {foil!r}"
+        from neuroscope_tui.analysis.attribution_trust import completeness_gap, convergence_text
+
         for method, fig in (value.get("methods") or {}).items():
-            gap = fig.get("relative_gap") if isinstance(fig, dict) else None
-            if isinstance(gap, (int, float)):
-                parts.append(f"{method.replace('_', ' ')} gap {100 * gap:.1f}%")
+            gap = completeness_gap(method, fig)  # None for occlusion: it is not additive
+            if gap is not None:
+                settled = convergence_text(fig, short=True)
+                parts.append(
+                    f"{method.replace('_', ' ')} gap {100 * gap:.1f}%"
+                    + (f", {settled}" if settled else "")
+                )
         return "; ".join(parts)
     text = json.dumps(value, ensure_ascii=False, default=str, separators=(", ", ": "))
     if len(text) > NOTE_WIDTH:

@@ -193,20 +193,34 @@ class AttributionView(TraceView):
         return table
 
     def _gap_text(self, note: dict[str, Any]) -> Text:
+        from neuroscope_tui.analysis.attribution_trust import (
+            ADDITIVE_METHODS,
+            completeness_gap,
+            convergence_text,
+        )
+
         out = Text("\ncompleteness: sum of scores vs f(x) - f(baseline)\n", style="bold")
         for method, numbers in note.get("methods", {}).items():
             delta = numbers["f_input"] - numbers["f_baseline"]
-            gap = numbers["relative_gap"]
+            gap = completeness_gap(method, numbers)  # None for occlusion, whatever was stored
             steps = numbers.get("steps")
             step_text = f", {steps} steps" if method == "integrated_gradients" and steps else ""
             out.append(f"  {METHOD_NAMES.get(method, method)}{step_text}: ")
-            if method == "occlusion":
+            if method not in ADDITIVE_METHODS:
                 # Single-token drops need not add up to the all-tokens drop: no gap to judge.
                 out.append(f"sum of drops {numbers['sum']:+.3f} vs {delta:+.3f}", "dim")
                 out.append("  (not additive: no completeness expected)\n", style="dim")
                 continue
+            if gap is None:  # f(x) = f(baseline): nothing to compare the sum with
+                out.append(f"sum {numbers['sum']:+.3f} vs {delta:+.3f} → no gap\n", "yellow")
+                continue
             style = "green" if gap <= 0.05 else ("yellow" if gap <= 0.25 else "red")
             out.append(f"sum {numbers['sum']:+.3f} vs {delta:+.3f} → gap {gap:.1%}", style=style)
+            # Beside the gap, whether the scores themselves settled as the steps doubled.
+            settled = convergence_text(numbers)
+            if settled:
+                unsettled = numbers.get("converged") is False
+                out.append(f" · {settled}", style="red" if unsettled else "green")
             out.append("\n")
         first = next(iter(note.get("methods", {}).values()), {})
         out.append(f"  baseline: {visible(str(first.get('baseline', '?')))}", "dim")
