@@ -75,3 +75,21 @@ async def test_the_view_shows_the_score_change_beside_the_gap(converged):
         assert ig.endswith("gap 0.5% · scores moved 1.4% from 32 to 64 steps")
     else:
         assert ig.endswith("· not converged: scores moved 9.2% from 32 to 64 steps")
+
+
+def test_a_snapshot_whose_occlusion_has_no_gap_loads(tmp_path):
+    """What capture now writes for occlusion (additive: false, no gap) passes the manifest
+    check; an additive method without its gap is still refused."""
+    from neuroscope_tui.errors import SnapshotError
+    from neuroscope_tui.snapshot import load_snapshot
+
+    trace = attribution_trace()
+    occlusion = trace.notes["attribution"]["methods"]["occlusion"]
+    occlusion.pop("relative_gap", None)
+    occlusion.pop("gap", None)
+    occlusion["additive"] = False
+    loaded = load_snapshot(save_snapshot(trace, tmp_path / "a.nscope"))
+    assert loaded.notes["attribution"]["methods"]["occlusion"]["additive"] is False
+    trace.notes["attribution"]["methods"]["integrated_gradients"].pop("relative_gap")
+    with pytest.raises(SnapshotError, match="relative_gap"):
+        load_snapshot(save_snapshot(trace, tmp_path / "b.nscope"))
