@@ -130,8 +130,8 @@ def test_unknown_architecture(tiny_folders: dict[str, Path], tmp_path: Path) -> 
 
 
 def test_hub_id_goes_to_the_hub() -> None:
-    assert locate("gpt2").kind == "hub"
-    assert locate("meta-llama/Llama-3.2-1B").kind == "hub"
+    assert locate("gpt2", check_hub=False).kind == "hub"
+    assert locate("meta-llama/Llama-3.2-1B", check_hub=False).kind == "hub"
 
 
 def test_no_network_to_the_hub(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -192,6 +192,7 @@ def test_remote_code_needs_the_flag(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", refuse)
     monkeypatch.setattr("neuroscope_tui.models.loader.hub_reachable", lambda: True)
+    monkeypatch.setattr("neuroscope_tui.models.loader.check_hub_model", lambda *a: None)
     with pytest.raises(ModelLoadError, match="pass --trust-remote-code"):
         load_model("someone/custom-model")
 

@@ -11,9 +11,12 @@ import argparse
 import os
 import sys
 
-from neuroscope_tui.cli.model_options import add_generation_arguments, add_model_arguments
+from neuroscope_tui.cli.model_options import (
+    add_generation_arguments,
+    add_model_arguments,
+    check_generation,
+)
 from neuroscope_tui.cli.view import check_save_dir
-from neuroscope_tui.errors import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,17 +38,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def generation_options(args: argparse.Namespace) -> dict:
     """The GenerationOptions fields from the command line; UsageError for bad values."""
-    if args.max_new_tokens < 0:
-        raise UsageError("--max-new-tokens must be 0 or more")
-    if args.temperature < 0:
-        raise UsageError("--temperature must be 0 (greedy) or more")
-    if not 0 < args.top_p <= 1:
-        raise UsageError("--top-p must be in (0, 1]")
+    check_generation(args)
     return {
         "max_new_tokens": args.max_new_tokens,
         "temperature": args.temperature,
         "top_p": args.top_p,
         "seed": args.seed,
+        "chat": bool(getattr(args, "chat", False)),
         "lens": not getattr(args, "no_lens", False),
     }
 

@@ -8,6 +8,7 @@ of `smollm2` loads in well under two seconds.
 
 from __future__ import annotations
 
+import difflib
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -18,8 +19,14 @@ from typing import Any
 
 from neuroscope_tui.errors import ModelLoadError, ModelNotFoundError, UsageError
 from neuroscope_tui.models import gguf_cache
-from neuroscope_tui.models.aliases import resolve_alias
-from neuroscope_tui.models.hub import first_line, hub_error, hub_reachable
+from neuroscope_tui.models.aliases import ALIASES, resolve_alias
+from neuroscope_tui.models.hub import (
+    check_hub_model,
+    first_line,
+    hub_error,
+    hub_reachable,
+    in_hub_cache,
+)
 from neuroscope_tui.models.types import LoadedModel
 
 Progress = Callable[[str], None]
@@ -49,8 +56,13 @@ def _is_snapshot(path: Path) -> bool:
     return True
 
 
-def locate(name: str) -> Source:
-    """Decide what `name` is, without loading anything. Raises ModelNotFoundError/LoadError."""
+def locate(name: str, revision: str | None = None, *, check_hub: bool = True) -> Source:
+    """Decide what `name` is, without loading anything. Raises ModelNotFoundError/LoadError.
+
+    With `check_hub`, a hub id must be loadable now: in the local hub cache, or known to a
+    reachable hub (see `hub.check_hub_model`), so a typo fails before any screen opens.
+    A near-miss of an alias (`smolm2`) is answered with the alias it resembles.
+    """
     gguf = resolve_alias(name)
     if gguf is not None:
         return Source("gguf", str(gguf))
@@ -78,6 +90,14 @@ def locate(name: str) -> Source:
         )
     if name.startswith(("/", "./", "../", "~", ".\\")) or name.lower().endswith(".gguf"):
         raise ModelNotFoundError(f"there is no file or folder {name}; check the path")
+    if check_hub:
+        near = difflib.get_close_matches(name.lower(), list(ALIASES), n=1, cutoff=0.75)
+        if near and "/" not in name and not in_hub_cache(name, revision):
+            raise ModelNotFoundError(
+                f"there is no model called {name}; did you mean {near[0]}, the offline "
+                f"{ALIASES[near[0]].description.split(' (')[0]}?"
+            )
+        check_hub_model(name, revision)
     return Source("hub", name)
 
 
@@ -158,7 +178,7 @@ def load_model(
     """
     say = progress or (lambda _msg: None)
     start = time.perf_counter()
-    source = locate(name)
+    source = locate(name, revision)
     where = resolve_device(device, device_map)
     torch_dtype = resolve_dtype(dtype, where)
 
