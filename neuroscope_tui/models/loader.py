@@ -2,8 +2,9 @@
 
 Every way a model cannot be had (a typo, no network to the hub, a gated repo, a missing
 package, no GPU) becomes one ModelNotFoundError / ModelLoadError sentence that says what to do.
-A GGUF file is dequantized once and kept as safetensors (see `gguf_cache`), so the second start
-of `smollm2` loads in well under two seconds.
+A GGUF file is dequantized once and kept as safetensors (see `gguf_cache`), so a later start
+of `smollm2` never opens the .gguf file: it costs transformers' imports plus well under a second
+of reading (bench/startup.py measures each step).
 """
 
 from __future__ import annotations
@@ -182,6 +183,9 @@ def load_model(
     where = resolve_device(device, device_map)
     torch_dtype = resolve_dtype(dtype, where)
 
+    from neuroscope_tui.models.lean_imports import skip_unused_transformers_imports
+
+    skip_unused_transformers_imports()  # before transformers' model code is first imported
     import transformers
 
     # Our own progress strings replace transformers' tqdm bars (which would garble a TUI).
@@ -212,6 +216,7 @@ def load_model(
             revision = revision or getattr(config, "_commit_hash", None)
 
     model.eval()
+    say("finding the model's anatomy")
     from neuroscope_tui.capture.anatomy import find_anatomy
 
     anatomy = find_anatomy(model)
@@ -241,7 +246,10 @@ def _load_gguf(
     if folder is None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        say(f"reading GGUF {gguf.name} (first start, ~25 s; later starts take ~1 s)...")
+        say(
+            f"reading GGUF {gguf.name}: the first start only (about half a minute or more); "
+            "later starts read a cached copy"
+        )
         try:
             with _no_gguf_progress_bar():
                 tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -264,9 +272,20 @@ def _load_gguf(
                 model.to(device=device, dtype=torch_dtype)
             return model, tokenizer, str(gguf)
         del model
-    say("loading cached weights")
+    # The warm start never opens the .gguf file: everything comes from the safetensors folder.
+    # Each step is announced, so a loading screen (and bench/startup.py) sees where time goes.
+    from transformers import MODEL_FOR_CAUSAL_LM_MAPPING, AutoConfig
+
+    say("reading the cached config")
+    config = _load(name, None, lambda: AutoConfig.from_pretrained(folder, local_files_only=True))
+    say("importing the model's code")
+    _load(name, None, lambda: MODEL_FOR_CAUSAL_LM_MAPPING[type(config)])
+    say("loading the tokenizer")
     tokenizer = _load_tokenizer(name, str(folder), None, False, True)
-    model = _load_weights(name, str(folder), device, torch_dtype, device_map, None, False, True)
+    say("loading the cached weights")
+    model = _load_weights(
+        name, str(folder), device, torch_dtype, device_map, None, False, True, config=config
+    )
     return model, tokenizer, str(folder)
 
 
@@ -317,8 +336,10 @@ def _load_weights(
     revision: str | None,
     trust_remote_code: bool,
     local_only: bool,
+    config: Any = None,
 ) -> Any:
-    """AutoModelForCausalLM.from_pretrained with sdpa attention (eager where unsupported)."""
+    """AutoModelForCausalLM.from_pretrained with sdpa attention (eager where unsupported);
+    `config`, when given, is used instead of reading config.json again."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -328,6 +349,8 @@ def _load_weights(
         local_files_only=local_only,
         dtype=torch_dtype,
     )
+    if config is not None:
+        kwargs["config"] = config
     if device_map:
         kwargs["device_map"] = device_map
 
