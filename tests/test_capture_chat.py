@@ -109,3 +109,19 @@ def test_smollm2_answers_differently_inside_its_chat_template(smollm2) -> None:
     assert chat.prompt == plain.prompt == prompt
     assert chat.generated_text != plain.generated_text
     print(f"plain: {plain.generated_text!r}; chat: {chat.generated_text!r}")
+
+
+@pytest.mark.anyio
+async def test_view_of_a_chat_snapshot_says_chat_in_the_header(tmp_path) -> None:
+    from _fixtures_app import synthetic_trace
+    from neuroscope_tui.tui.app import NeuroscopeApp
+
+    plain = synthetic_trace()
+    chat = synthetic_trace()
+    chat.notes["chat_template"] = "<turn user>hi</turn>"
+    for trace, shown in ((plain, False), (chat, True)):
+        path = save_snapshot(trace, tmp_path / f"{shown}.nscope")
+        app = NeuroscopeApp(snapshot=load_snapshot(path), snapshot_path=str(path))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            assert (" · chat" in str(app.query_one("#header").render())) is shown
