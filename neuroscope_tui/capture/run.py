@@ -38,6 +38,9 @@ class GenerationOptions:
     temperature 0 decodes greedily; otherwise sampling with `top_p` nucleus and `seed`.
     `too_long` is what happens to a prompt longer than the model's context: "refuse" raises
     PromptError, "truncate" keeps the rightmost tokens that fit and says so in trace.notes.
+    `chat` wraps the prompt as one user turn in the tokenizer's own chat template (what an
+    instruct model was trained to answer); the text the model read goes to
+    trace.notes["chat_template"], while trace.prompt stays the user's text.
     """
 
     max_new_tokens: int = 32
@@ -46,6 +49,7 @@ class GenerationOptions:
     seed: int | None = None
     too_long: str = "refuse"
     stop_at_eos: bool = True
+    chat: bool = False
 
 
 def model_info(bundle: LoadedModel) -> ModelInfo:
@@ -98,13 +102,39 @@ def tokenize_prompt(bundle: LoadedModel, prompt: str, options: GenerationOptions
     return _prompt_ids(bundle, prompt, options)[0]
 
 
+def chat_text(bundle: LoadedModel, prompt: str) -> str:
+    """`prompt` as one user turn of the model's chat template, ending where the reply starts.
+
+    Raises PromptError when the tokenizer has no chat template (a base model).
+    """
+    tokenizer = bundle.tokenizer
+    if not getattr(tokenizer, "chat_template", None):
+        raise PromptError(
+            f"{bundle.name} has no chat template, so --chat cannot wrap the prompt; "
+            "leave --chat out for a base model."
+        )
+    try:
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
+        )
+    except Exception as err:  # a template that raises (jinja's own errors, a role it refuses)
+        raise PromptError(
+            f"{bundle.name}'s chat template cannot wrap this prompt ({err}); leave --chat out."
+        ) from None
+
+
 def _prompt_ids(
     bundle: LoadedModel, prompt: str, options: GenerationOptions
 ) -> tuple[list[int], int]:
     """(the ids a run reads, how many tokens the whole prompt has)."""
     if not prompt or not prompt.strip():
         raise PromptError("the prompt is empty; type some text to run.")
-    ids = list(bundle.tokenizer(prompt)["input_ids"])
+    if options.chat:
+        # the template writes its own special tokens (BOS, turn markers): add none twice
+        text = chat_text(bundle, prompt)
+        ids = list(bundle.tokenizer(text, add_special_tokens=False)["input_ids"])
+    else:
+        ids = list(bundle.tokenizer(prompt)["input_ids"])
     if not ids:
         raise PromptError("the prompt gives no tokens; type some text to run.")
     limit = bundle.context_length
@@ -255,6 +285,8 @@ def run(
     options = options or GenerationOptions()
     ids, n_whole = _prompt_ids(bundle, prompt, options)
     trace = Trace(model=model_info(bundle), spec=spec, prompt=prompt)
+    if options.chat:
+        trace.notes["chat_template"] = chat_text(bundle, prompt)
     if len(ids) < n_whole:
         trace.notes["truncated"] = (
             f"the prompt was cut from the left to the last {len(ids)} tokens to fit the context"

@@ -10,6 +10,7 @@ summary of what was written to stdout.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
@@ -22,6 +23,7 @@ from neuroscope_tui.cli.model_options import (
     add_generation_arguments,
     add_model_arguments,
     capture_spec,
+    check_generation,
     loader_options,
     parse_heads,
     parse_layer_list,
@@ -91,13 +93,15 @@ def read_prompts(args: argparse.Namespace) -> list[str]:
     return prompts
 
 
-def output_paths(args: argparse.Namespace, n_prompts: int) -> list[Path]:
-    """Where each prompt's snapshot goes, all checked writable before anything runs."""
+def output_paths(args: argparse.Namespace, n_prompts: int) -> tuple[list[Path], Path | None]:
+    """Where each prompt's snapshot goes, all checked writable before anything runs, and the
+    folder this call created (None if it made none), so a failed run can remove it again."""
     if args.prompt is not None:
-        return [check_output_path(args.output, force=args.force)]
+        return [check_output_path(args.output, force=args.force)], None
     folder: Path = args.output
     if folder.exists() and not folder.is_dir():
         raise OutputPathError(f"{folder} is a file; with --prompt-file, -o names a folder")
+    created = None
     if not folder.exists():
         if not folder.parent.is_dir():
             raise OutputPathError(f"the folder {folder.parent} does not exist; create it first")
@@ -107,19 +111,27 @@ def output_paths(args: argparse.Namespace, n_prompts: int) -> list[Path]:
             raise OutputPathError(
                 f"cannot create the folder {folder} ({err.strerror or err}); choose another path"
             ) from None
+        created = folder
     width = max(3, len(str(n_prompts)))
     paths = [folder / f"prompt-{i:0{width}d}{SUFFIX}" for i in range(1, n_prompts + 1)]
-    return [check_output_path(p, force=args.force) for p in paths]
+    try:
+        return [check_output_path(p, force=args.force) for p in paths], created
+    except BaseException:
+        _remove_if_empty(created)
+        raise
+
+
+def _remove_if_empty(folder: Path | None) -> None:
+    """Take back a folder we created when nothing was written into it (a failed run)."""
+    if folder is None:
+        return
+    with contextlib.suppress(OSError):
+        folder.rmdir()  # only succeeds on an empty folder: a written snapshot keeps it
 
 
 def _check_options(args: argparse.Namespace) -> None:
     """Option values that are wrong whatever the model is."""
-    if args.max_new_tokens < 0:
-        raise UsageError("--max-new-tokens must be 0 or more")
-    if args.temperature < 0:
-        raise UsageError("--temperature must be 0 (greedy) or more")
-    if not 0 < args.top_p <= 1:
-        raise UsageError("--top-p must be above 0 and at most 1")
+    check_generation(args)
     parse_layer_list(args.full_layers)
     parse_heads(args.heads)
     if args.foil is not None and not args.attribution:
@@ -159,8 +171,16 @@ def run(args: argparse.Namespace) -> int:
     """Check everything cheap, load the model, capture each prompt, write each snapshot."""
     _check_options(args)
     prompts = read_prompts(args)
-    outputs = output_paths(args, len(prompts))
+    outputs, created = output_paths(args, len(prompts))
+    try:
+        return _capture_all(args, prompts, outputs)
+    except BaseException:
+        _remove_if_empty(created)  # a run that wrote nothing leaves no empty folder behind
+        raise
 
+
+def _capture_all(args: argparse.Namespace, prompts: list[str], outputs: list[Path]) -> int:
+    """Load the model once, then capture and save each prompt in turn."""
     from neuroscope_tui.capture.run import GenerationOptions
     from neuroscope_tui.capture.run import run as capture_run
     from neuroscope_tui.models.loader import load_model
@@ -180,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
         top_p=args.top_p,
         seed=args.seed,
         too_long=args.too_long,
+        chat=args.chat,
     )
     cancel = threading.Event()
     with _first_ctrl_c_stops(cancel, say) as received:

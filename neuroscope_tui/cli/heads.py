@@ -19,7 +19,7 @@ from neuroscope_tui.analysis.heads import (
     HeadScores,
     head_scores,
 )
-from neuroscope_tui.cli.model_options import add_model_arguments
+from neuroscope_tui.cli.model_options import add_chat_argument, add_model_arguments, check_seed
 from neuroscope_tui.errors import UsageError
 from neuroscope_tui.text_safety import visible
 
@@ -50,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="random tokens in each half of the induction probe (default 50)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the probe's random tokens")
+    add_chat_argument(parser)
     t = DEFAULT_THRESHOLDS
     parser.epilog = (
         f"Types: previous-token (prev >= {t.prev}), induction (induction >= {t.induction}), "
@@ -71,6 +72,9 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--probe-length must be 2 or more, not {args.probe_length}.")
     if args.prompt is not None and not args.prompt.strip():
         raise UsageError("--prompt is empty; give some text or leave --prompt out.")
+    if args.chat and args.prompt is None:
+        raise UsageError("--chat wraps --prompt in the chat template; add --prompt TEXT.")
+    check_seed(args.seed)
 
 
 def _check_range(args: argparse.Namespace, n_layers: int, n_heads: int, model: str) -> None:
@@ -148,10 +152,13 @@ def run(args: argparse.Namespace) -> int:
     )
     a = bundle.anatomy
     _check_range(args, a.n_layers, a.n_heads, args.model)
+    ids = None
+    if args.prompt is not None:  # tokenized first: a prompt it refuses costs no probe run
+        options = GenerationOptions(max_new_tokens=0, chat=args.chat)
+        ids = tokenize_prompt(bundle, args.prompt, options)
     probe = head_scores(induction_probe(bundle, args.probe_length, seed=args.seed))
     prompt_scores = None
-    if args.prompt is not None:
-        ids = tokenize_prompt(bundle, args.prompt, GenerationOptions(max_new_tokens=0))
+    if ids is not None:
         every = tuple((layer, h) for layer in range(a.n_layers) for h in range(a.n_heads))
         keep = every if len(ids) <= PROMPT_PATTERN_LIMIT else ()
         prompt_scores = head_scores(trace_ids(bundle, ids, keep, prompt=args.prompt))

@@ -59,6 +59,10 @@ NOTE_WIDTH = 100  # a note longer than this is cut; `info --json` prints it whol
 def note_text(key: str, value: Any) -> str:
     """One line for a note: text as it is, attributions as their target and gaps, anything
     else as compact JSON cut to NOTE_WIDTH (notes can hold whole analysis records)."""
+    if key == "chat_template" and isinstance(value, str):
+        # the whole templated text, on one line: the model read this, not the bare prompt
+        text = "prompt wrapped in the model's chat template: " + repr(value)
+        return text if len(text) <= NOTE_WIDTH else text[: NOTE_WIDTH - 1] + "…"
     if isinstance(value, str):
         return value
     if key == "attribution" and isinstance(value, dict) and "target_text" in value:

@@ -16,6 +16,7 @@ import sys
 from neuroscope_tui.cli.model_options import (
     add_generation_arguments,
     add_model_arguments,
+    check_generation,
     loader_options,
 )
 from neuroscope_tui.cli.terminal import require_terminal, stdout_is_terminal
@@ -43,17 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def generation_options(args: argparse.Namespace) -> dict:
     """The GenerationOptions fields from the command line; UsageError for bad values."""
-    if args.max_new_tokens < 0:
-        raise UsageError("--max-new-tokens must be 0 or more")
-    if args.temperature < 0:
-        raise UsageError("--temperature must be 0 (greedy) or more")
-    if not 0 < args.top_p <= 1:
-        raise UsageError("--top-p must be in (0, 1]")
+    check_generation(args)
     return {
         "max_new_tokens": args.max_new_tokens,
         "temperature": args.temperature,
         "top_p": args.top_p,
         "seed": args.seed,
+        "chat": bool(getattr(args, "chat", False)),
         "lens": not getattr(args, "no_lens", False),
     }
 

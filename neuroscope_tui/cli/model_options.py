@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from neuroscope_tui.errors import UsageError
 from neuroscope_tui.trace import CaptureSpec
@@ -40,7 +41,40 @@ def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
         "--temperature", type=float, default=0.0, help="0 (default) decodes greedily"
     )
     parser.add_argument("--top-p", type=float, default=1.0)
-    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=None, help=f"0 to {MAX_SEED}")
+    add_chat_argument(parser)
+
+
+MAX_SEED = 2**64 - 1  # the largest seed torch.Generator.manual_seed takes
+
+
+def add_chat_argument(parser: argparse.ArgumentParser) -> None:
+    """--chat: wrap the prompt in the model's own chat template."""
+    parser.add_argument(
+        "--chat",
+        action="store_true",
+        help="wrap the prompt in the model's chat template as a user turn (instruct models)",
+    )
+
+
+def check_generation(args: argparse.Namespace) -> None:
+    """Refuse generation values that would fail deep inside a run (nan, inf, a seed torch
+    cannot take) with one sentence, before any model loads."""
+    if args.max_new_tokens < 0:
+        raise UsageError("--max-new-tokens must be 0 or more")
+    if not math.isfinite(args.temperature) or args.temperature < 0:
+        raise UsageError(
+            f"--temperature must be 0 (greedy) or a positive number, not {args.temperature}"
+        )
+    if not math.isfinite(args.top_p) or not 0 < args.top_p <= 1:
+        raise UsageError(f"--top-p must be above 0 and at most 1, not {args.top_p}")
+    check_seed(args.seed)
+
+
+def check_seed(seed: int | None, option: str = "--seed") -> None:
+    """A seed is a whole number from 0 to 2**64 - 1 (what torch and numpy both take)."""
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise UsageError(f"{option} must be a whole number from 0 to {MAX_SEED}, not {seed}")
 
 
 def loader_options(args: argparse.Namespace) -> dict[str, object]:

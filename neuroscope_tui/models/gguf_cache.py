@@ -1,7 +1,8 @@
 """A dequantized GGUF model kept as a safetensors folder, so only the first start pays for GGUF.
 
 transformers reads a `.gguf` file by dequantizing every tensor in Python (~25 s for SmolLM2-135M
-here); loading the same weights from safetensors takes well under a second. The cache folder is
+here); reading the same weights from safetensors takes a fraction of a second (transformers'
+own imports, paid by every start, cost more: see bench/startup.py). The cache folder is
 `$NEUROSCOPE_CACHE_DIR/gguf/<stem>-<key>`, else `$XDG_CACHE_HOME/neuroscope-tui/gguf/...`, else
 `~/.cache/neuroscope-tui/gguf/...`. The key hashes the GGUF file's resolved path, size and mtime,
 so an updated file gets a fresh cache entry.

@@ -2,12 +2,14 @@
 
 Every way a model cannot be had (a typo, no network to the hub, a gated repo, a missing
 package, no GPU) becomes one ModelNotFoundError / ModelLoadError sentence that says what to do.
-A GGUF file is dequantized once and kept as safetensors (see `gguf_cache`), so the second start
-of `smollm2` loads in well under two seconds.
+A GGUF file is dequantized once and kept as safetensors (see `gguf_cache`), so a later start
+of `smollm2` never opens the .gguf file: it costs transformers' imports plus well under a second
+of reading (bench/startup.py measures each step).
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -18,8 +20,14 @@ from typing import Any
 
 from neuroscope_tui.errors import ModelLoadError, ModelNotFoundError, UsageError
 from neuroscope_tui.models import gguf_cache
-from neuroscope_tui.models.aliases import resolve_alias
-from neuroscope_tui.models.hub import first_line, hub_error, hub_reachable
+from neuroscope_tui.models.aliases import ALIASES, resolve_alias
+from neuroscope_tui.models.hub import (
+    check_hub_model,
+    first_line,
+    hub_error,
+    hub_reachable,
+    in_hub_cache,
+)
 from neuroscope_tui.models.types import LoadedModel
 
 Progress = Callable[[str], None]
@@ -49,8 +57,13 @@ def _is_snapshot(path: Path) -> bool:
     return True
 
 
-def locate(name: str) -> Source:
-    """Decide what `name` is, without loading anything. Raises ModelNotFoundError/LoadError."""
+def locate(name: str, revision: str | None = None, *, check_hub: bool = True) -> Source:
+    """Decide what `name` is, without loading anything. Raises ModelNotFoundError/LoadError.
+
+    With `check_hub`, a hub id must be loadable now: in the local hub cache, or known to a
+    reachable hub (see `hub.check_hub_model`), so a typo fails before any screen opens.
+    A near-miss of an alias (`smolm2`) is answered with the alias it resembles.
+    """
     gguf = resolve_alias(name)
     if gguf is not None:
         return Source("gguf", str(gguf))
@@ -78,6 +91,14 @@ def locate(name: str) -> Source:
         )
     if name.startswith(("/", "./", "../", "~", ".\\")) or name.lower().endswith(".gguf"):
         raise ModelNotFoundError(f"there is no file or folder {name}; check the path")
+    if check_hub:
+        near = difflib.get_close_matches(name.lower(), list(ALIASES), n=1, cutoff=0.75)
+        if near and "/" not in name and not in_hub_cache(name, revision):
+            raise ModelNotFoundError(
+                f"there is no model called {name}; did you mean {near[0]}, the offline "
+                f"{ALIASES[near[0]].description.split(' (')[0]}?"
+            )
+        check_hub_model(name, revision)
     return Source("hub", name)
 
 
@@ -158,10 +179,13 @@ def load_model(
     """
     say = progress or (lambda _msg: None)
     start = time.perf_counter()
-    source = locate(name)
+    source = locate(name, revision)
     where = resolve_device(device, device_map)
     torch_dtype = resolve_dtype(dtype, where)
 
+    from neuroscope_tui.models.lean_imports import skip_unused_transformers_imports
+
+    skip_unused_transformers_imports()  # before transformers' model code is first imported
     import transformers
 
     # Our own progress strings replace transformers' tqdm bars (which would garble a TUI).
@@ -192,6 +216,7 @@ def load_model(
             revision = revision or getattr(config, "_commit_hash", None)
 
     model.eval()
+    say("finding the model's anatomy")
     from neuroscope_tui.capture.anatomy import find_anatomy
 
     anatomy = find_anatomy(model)
@@ -221,7 +246,10 @@ def _load_gguf(
     if folder is None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        say(f"reading GGUF {gguf.name} (first start, ~25 s; later starts take ~1 s)...")
+        say(
+            f"reading GGUF {gguf.name}: the first start only (about half a minute or more); "
+            "later starts read a cached copy"
+        )
         try:
             with _no_gguf_progress_bar():
                 tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -244,9 +272,20 @@ def _load_gguf(
                 model.to(device=device, dtype=torch_dtype)
             return model, tokenizer, str(gguf)
         del model
-    say("loading cached weights")
+    # The warm start never opens the .gguf file: everything comes from the safetensors folder.
+    # Each step is announced, so a loading screen (and bench/startup.py) sees where time goes.
+    from transformers import MODEL_FOR_CAUSAL_LM_MAPPING, AutoConfig
+
+    say("reading the cached config")
+    config = _load(name, None, lambda: AutoConfig.from_pretrained(folder, local_files_only=True))
+    say("importing the model's code")
+    _load(name, None, lambda: MODEL_FOR_CAUSAL_LM_MAPPING[type(config)])
+    say("loading the tokenizer")
     tokenizer = _load_tokenizer(name, str(folder), None, False, True)
-    model = _load_weights(name, str(folder), device, torch_dtype, device_map, None, False, True)
+    say("loading the cached weights")
+    model = _load_weights(
+        name, str(folder), device, torch_dtype, device_map, None, False, True, config=config
+    )
     return model, tokenizer, str(folder)
 
 
@@ -297,8 +336,10 @@ def _load_weights(
     revision: str | None,
     trust_remote_code: bool,
     local_only: bool,
+    config: Any = None,
 ) -> Any:
-    """AutoModelForCausalLM.from_pretrained with sdpa attention (eager where unsupported)."""
+    """AutoModelForCausalLM.from_pretrained with sdpa attention (eager where unsupported);
+    `config`, when given, is used instead of reading config.json again."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -308,6 +349,8 @@ def _load_weights(
         local_files_only=local_only,
         dtype=torch_dtype,
     )
+    if config is not None:
+        kwargs["config"] = config
     if device_map:
         kwargs["device_map"] = device_map
 

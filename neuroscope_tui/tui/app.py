@@ -152,7 +152,7 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
             self.figures = HeaderFigures(
                 trace.model.name, trace.model.device, trace.model.dtype,
                 state=f"snapshot {Path(self.snapshot_path).name}" if self.snapshot_path else "",
-                captured=captured_bytes(trace),
+                captured=captured_bytes(trace), chat="chat_template" in trace.notes,
             )  # fmt: skip
             self._show_trace()
             self._focus_view()
@@ -202,7 +202,10 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
         self._model_ready(message.model)
 
     def _model_ready(self, model: Any) -> None:
-        self.figures = HeaderFigures(model.name, model.device, model.dtype, state="ready")
+        self.figures = HeaderFigures(
+            model.name, model.device, model.dtype, state="ready",
+            chat=bool(self.generation.get("chat")),
+        )  # fmt: skip
         self._draw_header()
         self.query_one("#prompt", Input).focus()
         if self.initial_prompt:

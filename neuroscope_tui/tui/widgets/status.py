@@ -46,6 +46,7 @@ class HeaderFigures:
     captured: int = 0
     gpu_bytes: int | None = None
     source: str = ""  # "live" or the snapshot path
+    chat: bool = False  # prompts are wrapped in the model's chat template (--chat)
 
 
 def header_text(f: HeaderFigures) -> Text:
@@ -63,6 +64,8 @@ def header_text(f: HeaderFigures) -> Text:
             out.append(f" · {shown(part)}")
     if f.source:
         out.append(f" · {shown(f.source)}", style="italic")
+    if f.chat:
+        out.append(" · chat", style="bold")
     if f.state:
         out.append(f" · {shown(f.state)}", style="bold")
     if f.tokens_per_s is not None:
