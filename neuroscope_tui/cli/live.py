@@ -11,7 +11,12 @@ import argparse
 import os
 import sys
 
-from neuroscope_tui.cli.model_options import add_generation_arguments, add_model_arguments
+from neuroscope_tui.capture.sampling import sampling_from
+from neuroscope_tui.cli.model_options import (
+    add_generation_arguments,
+    add_model_arguments,
+    add_sampling_arguments,
+)
 from neuroscope_tui.cli.view import check_save_dir
 from neuroscope_tui.errors import UsageError
 
@@ -31,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="skip the per-layer logit lens (on CPU it about halves the token rate)",
     )
     add_generation_arguments(parser)
+    add_sampling_arguments(parser)
 
 
 def generation_options(args: argparse.Namespace) -> dict:
@@ -47,6 +53,7 @@ def generation_options(args: argparse.Namespace) -> dict:
         "top_p": args.top_p,
         "seed": args.seed,
         "lens": not getattr(args, "no_lens", False),
+        "sampling": sampling_from(args),  # checked here, before the screen starts
     }
 
 
