@@ -25,27 +25,48 @@ TINY_CASES = {
     # a random llama: summaries, full rows, lens (the app's default spec)
     "tiny-full-lens-512": dict(
         shape=dict(
-            num_hidden_layers=4, hidden_size=256, num_attention_heads=8, num_key_value_heads=4,
-            intermediate_size=1024, vocab_size=32000, max_position_embeddings=4096,
+            num_hidden_layers=4,
+            hidden_size=256,
+            num_attention_heads=8,
+            num_key_value_heads=4,
+            intermediate_size=1024,
+            vocab_size=32000,
+            max_position_embeddings=4096,
         ),
-        n_prompt=512, new=8, spec="full",
-    ),  # fmt: skip
+        n_prompt=512,
+        new=8,
+        spec="full",
+    ),
     # a longer prompt, summaries only (capture --full-layers none --no-lens)
     "tiny-summaries-1024": dict(
         shape=dict(
-            num_hidden_layers=6, hidden_size=128, num_attention_heads=4, num_key_value_heads=2,
-            intermediate_size=512, vocab_size=16000, max_position_embeddings=4096,
+            num_hidden_layers=6,
+            hidden_size=128,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            intermediate_size=512,
+            vocab_size=16000,
+            max_position_embeddings=4096,
         ),
-        n_prompt=1024, new=8, spec="summaries",
-    ),  # fmt: skip
+        n_prompt=1024,
+        new=8,
+        spec="summaries",
+    ),
     # the capture command's default: per-layer attention patterns (T x T each) and full rows
     "tiny-patterns-1024": dict(
         shape=dict(
-            num_hidden_layers=8, hidden_size=128, num_attention_heads=4, num_key_value_heads=2,
-            intermediate_size=512, vocab_size=8000, max_position_embeddings=4096,
+            num_hidden_layers=8,
+            hidden_size=128,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            intermediate_size=512,
+            vocab_size=8000,
+            max_position_embeddings=4096,
         ),
-        n_prompt=1024, new=8, spec="patterns",
-    ),  # fmt: skip
+        n_prompt=1024,
+        new=8,
+        spec="patterns",
+    ),
 }
 SMOLLM2_CASES = {
     f"smollm2-{spec}-{n}": dict(shape="smollm2-real", n_prompt=n, new=16, spec=spec)

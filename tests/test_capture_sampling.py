@@ -32,7 +32,7 @@ def test_layer_and_neuron_choices_parse_and_refuse():
     assert layer_choice("all", 8) is None
     assert layer_choice("every:3", 8) == (0, 3, 6)
     assert layer_choice("5,1,1", 8) == (1, 5)
-    subset, full, how, top = neuron_choice("random:4:7", 16)
+    subset, full, how, _ = neuron_choice("random:4:7", 16)
     assert len(subset) == 4 and len(set(subset)) == 4 and full and how == "random:4:7"
     assert subset == tuple(sorted(np.random.default_rng(7).choice(16, 4, replace=False)))
     assert neuron_choice("random:4:7", 16) == neuron_choice("random:4:7", 16)  # seeded
@@ -99,9 +99,8 @@ def test_spec_records_sampling_and_reads_old_specs():
 
 
 def test_neuron_series_maps_a_neuron_to_its_sampled_column():
-    from neuroscope_tui.tui.widgets.series import neuron_series
-
     from neuroscope_tui.trace import ModelInfo, Trace
+    from neuroscope_tui.tui.widgets.series import neuron_series
 
     trace = Trace(
         model=ModelInfo(name="m", n_layers=2, d_mlp=16),

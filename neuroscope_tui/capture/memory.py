@@ -363,6 +363,8 @@ def fit_spec(
     for kind, what, smaller in reductions(info, spec):
         given_up.pop(kind, None)
         given_up[kind] = what
+        if what == "no full rows":
+            given_up.pop("float16", None)  # moot once no rows are kept
         est = estimate(info, smaller, n_prompt, max_new_tokens, weights=weights, n_params=n_params)
         smallest = est
         if _fits(est, budget, host_budget):
