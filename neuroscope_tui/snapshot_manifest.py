@@ -85,10 +85,13 @@ class AttributionMethod(_Strict):
     f_baseline: float | None = None
     sum: float | None = None
     relative_gap: float | None = None
+    additive: bool | None = None  # False: occlusion, which has no completeness gap
     steps: int | None = None
 
     def lacks(self) -> list[str]:
-        numbers = ("f_input", "f_baseline", "sum", "relative_gap")
+        numbers = ("f_input", "f_baseline", "sum")
+        if self.additive is not False:  # older files say nothing: they hold a gap
+            numbers += ("relative_gap",)
         return [n for n in numbers if getattr(self, n) is None]
 
 

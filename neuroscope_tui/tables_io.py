@@ -17,6 +17,7 @@ from typing import Any
 from neuroscope_tui.analysis.exports import Table
 from neuroscope_tui.atomic_file import write_atomically
 from neuroscope_tui.errors import OutputPathError
+from neuroscope_tui.text_safety import printable_json, visible
 
 
 def _plain(value: Any) -> Any:
@@ -26,7 +27,9 @@ def _plain(value: Any) -> Any:
 
 def table_csv(table: Table) -> str:
     """The table as CSV: a header row, floats with 9 significant digits (exact for float32),
-    NaN as an empty field, booleans as true/false."""
+    NaN as an empty field, booleans as true/false, texts with their control characters
+    other than newline (which CSV quotes) written as escapes (`text_safety.visible`: a token
+    ESC is the four characters \\x1b), so no terminal command reaches a terminal or a file."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(table.columns)
@@ -37,6 +40,8 @@ def table_csv(table: Table) -> str:
                 cells.append("true" if value else "false")
             elif isinstance(value, float):
                 cells.append("" if math.isnan(value) else f"{value:.9g}")
+            elif isinstance(value, str):
+                cells.append(visible(value, newlines=True))  # CSV quotes a newline
             else:
                 cells.append(value)
         writer.writerow(cells)
@@ -44,7 +49,8 @@ def table_csv(table: Table) -> str:
 
 
 def table_json(table: Table, view: str) -> str:
-    """The table as JSON: {"view", "columns", "records": [{column: value}]}, NaN as null."""
+    """The table as JSON: {"view", "columns", "records": [{column: value}]}, NaN as null;
+    strings exact, with every control character as a \\uXXXX escape."""
 
     def cell(value: Any) -> Any:
         value = _plain(value)
@@ -54,7 +60,7 @@ def table_json(table: Table, view: str) -> str:
 
     records = [dict(zip(table.columns, map(cell, row), strict=True)) for row in table.rows]
     doc = {"view": view, "columns": table.columns, "records": records}
-    return json.dumps(doc, ensure_ascii=False, allow_nan=False) + "\n"
+    return printable_json(json.dumps(doc, ensure_ascii=False, allow_nan=False)) + "\n"
 
 
 def check_output(path: str, *, force: bool) -> Path:

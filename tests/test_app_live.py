@@ -122,8 +122,8 @@ async def test_prompt_option_runs_at_once_and_save_works(tiny, tmp_path):
         await wait_for(pilot, lambda: app.figures.state.startswith("done"))
         await pilot.pause(0.1)
         assert app.query_one("#prompt").value == "One two three"
-        await pilot.press("s")
-        await pilot.pause()
+        await pilot.press("s")  # the model worker completes the trace first (capture/complete.py)
+        await wait_for(pilot, lambda: app.last_saved is not None)
         back = load_snapshot(app.last_saved)
         assert back.token_ids == app.shown.token_ids and back.n_generated == 4
         ids = back.get("lens.top_ids")
@@ -169,7 +169,7 @@ async def test_model_error_mid_run_keeps_the_trace(tiny, tmp_path):
             assert app.shown.n_tokens == n_prompt + 1  # prompt pass + one token, then failure
             assert app.query_one(LayerHeatmap).n_tokens == app.shown.n_tokens
             await pilot.press("s")
-            await pilot.pause()
+            await wait_for(pilot, lambda: app.last_saved is not None)
             assert load_snapshot(app.last_saved).n_tokens == n_prompt + 1
     finally:
         handle.remove()

@@ -165,8 +165,12 @@ async def test_compare_app_figures_and_difference_cursor():
 
 
 def test_without_json_the_compare_view_opens(snapshots, monkeypatch):
+    from neuroscope_tui.cli import compare as compare_cli
     from neuroscope_tui.tui import compare_app
 
+    # in a terminal (pytest captures stdout; without a terminal the table is printed instead)
+    monkeypatch.setattr(compare_cli, "stdout_is_terminal", lambda: True)
+    monkeypatch.setattr(compare_cli, "require_terminal", lambda what, instead: None)
     opened = []
     monkeypatch.setattr(compare_app.CompareApp, "run", lambda self: opened.append(self))
     a, b, _ = snapshots

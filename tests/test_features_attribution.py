@@ -140,13 +140,44 @@ def test_occlusion_points_at_iffel_for_paris(smol: LoadedModel) -> None:
     assert top_token(smol, prompt, " Paris", None) == "iffel"
 
 
-def test_auto_steps_double_until_the_gap_is_small(tiny: LoadedModel) -> None:
+def test_auto_steps_double_until_gap_and_scores_settle(tiny: LoadedModel) -> None:
     got = A.integrated_gradients_auto(tiny, IDS, TARGET, FOIL, start=2, max_steps=64)
     tried = {int(k): v for k, v in got.notes["tried"].items()}
+    changes = {int(k): v for k, v in got.notes["changes"].items()}
     assert list(tried) == [2 * 2**i for i in range(len(tried))]
+    assert list(changes) == list(tried)[1:]
     assert got.steps == max(tried) and got.relative_gap == tried[got.steps]
-    assert got.relative_gap <= 0.05 or got.steps == 64
-    assert all(gap > 0.05 for steps, gap in tried.items() if steps < got.steps)
+    assert got.score_change == changes[got.steps]
+    # Every earlier count failed the gap or the change; the last met both or hit the budget.
+    assert all(tried[s] > 0.05 or changes.get(s, 1.0) > 0.02 for s in tried if s < got.steps)
+    assert got.converged == (got.relative_gap <= 0.05 and got.score_change <= 0.02)
+    assert got.converged or got.steps == 64
+    # The change, recomputed from a direct run at half the steps.
+    half = A.integrated_gradients(tiny, IDS, TARGET, FOIL, got.steps // 2).scores
+    total = max(np.abs(got.scores).sum(), np.abs(half).sum())
+    assert got.score_change == pytest.approx(np.abs(got.scores - half).max() / total)
+    numbers = got.summary()
+    assert numbers["converged"] == got.converged and numbers["score_change"] == got.score_change
+
+
+def test_occlusion_has_no_completeness_gap_anywhere(tiny: LoadedModel) -> None:
+    got = A.occlusion(tiny, IDS, TARGET, FOIL)
+    assert got.gap is None and got.relative_gap is None and not got.additive
+    numbers = got.summary()
+    assert "gap" not in numbers and "relative_gap" not in numbers and numbers["additive"] is False
+    assert A.gradient_x_input(tiny, IDS, TARGET, FOIL).summary()["additive"] is True
+
+
+def test_a_target_text_replaces_the_models_own_token(tiny: LoadedModel) -> None:
+    dog = A.single_token_id(tiny, "dog", "target")[0]
+    found = A.attribute_position(tiny, IDS, len(IDS), target="dog", methods=("occlusion",))
+    assert found.target_id == dog and found.notes()["target_given"] == "dog"
+    direct = A.occlusion(tiny, IDS, dog, None).scores
+    np.testing.assert_allclose(found.results["occlusion"].scores, direct)
+    with pytest.raises(UsageError, match="the target '€' is not a token this model knows"):
+        A.attribute_position(tiny, IDS, len(IDS), target="€")
+    with pytest.raises(UsageError, match="the target '' is no token"):
+        A.single_token_id(tiny, "", "target")
 
 
 def test_attribute_position_past_the_end_uses_the_models_prediction(tiny: LoadedModel) -> None:
@@ -157,3 +188,21 @@ def test_attribute_position_past_the_end_uses_the_models_prediction(tiny: Loaded
     assert found.results["occlusion"].scores.shape == (len(IDS),)
     with pytest.raises(UsageError, match="between 1 and"):
         A.attribute_position(tiny, IDS, 0)
+
+
+@pytest.mark.smollm2
+def test_integrated_gradients_converges_where_a_small_gap_hid_it(smol: LoadedModel) -> None:
+    # "The opposite of hot is" -> " cold": at 16 steps the gap is 3% (under the old 5% rule)
+    # while " is" scores 1.83 against 0.98 converged.
+    ids = smol.tokenizer("The opposite of hot is")["input_ids"]
+    cold = A.single_token_id(smol, " cold", "target")[0]
+    got = A.integrated_gradients_auto(smol, ids, cold)
+    reference = A.integrated_gradients(smol, ids, cold, None, steps=512).scores
+    total = np.abs(reference).sum()
+    assert got.converged and got.steps >= 32 and got.score_change <= 0.02
+    # Stated tolerance: every token within 0.5% of the total |attribution| of the reference.
+    assert np.abs(got.scores - reference).max() <= 0.005 * total
+    assert got.scores[-1] == pytest.approx(reference[-1], abs=0.005 * total)
+    assert got.scores[-1] < 1.2  # " is" is no longer ~1.8
+    early = A.integrated_gradients(smol, ids, cold, None, steps=16)
+    assert early.relative_gap < 0.05 and np.abs(early.scores - reference).max() > 0.02 * total

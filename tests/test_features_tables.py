@@ -75,10 +75,19 @@ def test_attribution_table_and_missing_attribution() -> None:
     with pytest.raises(SnapshotError, match="--attribution"):
         F.attribution_table(trace)
     trace.extras["attribution.occlusion"] = np.array([1.0, -3.0, 0.0], dtype="f4")
-    trace.notes["attribution"] = {"methods": {"occlusion": {"relative_gap": 0.25}}}
+    trace.extras["attribution.integrated_gradients"] = np.array([0.5, 0.5, -1.0], dtype="f4")
+    ig = {"relative_gap": 0.01, "steps": 64, "score_change": 0.004, "converged": True}
+    # An older snapshot stored a "gap" for occlusion; it is not additive, so none is shown.
+    methods = {"occlusion": {"relative_gap": 0.25}, "integrated_gradients": ig}
+    trace.notes["attribution"] = {"methods": methods}
     table = F.attribution_table(trace)
-    assert [r[4] for r in table.rows] == [0.25, -0.75, 0.0]
-    assert table.rows[1][2] == "w1" and table.rows[0][5] == 0.25
+    assert table.columns[5:] == ["relative_gap", "score_change", "converged"]
+    rows = {(r[0], r[1]): r for r in table.rows}
+    assert [rows["occlusion", t][4] for t in range(3)] == [0.25, -0.75, 0.0]
+    assert rows["occlusion", 1][2] == "w1"
+    assert np.isnan(rows["occlusion", 0][5]) and np.isnan(rows["occlusion", 0][6])
+    assert rows["occlusion", 0][7] is None
+    assert rows["integrated_gradients", 2][5:] == [0.01, 0.004, True]
 
 
 def test_without_full_vectors_the_table_says_what_to_capture() -> None:

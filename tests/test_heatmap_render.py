@@ -121,7 +121,8 @@ def test_strip_of_a_view_past_the_data_is_blank():
         ("", 3, "∅  "),
         ("ab", 3, "ab "),
         (" representation", 6, "·repr…"),
-        ("\x00", 2, "? "),
+        ("\x00", 2, "\\x"),  # control characters as escapes (text_safety.visible), cut
+        ("\x1b[2J", 8, "\\x1b[2J "),
     ],
 )
 def test_token_labels_make_whitespace_visible_and_fit_the_cell(text, width, shown):

@@ -150,11 +150,17 @@ def clusters_table(trace: Trace) -> Table:
 
 
 def attribution_table(trace: Trace) -> Table:
-    """Per attribution method and input token: the signed score and its share.
+    """Per attribution method and input token: the signed score, its share and how far to
+    trust the method.
 
-    Share = score / sum |scores| of that method. SnapshotError when the snapshot holds no
-    attribution (capture with --attribution, or compute it in the app's attribution view).
+    Share = score / sum |scores| of that method. `relative_gap` is the completeness gap, empty
+    for occlusion (not additive, so it has none); `score_change` and `converged` are integrated
+    gradients' convergence check (empty where the step count was fixed). SnapshotError when
+    the snapshot holds no attribution (capture with --attribution, or compute it in the app's
+    attribution view).
     """
+    from neuroscope_tui.analysis.attribution_trust import completeness_gap, convergence
+
     names = sorted(n for n in trace.extras if n.startswith("attribution."))
     if not names:
         raise SnapshotError(
@@ -167,10 +173,18 @@ def attribution_table(trace: Trace) -> Table:
         method = name.split(".", 1)[1]
         scores = np.asarray(trace.extras[name], dtype=np.float64)
         total = np.abs(scores).sum()
-        gap = note.get("methods", {}).get(method, {}).get("relative_gap", float("nan"))
+        numbers = note.get("methods", {}).get(method, {})
+        gap = completeness_gap(method, numbers)
+        change, converged = convergence(numbers)
+        trust = [
+            float("nan") if gap is None else gap,
+            float("nan") if change is None else change,
+            converged,  # None: an empty cell
+        ]
         for t, score in enumerate(scores):
             text = trace.token_text[t] if t < len(trace.token_text) else ""
             share = score / total if total > 0 else 0.0
-            rows.append([method, t, text, float(score), float(share), float(gap)])
+            rows.append([method, t, text, float(score), float(share), *trust])
     columns = ["method", "token", "text", "score", "share", "relative_gap"]
+    columns += ["score_change", "converged"]
     return Table(columns, rows)

@@ -24,13 +24,16 @@ Choices, and why:
   converges far faster than a Riemann sum with the same number of forward/backward passes;
   a trained model's integrand is not always smooth, so no fixed count is safe (SmolLM2 needed
   32 steps on one prompt and 128 on another for a 5% gap): `integrated_gradients_auto`
-  doubles the count from 16 until the gap is under 5%, and the app and CLI use it.
+  doubles the count from 16 until the gap is under 5% and no token's score moved by more
+  than 2% of the total since the count before (a small gap can hide unconverged scores on a
+  narrow steep stretch of the path; see analysis/attribution_trust.py), at most 256, and
+  says when that budget ran out. The app and CLI use it.
 - Gradient x input: grad f(x) . (x - b), the one-point (alpha = 1) version of the same
   integral, so its gap is comparable with IG's.
 - Occlusion: token t's embedding replaced by the mean embedding (the token is "left out" but
   the positions of the others do not shift, as they would if it were dropped);
-  score_t = f(x) - f(x with t replaced). Occlusion is not additive, so its sum is reported
-  but no completeness is expected of it.
+  score_t = f(x) - f(x with t replaced). Occlusion is not additive, so it has no
+  completeness gap (its `gap` is None and none is stored).
 
 Shares (what the view colours) are scores / sum |scores|. The model runs in its own dtype
 (f and gradients are accumulated in float32); in half precision the gap shows the cost.
@@ -44,6 +47,12 @@ from typing import Any
 
 import numpy as np
 
+from neuroscope_tui.analysis.attribution_trust import (
+    ADDITIVE_METHODS,
+    CHANGE_TOLERANCE,
+    GAP_TOLERANCE,
+    refine_steps,
+)
 from neuroscope_tui.errors import PromptError, UsageError
 from neuroscope_tui.models.types import LoadedModel
 from neuroscope_tui.trace import Trace
@@ -57,8 +66,11 @@ BATCH_TOKENS = 4096  # positions per forward pass when batching alphas or occlud
 class Attribution:
     """One method's signed score per input token, and its completeness check.
 
-    `scores` [T] float64. `f_input` = f(x), `f_baseline` = f(b); `gap` = sum(scores) -
-    (f_input - f_baseline), `relative_gap` = |gap| / |f_input - f_baseline|.
+    `scores` [T] float64. `f_input` = f(x), `f_baseline` = f(b); for an additive method
+    `gap` = sum(scores) - (f_input - f_baseline), `relative_gap` = |gap| / |f_input -
+    f_baseline|; both None for occlusion, which has no completeness property. For integrated
+    gradients with doubling steps, `score_change` is how far the scores moved since the
+    step count before (share of the total) and `converged` whether both figures were met.
     """
 
     method: str
@@ -68,18 +80,28 @@ class Attribution:
     steps: int | None = None
     baseline: str = "mean embedding, first token kept"
     notes: dict[str, Any] = field(default_factory=dict)
+    score_change: float | None = None
+    converged: bool | None = None
 
     @property
     def delta(self) -> float:
         return self.f_input - self.f_baseline
 
     @property
-    def gap(self) -> float:
-        return float(self.scores.sum() - self.delta)
+    def additive(self) -> bool:
+        """Whether the scores should sum to f(x) - f(b) (occlusion's need not)."""
+        return self.method in ADDITIVE_METHODS
 
     @property
-    def relative_gap(self) -> float:
-        return abs(self.gap) / abs(self.delta) if self.delta != 0 else math.inf
+    def gap(self) -> float | None:
+        return float(self.scores.sum() - self.delta) if self.additive else None
+
+    @property
+    def relative_gap(self) -> float | None:
+        gap = self.gap
+        if gap is None:
+            return None
+        return abs(gap) / abs(self.delta) if self.delta != 0 else math.inf
 
     def shares(self) -> np.ndarray:
         """scores / sum |scores|: signed, their absolute values sum to one."""
@@ -87,17 +109,22 @@ class Attribution:
         return self.scores / total if total > 0 else np.zeros_like(self.scores)
 
     def summary(self) -> dict[str, Any]:
-        """JSON-able numbers for trace.notes."""
-        return {
+        """JSON-able numbers for trace.notes: no gap for occlusion, the score change and
+        verdict only where the steps were refined."""
+        out: dict[str, Any] = {
             "f_input": self.f_input,
             "f_baseline": self.f_baseline,
             "sum": float(self.scores.sum()),
-            "gap": self.gap,
-            "relative_gap": self.relative_gap,
-            "steps": self.steps,
-            "baseline": self.baseline,
-            **self.notes,
+            "additive": self.additive,
         }
+        if self.additive:
+            out.update(gap=self.gap, relative_gap=self.relative_gap)
+        out.update(steps=self.steps, baseline=self.baseline)
+        if self.score_change is not None:
+            out["score_change"] = self.score_change
+        if self.converged is not None:
+            out["converged"] = self.converged
+        return {**out, **self.notes}
 
 
 class _Target:
@@ -253,14 +280,25 @@ def attribute(
     return out
 
 
-def single_token_id(bundle: LoadedModel, text: str) -> tuple[int, str]:
+EXAMPLES = {"foil": "' London'", "target": "' Berlin'"}
+
+
+def single_token_id(bundle: LoadedModel, text: str, role: str = "foil") -> tuple[int, str]:
     """The token id a foil (or target) text stands for: its first token, and that token's text.
 
-    Raises UsageError for text that tokenizes to nothing.
+    Raises UsageError for text that tokenizes to nothing or holds the tokenizer's unknown
+    token.
     """
     ids = bundle.tokenizer(text, add_special_tokens=False)["input_ids"]
+    example = EXAMPLES.get(role, "' London'")
     if not ids:
-        raise UsageError(f"the foil {text!r} is no token at all; give a word such as ' London'.")
+        raise UsageError(f"the {role} {text!r} is no token at all; give a word such as {example}.")
+    unknown = getattr(bundle.tokenizer, "unk_token_id", None)
+    if unknown is not None and int(unknown) in (int(i) for i in ids):
+        raise UsageError(
+            f"the {role} {text!r} is not a token this model knows (it reads as the unknown "
+            f"token); give a word such as {example}."
+        )
     return int(ids[0]), bundle.tokenizer.decode([int(ids[0])])
 
 
@@ -279,6 +317,7 @@ class AttributionSet:
     foil_text: str | None
     foil_given: str | None
     results: dict[str, Attribution]
+    target_given: str | None = None  # the --target text, when the target was not the model's
 
     def notes(self) -> dict[str, Any]:
         return {
@@ -289,6 +328,7 @@ class AttributionSet:
             "foil_id": self.foil_id,
             "foil_text": self.foil_text,
             "foil_given": self.foil_given,
+            "target_given": self.target_given,
             "methods": {m: r.summary() for m, r in self.results.items()},
         }
 
@@ -299,24 +339,29 @@ def integrated_gradients_auto(
     target_id: int,
     foil_id: int | None = None,
     *,
-    target_gap: float = 0.05,
+    target_gap: float = GAP_TOLERANCE,
+    target_change: float = CHANGE_TOLERANCE,
     start: int = 16,
     max_steps: int = 256,
 ) -> Attribution:
-    """Integrated gradients with 16, 32, 64... steps until the relative gap is under 5%.
+    """Integrated gradients with 16, 32, 64... steps until it has converged.
 
-    Returns the first result within `target_gap`, else the one with `max_steps`; its notes
-    list the gap at every step count tried ("tried": {steps: relative gap}).
+    Converged: the relative gap is within `target_gap` and no token's score moved by more
+    than `target_change` of the total since the count before (`refine_steps`). Returns that
+    result, else the one with `max_steps` and `converged` False; its notes list the gap and
+    the score change at every step count tried ("tried", "changes").
     """
-    tried: dict[str, float] = {}
-    steps = start
-    while True:
-        result = integrated_gradients(bundle, token_ids, target_id, foil_id, steps)
-        tried[str(steps)] = result.relative_gap
-        if result.relative_gap <= target_gap or steps * 2 > max_steps:
-            result.notes["tried"] = tried
-            return result
-        steps *= 2
+
+    def integrate(steps: int) -> Attribution:
+        return integrated_gradients(bundle, token_ids, target_id, foil_id, steps)
+
+    return refine_steps(
+        integrate,
+        start=start,
+        max_steps=max_steps,
+        gap_tolerance=target_gap,
+        change_tolerance=target_change,
+    )
 
 
 def attribute_position(
@@ -325,11 +370,13 @@ def attribute_position(
     position: int,
     foil: str | None = None,
     *,
+    target: str | None = None,
     steps: int | None = None,
     methods: tuple[str, ...] = METHODS,
 ) -> AttributionSet:
     """Attribute the token at `position` (or, at len(token_ids), the model's prediction) to
-    the tokens before it, against the first token of `foil` when given.
+    the tokens before it, against the first token of `foil` when given. A `target` text puts
+    its first token there instead, to explain a continuation the model did not choose.
 
     `steps` None runs integrated gradients with doubling step counts until its gap is under
     5% (`integrated_gradients_auto`). Does not touch any Trace: safe in the model worker.
@@ -339,26 +386,30 @@ def attribute_position(
     if not 1 <= position <= len(token_ids):
         raise UsageError(f"choose an output position between 1 and {len(token_ids)}.")
     inputs = list(token_ids[:position])
-    if position < len(token_ids):
-        target = int(token_ids[position])
+    if target is not None:
+        target_id = single_token_id(bundle, target, "target")[0]
+    elif position < len(token_ids):
+        target_id = int(token_ids[position])
     else:
         with torch.no_grad():
             ids = torch.tensor([inputs], device=bundle.model.get_input_embeddings().weight.device)
-            target = int(bundle.model(ids, use_cache=False).logits[0, -1].argmax())
+            target_id = int(bundle.model(ids, use_cache=False).logits[0, -1].argmax())
     foil_id, foil_text = (None, None) if foil is None else single_token_id(bundle, foil)
-    if foil_id == target:
+    if foil_id == target_id:
         raise UsageError(f"the foil {foil!r} is the target token itself; choose another word.")
     results: dict[str, Attribution] = {}
     for method in methods:
         if method == "integrated_gradients" and steps is None:
-            results[method] = integrated_gradients_auto(bundle, inputs, target, foil_id)
+            results[method] = integrated_gradients_auto(bundle, inputs, target_id, foil_id)
         else:
             one = attribute(
-                bundle, inputs, target, foil_id, methods=(method,), steps=steps or DEFAULT_STEPS
+                bundle, inputs, target_id, foil_id, methods=(method,), steps=steps or DEFAULT_STEPS
             )
             results.update(one)
-    target_text = bundle.tokenizer.decode([target])
-    return AttributionSet(position, target, target_text, foil_id, foil_text, foil, results)
+    target_text = bundle.tokenizer.decode([target_id])
+    return AttributionSet(
+        position, target_id, target_text, foil_id, foil_text, foil, results, target
+    )
 
 
 def store_attributions(trace: Trace, found: AttributionSet) -> dict[str, np.ndarray]:
@@ -395,4 +446,17 @@ def attribute_last_token(
     found = attribute_position(
         bundle, list(trace.token_ids), position, foil, steps=steps, methods=methods
     )
+    return store_attributions(trace, found)
+
+
+def attribute_continuation(
+    bundle: LoadedModel, trace: Trace, target: str, foil: str | None = None
+) -> dict[str, np.ndarray]:
+    """Attribute `target` (its first token) as the continuation of the trace's prompt, as
+    `capture --target` asks, whatever the model generated; fill trace.extras and notes as
+    `attribute_last_token` does and return the arrays."""
+    if trace.n_prompt < 1:
+        raise PromptError("attribution needs a prompt; the trace holds no tokens.")
+    ids = list(trace.token_ids[: trace.n_prompt])
+    found = attribute_position(bundle, ids, trace.n_prompt, foil, target=target)
     return store_attributions(trace, found)

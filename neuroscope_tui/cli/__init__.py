@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from neuroscope_tui.errors import NeuroscopeError
+from neuroscope_tui.text_safety import visible
 
 # name -> (module under neuroscope_tui.cli, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -42,7 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             module = importlib.import_module(f"neuroscope_tui.cli.{module_name}")
             parser = argparse.ArgumentParser(prog=f"neuroscope-tui {args[0]}", description=desc)
             module.add_arguments(parser)
-            return int(module.run(parser.parse_args(args[1:])) or 0)
+            status = int(module.run(parser.parse_args(args[1:])) or 0)
+            sys.stdout.flush()  # a full disk or a closed stdout shows here, not at exit
+            return status
         from neuroscope_tui.cli import live
 
         parser = argparse.ArgumentParser(
@@ -52,17 +55,40 @@ def main(argv: Sequence[str] | None = None) -> int:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         live.add_arguments(parser)
-        return int(live.run(parser.parse_args(args)) or 0)
+        status = int(live.run(parser.parse_args(args)) or 0)
+        sys.stdout.flush()
+        return status
     except NeuroscopeError as err:
-        print(f"neuroscope-tui: {err}", file=sys.stderr)
+        # the sentence may quote a file or model name: no control character goes out raw
+        print(f"neuroscope-tui: {visible(str(err), newlines=True)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("neuroscope-tui: interrupted.", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # The reader went away (`... | head`): stop quietly, as other Unix tools do.
-        import os
+        _discard_stdout()
+        return 141
+    except OSError as err:
+        # Our own files fail as NeuroscopeErrors; what reaches here is the output itself
+        # (`> /dev/full`, a closed stdout) or a file we did not expect to fail: one sentence.
+        reason = err.strerror or str(err)
+        text = (
+            f"{err.filename}: {reason}"
+            if err.filename
+            else f"could not write the output ({reason})"
+        )
+        print(f"neuroscope-tui: {text}.", file=sys.stderr)
+        _discard_stdout()
+        return 2
 
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null so Python's flush at exit does not fail a second time."""
+    import os
+
+    try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return 141
+    except (AttributeError, OSError, ValueError):  # stdout closed or gone: nothing to flush
+        pass

@@ -32,6 +32,7 @@ from neuroscope_tui.cli.model_options import (
 )
 from neuroscope_tui.errors import ModelLoadError, OutputPathError, PromptError, UsageError
 from neuroscope_tui.snapshot import SUFFIX, check_output_path, save_snapshot
+from neuroscope_tui.text_safety import visible
 from neuroscope_tui.trace import Trace
 
 
@@ -71,6 +72,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="TEXT",
         default=None,
         help="with --attribution: contrast with this token, e.g. ' London' (its first token)",
+    )
+    parser.add_argument(
+        "--target",
+        metavar="TEXT",
+        default=None,
+        help="with --attribution: explain this continuation of the prompt (its first token), "
+        "e.g. ' Berlin', instead of the model's own last token",
     )
 
 
@@ -130,6 +138,24 @@ def _check_options(args: argparse.Namespace) -> None:
     if args.foil == "":
         # caught here, not after loading the model and generating
         raise UsageError("--foil is empty; give a word such as ' London'")
+    if args.target is not None and not args.attribution:
+        raise UsageError("--target only means something with --attribution; add --attribution")
+    if args.target == "":
+        raise UsageError("--target is empty; give a continuation such as ' Berlin'")
+
+
+def _check_attribution_words(bundle, args: argparse.Namespace) -> None:
+    """--target and --foil must be tokens of this model: checked once it is loaded, before
+    any prompt runs (one sentence, exit 2, instead of an error after a long run)."""
+    from neuroscope_tui.capture.attribution import single_token_id
+
+    target = None if args.target is None else single_token_id(bundle, args.target, "target")
+    foil = None if args.foil is None else single_token_id(bundle, args.foil, "foil")
+    if target is not None and foil is not None and target[0] == foil[0]:
+        raise UsageError(
+            f"--target {args.target!r} and --foil {args.foil!r} are the same token; choose "
+            "another foil"
+        )
 
 
 def summary_line(path: Path, trace: Trace) -> str:
@@ -176,10 +202,12 @@ def run(args: argparse.Namespace) -> int:
     from neuroscope_tui.models.loader import load_model
 
     def say(text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
+        print(visible(text, newlines=True), file=sys.stderr, flush=True)
 
     say(f"loading {args.model}")
     bundle = load_model(args.model, progress=say, **loader_options(args))
+    if args.attribution:
+        _check_attribution_words(bundle, args)
     anatomy = bundle.anatomy
     sampling = sampling_from(args)
     spec = capture_spec(args, anatomy.n_layers, anatomy.n_heads, args.model)
@@ -192,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
         too_long=args.too_long,
     )
     cancel = threading.Event()
-    with _first_ctrl_c_stops(cancel, say):
+    with _first_ctrl_c_stops(cancel, say) as received:
         for i, (prompt, out) in enumerate(zip(prompts, outputs, strict=True), start=1):
             if len(prompts) > 1:
                 say(f"prompt {i}/{len(prompts)}")
@@ -205,40 +233,66 @@ def run(args: argparse.Namespace) -> int:
             if "truncated" in trace.notes:
                 say(f"note: {trace.notes['truncated']}")
             if args.attribution and not cancel.is_set():
-                from neuroscope_tui.capture.attribution import attribute_last_token
-
-                say("attributing the last token")
-                attribute_last_token(bundle, trace, foil=args.foil)
+                _attribute(bundle, trace, args, say)
             save_snapshot(trace, out, force=args.force)
             if args.json:
                 print(json.dumps(json_summary(out, trace, fitted)), flush=True)
             else:
-                print(summary_line(out, trace), flush=True)
+                print(visible(summary_line(out, trace)), flush=True)
             if cancel.is_set():
                 say(f"interrupted: stopped after {i} of {len(prompts)} prompt(s), saved above")
-                return 130
+                return 128 + (received[0] if received else signal.SIGINT)  # 130, SIGTERM 143
     return 0
 
 
+def _attribute(bundle, trace: Trace, args: argparse.Namespace, say: Callable[[str], None]) -> None:
+    """Attribute the last token, or with --target that continuation of the prompt; say when
+    integrated gradients ran out of steps before its scores settled."""
+    from neuroscope_tui.analysis.attribution_trust import convergence_text
+    from neuroscope_tui.capture.attribution import attribute_continuation, attribute_last_token
+
+    if args.target is None:
+        say("attributing the last token")
+        attribute_last_token(bundle, trace, foil=args.foil)
+    else:
+        say(f"attributing {args.target!r} as the continuation of the prompt")
+        attribute_continuation(bundle, trace, args.target, foil=args.foil)
+    note = trace.notes["attribution"]
+    if args.target is not None and note["target_text"] != args.target:
+        first = note["target_text"]
+        say(f"note: {args.target!r} is several tokens; explained its first, {first!r}")
+    ig = note["methods"].get("integrated_gradients", {})
+    if ig.get("converged") is False:
+        say(f"note: integrated gradients {convergence_text(ig)}; read its scores with care")
+
+
 @contextmanager
-def _first_ctrl_c_stops(cancel: threading.Event, say: Callable[[str], None]) -> Iterator[None]:
-    """The first Ctrl-C ends the run after the current token and still saves what was
-    captured; a second one quits at once (the usual KeyboardInterrupt)."""
+def _first_ctrl_c_stops(cancel: threading.Event, say: Callable[[str], None]) -> Iterator[list[int]]:
+    """The first Ctrl-C (or SIGTERM) ends the run after the current token and still saves
+    what was captured; a second one quits at once. Yields the signals received, so the exit
+    status can say which (130 for Ctrl-C, 143 for SIGTERM)."""
+    received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be set from the main thread
+        yield received  # signal handlers can only be set from the main thread
         return
 
     def stop(signum: int, frame: object) -> None:
         if cancel.is_set():
-            raise KeyboardInterrupt
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            raise SystemExit(128 + signum)
+        received.append(signum)
         cancel.set()
-        say("stopping after this token to save the run (Ctrl-C again to quit without saving)")
+        again = "Ctrl-C" if signum == signal.SIGINT else "a second SIGTERM"
+        say(f"stopping after this token to save the run ({again} to quit without saving)")
 
     previous = signal.signal(signal.SIGINT, stop)
+    previous_term = signal.signal(signal.SIGTERM, stop)
     try:
-        yield
+        yield received
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
 
 
 def _capture_one(capture_run, bundle, prompt, spec, options, out, args, cancel) -> Trace:

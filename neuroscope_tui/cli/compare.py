@@ -3,8 +3,9 @@
     neuroscope-tui compare MODEL --prompt A --prompt B [--json]
     neuroscope-tui compare FILE_A FILE_B [--json]
 
-Opens the comparison view, or with `--json` prints the per-layer figures (see
-analysis/compare.py for what each one means). Two runs of different models, a single prompt
+Opens the comparison view; with `--json` prints the per-layer figures (see analysis/compare.py
+for what each one means), and without a terminal on stdout (a pipe, a file) prints them as a
+text table. Two runs of different models, a single prompt
 or a single file are a UsageError: one sentence, exit 2.
 """
 
@@ -15,7 +16,11 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
+from neuroscope_tui.analysis.compare import Comparison
 from neuroscope_tui.cli.model_options import DEFAULT_MODEL, add_model_arguments
+from neuroscope_tui.cli.terminal import require_terminal, stdout_is_terminal
 from neuroscope_tui.errors import UsageError
 from neuroscope_tui.trace import Trace
 
@@ -122,11 +127,47 @@ def run(args: argparse.Namespace) -> int:
     else:
         a, b = _runs_from_prompts(args)
     check_comparable(a, b)
-    if args.json:
+    if args.json or not stdout_is_terminal():
+        # --json, or a script / pipe / file: print the figures rather than open a screen
         comparison = compare_runs(a, b, skip_first=not args.keep_first_token)
-        print(json.dumps(comparison.to_dict(a, b), indent=2))
+        if args.json:
+            print(json.dumps(comparison.to_dict(a, b), indent=2))
+        else:
+            print(comparison_table(comparison, a, b))
         return 0
+    require_terminal("the comparison view", "add --json to print the figures")
     from neuroscope_tui.tui.compare_app import CompareApp
+    from neuroscope_tui.tui.recovery import CRASH_STATUS
 
-    CompareApp(a, b, skip_first=not args.keep_first_token).run()
-    return 0
+    app = CompareApp(a, b, skip_first=not args.keep_first_token)
+    app.run()
+    # textual has printed the traceback of a crash; exit non-zero for it, never 0
+    return CRASH_STATUS if app.return_code not in (None, 0) else 0
+
+
+TABLE_COLUMNS = ("cos_mean", "cos_centred", "cos_last", "cka_tokens")
+
+
+def comparison_table(c: Comparison, a: Trace, b: Trace) -> str:
+    """The comparison view's figures as plain text: the runs, the overall CKA, and one row per
+    layer of the four similarity figures (see analysis/compare.py)."""
+
+    def num(x: float | None) -> str:
+        return "-" if x is None or not np.isfinite(x) else f"{x:.4f}"
+
+    lines = [
+        f"model {a.model.name}",
+        f"A: {a.prompt!r} ({a.n_tokens} tokens)",
+        f"B: {b.prompt!r} ({b.n_tokens} tokens)",
+        f"CKA of mean states across layers: {num(c.cka_mean_states)}"
+        + ("  (first token left out of every figure)" if c.skip_first else ""),
+        "",
+        f"{'layer':>5}  " + "  ".join(f"{name:>11}" for name in TABLE_COLUMNS),
+    ]
+    for i, layer in enumerate(c.layers):
+        cka = None if c.cka_tokens is None else c.cka_tokens[i]
+        values = (c.cos_mean[i], c.cos_centred[i], c.cos_last[i], cka)
+        lines.append(f"{layer:>5}  " + "  ".join(f"{num(v):>11}" for v in values))
+    if not c.layers:
+        lines.append("(no layer has full residual vectors in both runs)")
+    return "\n".join(lines)

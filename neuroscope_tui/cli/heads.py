@@ -21,6 +21,7 @@ from neuroscope_tui.analysis.heads import (
 )
 from neuroscope_tui.cli.model_options import add_model_arguments
 from neuroscope_tui.errors import UsageError
+from neuroscope_tui.text_safety import visible
 
 PROMPT_PATTERN_LIMIT = 512  # longer prompts skip redundant pairs (they need every pattern)
 
@@ -163,5 +164,5 @@ def run(args: argparse.Namespace) -> int:
         f"{args.model}: {a.n_layers} layers x {a.n_heads} heads; scores on the induction "
         f"probe ({args.probe_length} random tokens twice, seed {args.seed})"
     )
-    print(format_table(entries, source))
+    print(visible(format_table(entries, source), newlines=True))  # the model name is the user's
     return 0

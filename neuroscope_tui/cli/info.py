@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from neuroscope_tui.snapshot import EXTRAS_PREFIX, load_snapshot, read_manifest
+from neuroscope_tui.text_safety import json_safe, visible
 from neuroscope_tui.trace import Trace
 
 
@@ -65,10 +66,16 @@ def note_text(key: str, value: Any) -> str:
         parts = [f"why {value['target_text']!r} at position {value.get('position')}"]
         if foil is not None:
             parts[0] += f" rather than {foil!r}"
+        from neuroscope_tui.analysis.attribution_trust import completeness_gap, convergence_text
+
         for method, fig in (value.get("methods") or {}).items():
-            gap = fig.get("relative_gap") if isinstance(fig, dict) else None
-            if isinstance(gap, (int, float)):
-                parts.append(f"{method.replace('_', ' ')} gap {100 * gap:.1f}%")
+            gap = completeness_gap(method, fig)  # None for occlusion: it is not additive
+            if gap is not None:
+                settled = convergence_text(fig, short=True)
+                parts.append(
+                    f"{method.replace('_', ' ')} gap {100 * gap:.1f}%"
+                    + (f", {settled}" if settled else "")
+                )
         return "; ".join(parts)
     text = json.dumps(value, ensure_ascii=False, default=str, separators=(", ", ": "))
     if len(text) > NOTE_WIDTH:
@@ -77,7 +84,8 @@ def note_text(key: str, value: Any) -> str:
 
 
 def render(info: dict[str, Any]) -> str:
-    """The human-readable report of `describe`'s dict."""
+    """The human-readable report of `describe`'s dict; every line printable (the file's
+    texts, which may hold terminal escapes, show their control characters as escapes)."""
     m = info["model"]
     device = f"{m.get('dtype', '?')} on {m.get('device', '?')}"
     shape = (
@@ -102,7 +110,7 @@ def render(info: dict[str, Any]) -> str:
         lines.append(
             f"  {name:<{width}}  {shape_text:<16} {a['dtype']:<8} {human_bytes(a['bytes']):>10}"
         )
-    return "\n".join(lines)
+    return "\n".join(visible(line) for line in lines)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -110,9 +118,9 @@ def run(args: argparse.Namespace) -> int:
     path: Path = args.file
     trace = load_snapshot(path)
     info = describe(path, trace, read_manifest(path))
-    text = (
-        json.dumps(info, indent=2, ensure_ascii=False, default=str) if args.json else render(info)
-    )
+    # Every text in a snapshot is the file's author's: no control character is printed raw
+    # (JSON keeps the exact strings, escaped; the report shows them as visible escapes).
+    text = json_safe(info, indent=2, default=str) if args.json else render(info)
     try:
         print(text, flush=True)
     except BrokenPipeError:

@@ -2,7 +2,9 @@
 
 The model name is checked (alias, file, folder or hub id) before the screen starts, so a typo
 is one sentence and exit status 2; loading itself then happens behind the app's loading
-screen, and a failure there is printed again on exit.
+screen, and a failure there is printed again on exit. Without a terminal (a script), `--prompt`
+prints the run instead of opening the app. A crash or SIGTERM in the app saves the run first
+(tui/recovery.py) and exits non-zero, saying where.
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ from neuroscope_tui.cli.model_options import (
     add_generation_arguments,
     add_model_arguments,
     add_sampling_arguments,
+    loader_options,
 )
+from neuroscope_tui.cli.terminal import require_terminal, stdout_is_terminal
 from neuroscope_tui.cli.view import check_save_dir
 from neuroscope_tui.errors import UsageError
+from neuroscope_tui.text_safety import visible
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,20 +65,27 @@ def generation_options(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     from neuroscope_tui.models.loader import locate
 
+    if args.prompt is not None:
+        from neuroscope_tui.cli.capture import read_prompts
+
+        read_prompts(args)  # an empty prompt is refused here, as `capture` refuses it
     locate(args.model)  # a typo fails here, before the screen starts
     check_save_dir(args.save_dir)
     gen = generation_options(args)
+    instead = "pass --prompt TEXT to print a run, or use `neuroscope-tui capture` to save one"
+    if not stdout_is_terminal():  # a script reads our output: give it the run, not a screen
+        if args.prompt is None:
+            raise UsageError(
+                f"the live scan needs a terminal, but standard output is not one; {instead}"
+            )
+        return print_run(args, gen)
+    require_terminal("the live scan", instead)
     from neuroscope_tui.tui.app import NeuroscopeApp
+    from neuroscope_tui.tui.recovery import report_exit
 
     app = NeuroscopeApp(
         model_name=args.model,
-        load_options={
-            "device": args.device,
-            "dtype": args.dtype,
-            "device_map": args.device_map,
-            "revision": args.revision,
-            "trust_remote_code": args.trust_remote_code,
-        },
+        load_options=loader_options(args),
         prompt=args.prompt,
         generation=gen,
         save_dir=args.save_dir,
@@ -81,14 +93,44 @@ def run(args: argparse.Namespace) -> int:
     app.run()
     status = 0
     if app.load_error:
-        print(f"neuroscope-tui: {app.load_error}", file=sys.stderr)
+        print(f"neuroscope-tui: {visible(app.load_error, newlines=True)}", file=sys.stderr)
         status = 2
+    crashed = report_exit(app)  # a crash or SIGTERM: where the run was saved
+    if crashed is not None:
+        status = crashed
     if not app.engine.wait_idle(timeout=2.0):
         # Quit during a load (or a forward pass that outlasts the stop): a worker thread cannot
         # be interrupted, and Python would wait for it at exit. Nothing of ours is half-written
         # (snapshots and the GGUF cache are renamed into place), so leave now.
-        print("neuroscope-tui: stopped while the model was busy.", file=sys.stderr)
+        if crashed is None:
+            print("neuroscope-tui: stopped while the model was busy.", file=sys.stderr)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(status)
     return status
+
+
+def print_run(args: argparse.Namespace, gen: dict) -> int:
+    """Without a terminal: run the prompt and print the generated text and a summary (a
+    script gets its answer, or the error and exit 2, instead of a screen nobody sees)."""
+    from neuroscope_tui.capture.run import GenerationOptions
+    from neuroscope_tui.capture.run import run as capture_run
+    from neuroscope_tui.models.loader import load_model
+    from neuroscope_tui.trace import CaptureSpec
+
+    def say(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    say(f"loading {args.model}")
+    bundle = load_model(args.model, progress=say, **loader_options(args))
+    options = {k: v for k, v in gen.items() if k not in ("lens", "sampling")}
+    # only the text is printed, so record as little as the run allows
+    spec = CaptureSpec(full_layers=(), head_scores=False, lens_positions=())
+    trace = capture_run(bundle, args.prompt, spec, GenerationOptions(**options))
+    print(f"generated: {trace.generated_text!r}")
+    print(
+        f"{trace.n_prompt} prompt + {trace.n_generated} generated tokens "
+        f"(stop: {trace.stop_reason or 'unknown'}); no terminal, so no screen: "
+        "`neuroscope-tui capture MODEL --prompt TEXT -o FILE` keeps a snapshot to `view` later"
+    )
+    return 0

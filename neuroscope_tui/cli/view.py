@@ -1,13 +1,15 @@
 """`neuroscope-tui view FILE`: open a snapshot in the app, read-only, without torch.
 
 The snapshot is read before the screen starts, so a missing or corrupted file is one sentence
-on stderr and exit status 2, never a half-drawn app.
+on stderr and exit status 2, never a half-drawn app; so is a missing terminal (stdin closed,
+output piped).
 """
 
 from __future__ import annotations
 
 import argparse
 
+from neuroscope_tui.cli.terminal import require_terminal
 from neuroscope_tui.errors import OutputPathError
 
 
@@ -34,8 +36,13 @@ def run(args: argparse.Namespace) -> int:
 
     check_save_dir(args.save_dir)
     trace = load_snapshot(args.file)
+    require_terminal(
+        "view",
+        "run it in a terminal, or use `neuroscope-tui info` or `export` for the numbers",
+    )
     from neuroscope_tui.tui.app import NeuroscopeApp
+    from neuroscope_tui.tui.recovery import report_exit
 
     app = NeuroscopeApp(snapshot=trace, snapshot_path=args.file, save_dir=args.save_dir)
     app.run()
-    return 0
+    return report_exit(app) or 0  # a crash: one sentence after textual's traceback, exit 3

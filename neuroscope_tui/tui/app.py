@@ -37,6 +37,8 @@ from neuroscope_tui.tui.messages import (
     TaskDone,
     TraceGrew,
 )
+from neuroscope_tui.tui.plain_text import ControlPictures, PlainNotices
+from neuroscope_tui.tui.recovery import CrashRecovery
 from neuroscope_tui.tui.saving import SavingActions
 from neuroscope_tui.tui.screens import LoadingScreen, too_small, too_small_text
 from neuroscope_tui.tui.views.base import Selection, SelectionChanged, TraceView
@@ -52,7 +54,7 @@ SHORT_HEIGHT = 32  # below this many rows the plots shrink to leave the heatmap 
 REDRAW_INTERVAL = 1 / 30  # a flood of TraceGrew messages is drawn at most this often
 
 
-class NeuroscopeApp(SavingActions, App[int]):
+class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
     """The neuroscope terminal app (see the module docstring for its two modes)."""
 
     CSS_PATH = "app.tcss"
@@ -127,6 +129,7 @@ class NeuroscopeApp(SavingActions, App[int]):
             yield Input(
                 placeholder="type a prompt and press Enter (Esc stops a run, / comes back here)",
                 id="prompt",
+                highlighter=ControlPictures(),  # a pasted ESC shows as ␛, not as a command
             )
             yield Static(id="run-line")
             with ContentSwitcher(id="views", initial=f"view-{VIEWS[0].name}"):
@@ -142,6 +145,7 @@ class NeuroscopeApp(SavingActions, App[int]):
         return cls(id=f"view-{entry.name}")
 
     def on_mount(self) -> None:
+        self.watch_sigterm()  # SIGTERM saves the run and exits 143 (tui/recovery.py)
         self.query_one("#prompt", Input).display = self.live
         self._check_size()
         if self.shown is not None:
@@ -163,6 +167,9 @@ class NeuroscopeApp(SavingActions, App[int]):
             self.push_screen(LoadingScreen(self.model_name))
             self.engine.spawn("load", self.engine.load, self.model_name, self.load_options)
         self._draw_header()
+
+    def on_unmount(self) -> None:
+        self.unwatch_sigterm()
 
     @property
     def view(self) -> TraceView:

@@ -19,6 +19,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Static
 
 from neuroscope_tui.analysis.compare import Comparison, compare_runs
+from neuroscope_tui.text_safety import visible
 from neuroscope_tui.trace import Trace
 from neuroscope_tui.tui.views.grid_view import unit_range
 from neuroscope_tui.tui.widgets.colorbar import ColorBar, format_value
@@ -35,8 +36,8 @@ def diff_scale(relative_diff: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def run_label(trace: Trace, width: int = 50) -> str:
-    """A run's prompt on one line, cut to `width`."""
-    text = trace.prompt.replace("\n", "⏎")
+    """A run's prompt on one line, control characters as escapes, cut to `width`."""
+    text = visible(trace.prompt.replace("\n", "⏎"))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -71,9 +72,9 @@ class CompareApp(App[int]):
     def title_text(self) -> Text:
         c = self.comparison
         text = Text()
-        text.append(f"{self.a.model.name}", "bold")
-        text.append(f"   A: {run_label(self.a)!r} ({self.a.n_tokens} tokens)")
-        text.append(f"   B: {run_label(self.b)!r} ({self.b.n_tokens} tokens)\n")
+        text.append(visible(self.a.model.name), "bold")
+        text.append(f"   A: '{run_label(self.a)}' ({self.a.n_tokens} tokens)")
+        text.append(f"   B: '{run_label(self.b)}' ({self.b.n_tokens} tokens)\n")
         text.append("CKA of mean states across layers ", "bold")
         text.append(format_value(c.cka_mean_states))
         if c.skip_first:

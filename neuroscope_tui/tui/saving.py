@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from neuroscope_tui.errors import NeuroscopeError
+from neuroscope_tui.trace import Trace
+from neuroscope_tui.tui.engine import ModelTask
+from neuroscope_tui.tui.messages import TaskDone
 
 NAME_LIMIT = 80  # characters of a model name kept in a file name (file systems allow 255 bytes)
 
@@ -39,23 +43,69 @@ def free_path(folder: Path, name: str) -> Path:
 
 class SavingActions:
     """The app's save actions (mixed into NeuroscopeApp, which provides `shown`, `save_dir`,
-    `model_name`, `notify` and `save_screenshot`)."""
+    `model_name`, `live_model`, `engine`, `notify` and `save_screenshot`)."""
 
     last_saved: Path | None = None
+    _completing = False  # a save waits for the model worker to complete the trace
 
     def _out_folder(self) -> Path:
         return self.save_dir if self.save_dir is not None else Path.cwd()
 
     def action_save_snapshot(self) -> None:
-        """Save the trace on screen as a snapshot file and say where."""
-        from neuroscope_tui.snapshot import save_snapshot
+        """Save the trace on screen as a snapshot file and say where.
 
+        With the live model, what the live scan left out and `capture` keeps (the layers'
+        head-averaged patterns) is computed first in the model worker
+        (capture/complete.py), so a saved live run holds what `capture` holds.
+        """
         if self.shown is None or self.shown.n_tokens == 0:
             self.notify("nothing to save yet: run a prompt first", severity="warning")
             return
-        name = default_file_name(self.shown.model.name, ".nscope")
+        trace = self.shown
+        if self.live_model is None:
+            self._write_snapshot(trace)
+            return
+        from neuroscope_tui.capture.complete import complete_for_save, missing_for_save
+
+        if not missing_for_save(trace):
+            self._write_snapshot(trace)
+            return
+        if self._completing:
+            self.notify("already preparing a snapshot; it is saved in a moment")
+            return
+        self._completing = True
+        self.notify("computing the attention patterns a snapshot keeps, then saving...")
+
+        def done(result: Any) -> None:
+            self._completing = False
+            self._write_snapshot(result)
+
+        def failed(text: str) -> None:
+            # the run itself must not be lost for want of a derived figure
+            self._completing = False
+            self.notify(
+                f"could not compute the layer patterns ({text}); saving the run without them",
+                severity="warning",
+                timeout=15,
+            )
+            self._write_snapshot(trace)
+
+        self.engine.submit(
+            ModelTask(
+                complete_for_save,
+                (trace,),
+                on_done=lambda result: self.post_message(TaskDone(done, result)),
+                on_error=lambda text: self.post_message(TaskDone(failed, text)),
+            )
+        )
+        self.engine.spawn("task", self.engine.serve_tasks)
+
+    def _write_snapshot(self, trace: Trace) -> None:
+        from neuroscope_tui.snapshot import save_snapshot
+
+        name = default_file_name(trace.model.name, ".nscope")
         try:
-            path = save_snapshot(self.shown, free_path(self._out_folder(), name))
+            path = save_snapshot(trace, free_path(self._out_folder(), name))
         except NeuroscopeError as err:
             self.notify(f"not saved: {err}", severity="error", timeout=15)
             return

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import LoadingIndicator, Static
+
+from neuroscope_tui.text_safety import visible
 
 MIN_SIZE = (80, 24)
 
@@ -38,7 +41,8 @@ class LoadingScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(f"loading {self.model_name}", id="loading-title")
+            # Text, not markup: a model folder may be named "[b]x" (control characters too)
+            yield Static(Text(f"loading {visible(self.model_name)}"), id="loading-title")
             yield LoadingIndicator()
             yield Static("", id="loading-log")
             yield Static("", id="loading-error")
@@ -46,12 +50,14 @@ class LoadingScreen(ModalScreen[None]):
     def add_line(self, text: str) -> None:
         """Show one more progress string (the last 8 stay)."""
         self.lines.append(text)
-        self.query_one("#loading-log", Static).update("\n".join(self.lines[-8:]))
+        shown = visible("\n".join(self.lines[-8:]), newlines=True)
+        self.query_one("#loading-log", Static).update(Text(shown))
 
     def fail(self, text: str) -> None:
         """Show why loading failed, and that q quits."""
         self.add_class("-failed")
-        self.query_one("#loading-error", Static).update(f"{text}\n\npress q to quit")
+        shown = visible(text, newlines=True)
+        self.query_one("#loading-error", Static).update(Text(f"{shown}\n\npress q to quit"))
 
 
 def too_small(width: int, height: int) -> bool:

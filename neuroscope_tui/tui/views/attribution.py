@@ -26,6 +26,8 @@ from textual.widgets import Input, Static
 
 from neuroscope_tui.analysis.feature_tables import attribution_table
 from neuroscope_tui.errors import NeuroscopeError
+from neuroscope_tui.text_safety import visible, visible_text
+from neuroscope_tui.tui.plain_text import ControlPictures
 from neuroscope_tui.tui.views.base import TraceView
 
 METHOD_NAMES = {
@@ -81,7 +83,9 @@ class AttributionView(TraceView):
             yield Static(id="attr-table")
             yield Static(id="attr-gaps")
         yield Input(
-            placeholder="foil token, e.g. ' London' (Enter; empty: no foil)", id="attr-foil"
+            placeholder="foil token, e.g. ' London' (Enter; empty: no foil)",
+            id="attr-foil",
+            highlighter=ControlPictures(),
         )
         yield Static(id="attr-status")
 
@@ -123,7 +127,7 @@ class AttributionView(TraceView):
         if not self._ready:
             return
         note = self._note()
-        self.query_one("#attr-status", Static).update(self._status_text())
+        self.query_one("#attr-status", Static).update(visible_text(self._status_text()))
         if note is None:
             self.query_one("#attr-title", Static).update("attribution")
             live = getattr(self.app, "live_model", None) is not None
@@ -139,10 +143,12 @@ class AttributionView(TraceView):
         scores = self._scores()
         if self.method not in scores:
             self.method = next(iter(scores))
-        self.query_one("#attr-title", Static).update(self._title_text(note))
-        self.query_one("#attr-prompt", Static).update(self._prompt_text(note, scores))
+        # Text, never markup, with control characters visible: the target, foil, tokens
+        # and baseline come from the model or the snapshot file
+        self.query_one("#attr-title", Static).update(Text(visible(self._title_text(note))))
+        self.query_one("#attr-prompt", Static).update(visible_text(self._prompt_text(note, scores)))
         self.query_one("#attr-table", Static).update(self._table(note, scores))
-        self.query_one("#attr-gaps", Static).update(self._gap_text(note))
+        self.query_one("#attr-gaps", Static).update(visible_text(self._gap_text(note)))
 
     def _title_text(self, note: dict[str, Any]) -> str:
         target = repr(note.get("target_text", "?"))
@@ -164,9 +170,9 @@ class AttributionView(TraceView):
         out = Text()
         for text, score in zip(self._texts(len(values)), values, strict=True):
             share = score / total if total > 0 else 0.0
-            out.append(text.replace("\n", "⏎"), style=share_style(share))
+            out.append(visible(text.replace("\n", "⏎")), style=share_style(share))
         out.append(" → ", style="dim")
-        out.append(str(note.get("target_text", "?")), style="bold reverse")
+        out.append(visible(str(note.get("target_text", "?"))), style="bold reverse")
         out.append("\nred: pushes towards the target · blue: away · deeper: larger share", "dim")
         return out
 
@@ -183,27 +189,41 @@ class AttributionView(TraceView):
             for m, v in scores.items():
                 share = v[t] / totals[m] if totals[m] > 0 else 0.0
                 cells.append(Text(f"{v[t]:+.3f} ({share:+.0%})", style=share_style(share)))
-            table.add_row(str(t), repr(text)[1:-1], *cells)
+            table.add_row(str(t), Text(repr(text)[1:-1]), *cells)  # a str would be markup
         return table
 
     def _gap_text(self, note: dict[str, Any]) -> Text:
+        from neuroscope_tui.analysis.attribution_trust import (
+            ADDITIVE_METHODS,
+            completeness_gap,
+            convergence_text,
+        )
+
         out = Text("\ncompleteness: sum of scores vs f(x) - f(baseline)\n", style="bold")
         for method, numbers in note.get("methods", {}).items():
             delta = numbers["f_input"] - numbers["f_baseline"]
-            gap = numbers["relative_gap"]
+            gap = completeness_gap(method, numbers)  # None for occlusion, whatever was stored
             steps = numbers.get("steps")
             step_text = f", {steps} steps" if method == "integrated_gradients" and steps else ""
             out.append(f"  {METHOD_NAMES.get(method, method)}{step_text}: ")
-            if method == "occlusion":
+            if method not in ADDITIVE_METHODS:
                 # Single-token drops need not add up to the all-tokens drop: no gap to judge.
                 out.append(f"sum of drops {numbers['sum']:+.3f} vs {delta:+.3f}", "dim")
                 out.append("  (not additive: no completeness expected)\n", style="dim")
                 continue
+            if gap is None:  # f(x) = f(baseline): nothing to compare the sum with
+                out.append(f"sum {numbers['sum']:+.3f} vs {delta:+.3f} → no gap\n", "yellow")
+                continue
             style = "green" if gap <= 0.05 else ("yellow" if gap <= 0.25 else "red")
             out.append(f"sum {numbers['sum']:+.3f} vs {delta:+.3f} → gap {gap:.1%}", style=style)
+            # Beside the gap, whether the scores themselves settled as the steps doubled.
+            settled = convergence_text(numbers)
+            if settled:
+                unsettled = numbers.get("converged") is False
+                out.append(f" · {settled}", style="red" if unsettled else "green")
             out.append("\n")
         first = next(iter(note.get("methods", {}).values()), {})
-        out.append(f"  baseline: {first.get('baseline', '?')}", "dim")
+        out.append(f"  baseline: {visible(str(first.get('baseline', '?')))}", "dim")
         return out
 
     def _status_text(self) -> Text:

@@ -22,6 +22,7 @@ from textual.timer import Timer
 from textual.widgets import Static
 
 from neuroscope_tui.errors import NeuroscopeError
+from neuroscope_tui.text_safety import visible, visible_text
 from neuroscope_tui.trace import Trace
 from neuroscope_tui.tui.views.base import Selection, TraceView
 from neuroscope_tui.tui.widgets.colorbar import ColorBar
@@ -147,7 +148,7 @@ class GridView(TraceView):
     def refresh_view(self) -> None:
         if not self._ready:
             return
-        self.query_one(".grid-title", Static).update(self.title_text())
+        self._draw_title()
         trace = self.trace
         if trace is None or trace.n_tokens == 0:
             self._show_problem("no run yet: type a prompt, or open a snapshot.")
@@ -172,9 +173,13 @@ class GridView(TraceView):
             self.query_one(ColorBar).set_scale(g.label, g.unit, g.lo, g.hi, "global")
         if self.grid is None:
             return
-        self.query_one(".grid-title", Static).update(self.title_text())  # as built
+        self._draw_title()  # as built
         self._follow_selection()
         self._draw_cell()
+
+    def _draw_title(self) -> None:
+        # Text, not a markup string: a title may quote a token such as "[/]"
+        self.query_one(".grid-title", Static).update(Text(visible(self.title_text())))
 
     def _defer(self, key: tuple) -> bool:
         """Whether to put off rebuilding for `key`: only when just the token count moved on
@@ -197,7 +202,7 @@ class GridView(TraceView):
         self.grid = None
         self.problem = text
         self.heatmap.set_data(np.zeros((0, 0)), np.zeros((0, 0)), [], 0, [])
-        self.query_one(".grid-side", Static).update(Text(text, style="italic"))
+        self.query_one(".grid-side", Static).update(Text(visible(text, newlines=True), "italic"))
 
     def show_selection(self, selection: Selection) -> None:
         self.selection = selection
@@ -230,5 +235,7 @@ class GridView(TraceView):
 
     def _draw_cell(self) -> None:
         row, column = self.heatmap.cursor
-        self.query_one(".grid-side", Static).update(self.describe_cell(row, column))
+        side = self.describe_cell(row, column)
+        side = visible_text(side) if isinstance(side, Text) else Text(visible(side, newlines=True))
+        self.query_one(".grid-side", Static).update(side)
         self.draw_bottom(row, column)

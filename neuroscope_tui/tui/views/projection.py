@@ -39,6 +39,7 @@ from neuroscope_tui.analysis.projection import (
     full_layers,
 )
 from neuroscope_tui.errors import NeuroscopeError
+from neuroscope_tui.text_safety import visible
 from neuroscope_tui.tui.views.base import TraceView
 from neuroscope_tui.tui.views.projection_work import (
     ProjectionDone,
@@ -201,7 +202,7 @@ class ProjectionView(TraceView):
         if res is None or self.trace is None:
             title.update(f"projection · {METHOD_NAMES[self.method]}")
             plot.show(None)
-            side.update(self.notice)
+            side.update(Text(visible(self.notice, newlines=True)))  # may quote an error
             return
         title.update(self._title_text(res))
         plot.show(self._scatter_data(res))

@@ -28,6 +28,7 @@ from neuroscope_tui.analysis.projection import (
     project,
 )
 from neuroscope_tui.errors import NeuroscopeError
+from neuroscope_tui.text_safety import visible as escaped
 from neuroscope_tui.trace import Trace
 from neuroscope_tui.tui.saving import safe_name
 from neuroscope_tui.tui.widgets.scatter import cluster_colour, hex_colour
@@ -162,8 +163,9 @@ def cluster_list(res: Result, texts: list[str]) -> Text:
 
 
 def visible(token: str) -> str:
-    """A token as a word in a list: spaces shown as ␣ so " the" and "the" differ."""
-    return token.replace(" ", "␣").replace("\n", "⏎") or "∅"
+    """A token as a word in a list: spaces shown as ␣ so " the" and "the" differ, control
+    characters as escapes."""
+    return escaped(token.replace(" ", "␣").replace("\n", "⏎")) or "∅"
 
 
 def result_table(trace: Trace, res: Result) -> Table:

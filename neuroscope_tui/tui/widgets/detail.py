@@ -19,16 +19,15 @@ from textual.widgets import Static
 
 from neuroscope_tui.analysis.metrics import METRICS
 from neuroscope_tui.trace import Trace
-from neuroscope_tui.tui.widgets.heatmap_render import VISIBLE_WHITESPACE
+from neuroscope_tui.tui.widgets.heatmap_render import token_shown
 
 LENS_SHOWN = 5
 NEURONS_SHOWN = 10
 
 
 def visible(text: str, limit: int = 16) -> str:
-    """A token's text with whitespace made visible and unprintables as '?', cut to `limit`."""
-    shown = "".join(VISIBLE_WHITESPACE.get(ch, ch) for ch in text)
-    shown = "".join(ch if ch.isprintable() else "?" for ch in shown) or "∅"
+    """A token's text with whitespace and control characters made visible, cut to `limit`."""
+    shown = token_shown(text)
     return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 

@@ -22,6 +22,8 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
 
+from neuroscope_tui.text_safety import visible
+
 N_BUCKETS = 256
 EMPTY = -1  # the bucket of a NaN cell (nothing recorded)
 
@@ -187,14 +189,19 @@ def heatmap_strip(
     return Strip(segments, width)
 
 
+def token_shown(text: str) -> str:
+    """A token's text for a label: whitespace as pictures (· ⏎ ⇥ ␍), every other
+    non-printable character as its escape (`text_safety.visible`: ESC -> \\x1b), '∅' if empty."""
+    return visible("".join(VISIBLE_WHITESPACE.get(ch, ch) for ch in text)) or "∅"
+
+
 def token_label(text: str, width: int) -> str:
     """A token's text in `width` cells: whitespace made visible, cut to fit, padded with blanks.
 
     A leading space (the word-start marker of most tokenizers) shows as '·' and counts, so
     " Paris" becomes "·Pa" in 3 cells; an empty token shows as '∅'.
     """
-    shown = "".join(VISIBLE_WHITESPACE.get(ch, ch) for ch in text)
-    shown = "".join(ch if ch.isprintable() else "?" for ch in shown) or "∅"
+    shown = token_shown(text)
     if len(shown) > width and width >= 5:
         shown = shown[: width - 1] + "…"
     return shown[:width].ljust(width)
@@ -269,8 +276,7 @@ def tick_strip(
             if 0 <= start + i < width:
                 chars[start + i] = ch
     if cursor_col is not None and 0 <= cursor_col < n_tokens:
-        shown = "".join(VISIBLE_WHITESPACE.get(ch, ch) for ch in cursor_text) or "∅"
-        shown = "".join(ch if ch.isprintable() else "?" for ch in shown)
+        shown = token_shown(cursor_text)
         if len(shown) > 24:
             shown = shown[:23] + "…"
         text = f"▼{shown} #{cursor_col}"

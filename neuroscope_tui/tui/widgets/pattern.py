@@ -26,6 +26,8 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from neuroscope_tui.tui.widgets.heatmap_render import token_shown
+
 N_COLOURS = 256
 LOG_FLOOR = 1e-4  # the log scale spans 1e-4 .. 1: weights below it look like zero
 
@@ -74,8 +76,7 @@ def buckets(weights: np.ndarray, log: bool = False) -> np.ndarray:
 
 def short_label(text: str, width: int) -> str:
     """A token's text made printable (spaces and newlines visible) and cut to `width`."""
-    shown = text.replace("\n", "↵").replace("\t", "⇥").replace(" ", "·") or "∅"
-    return shown[:width]
+    return token_shown(text)[:width]
 
 
 class PatternGrid(ScrollView, can_focus=True):

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 from textual_plotext import PlotextPlot
 
+from neuroscope_tui.text_safety import visible
+
 # Cluster colours (Tableau 10): distinct on dark and light themes; the cluster list uses the
 # same tuples so a point and its list entry match.
 PALETTE: list[tuple[int, int, int]] = [
@@ -100,7 +102,8 @@ def draw_scatter(plt: Any, data: ScatterData) -> None:
 
 
 def _short(text: str, width: int = 10) -> str:
-    text = text.replace("\n", "⏎").replace("\t", "⇥")
+    # plotext output is read back as ANSI: a raw ESC in a label would be a command
+    text = visible(text.replace("\n", "⏎").replace("\t", "⇥"))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 

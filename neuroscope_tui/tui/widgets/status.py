@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.widgets import Static
 
+from neuroscope_tui import text_safety
 from neuroscope_tui.trace import Trace
 from neuroscope_tui.tui.widgets.detail import visible
 
@@ -49,17 +50,22 @@ class HeaderFigures:
 
 
 def header_text(f: HeaderFigures) -> Text:
-    """One line: name · model · device · dtype · state · tok/s · captured · GPU memory."""
+    """One line: name · model · device · dtype · state · tok/s · captured · GPU memory.
+
+    The model name, device, dtype, source and state may come from a snapshot file or the
+    command line: their control characters are shown as escapes.
+    """
+    shown = text_safety.visible
     out = Text(no_wrap=True, overflow="ellipsis")
     out.append(" neuroscope ", style="bold reverse")
-    out.append(f" {f.model}", style="bold")
+    out.append(f" {shown(f.model)}", style="bold")
     for part in (f.device, f.dtype):
         if part:
-            out.append(f" · {part}")
+            out.append(f" · {shown(part)}")
     if f.source:
-        out.append(f" · {f.source}", style="italic")
+        out.append(f" · {shown(f.source)}", style="italic")
     if f.state:
-        out.append(f" · {f.state}", style="bold")
+        out.append(f" · {shown(f.state)}", style="bold")
     if f.tokens_per_s is not None:
         out.append(f" · {f.tokens_per_s:.1f} tok/s")
     out.append(f" · {human_bytes(f.captured)} captured")
