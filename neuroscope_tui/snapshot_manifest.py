@@ -63,6 +63,10 @@ class SpecSchema(_Strict):
     top_k: Count = 10
     lens_positions: list[Index] | None = None
     near_zero: float = 1e-2
+    neuron_subset: list[Annotated[int, Field(ge=0, le=MAX_WIDTH)]] | None = None
+    full_neurons: bool = True
+    neuron_sampling: str = ""
+    full_dtype: str = "float32"
 
 
 class TextExtra(_Strict):
@@ -242,6 +246,9 @@ def _against_arrays(m: ManifestSchema, header: Header) -> str:
             rows = len(full) if name.endswith(".full") else len(layers)
             if shape[0] != rows and not (name.endswith(".full") and shape[0] == 0):
                 return f"array {shown(name)} has {shape[0]} layers where the manifest says {rows}"
+        kept = len(spec.neuron_subset or ())
+        if name == "neurons.full" and kept and len(shape) == 3 and shape[0] and shape[2] != kept:
+            return f"array neurons.full has {shape[2]} neurons where the spec keeps {kept}"
         if name.startswith("heads.") and (len(shape) != 3 or shape[2] != model.n_heads):
             return f"array {shown(name)} has shape {list(shape)} for {model.n_heads} heads"
     return ""

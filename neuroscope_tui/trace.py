@@ -55,6 +55,12 @@ class CaptureSpec:
     `layers`, () means none. `pattern_heads` are (layer, head) pairs whose full attention rows
     are kept. `lens_positions` None means the logit lens for every position; () turns it off.
     `near_zero` is the |x| threshold under which an entry counts as near-zero.
+
+    Sampling (to fit a memory budget, or by choice): `layers` may hold every k-th layer only;
+    `neuron_subset` names the MLP neurons (columns of `neurons.full`) kept, None for all;
+    `full_neurons` False keeps no full neuron rows at all (only the top-k per token);
+    `neuron_sampling` says how the subset was chosen ("random:512:0", "fixed", "top:32");
+    `full_dtype` is how full rows are stored ("float32" or "float16").
     """
 
     sites: tuple[str, ...] = SITES
@@ -65,6 +71,10 @@ class CaptureSpec:
     top_k: int = 10
     lens_positions: tuple[int, ...] | None = None
     near_zero: float = 1e-2
+    neuron_subset: tuple[int, ...] | None = None
+    full_neurons: bool = True
+    neuron_sampling: str = ""
+    full_dtype: str = "float32"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +86,10 @@ class CaptureSpec:
             "top_k": self.top_k,
             "lens_positions": None if self.lens_positions is None else list(self.lens_positions),
             "near_zero": self.near_zero,
+            "neuron_subset": None if self.neuron_subset is None else list(self.neuron_subset),
+            "full_neurons": self.full_neurons,
+            "neuron_sampling": self.neuron_sampling,
+            "full_dtype": self.full_dtype,
         }
 
     @classmethod
@@ -92,7 +106,27 @@ class CaptureSpec:
             top_k=int(d.get("top_k", 10)),
             lens_positions=tup(d.get("lens_positions")),
             near_zero=float(d.get("near_zero", 1e-2)),
+            # keys added with sampling: an older snapshot has none and sampled nothing
+            neuron_subset=tup(d.get("neuron_subset")),
+            full_neurons=bool(d.get("full_neurons", True)),
+            neuron_sampling=str(d.get("neuron_sampling", "")),
+            full_dtype="float16" if d.get("full_dtype") == "float16" else "float32",
         )
+
+    def sampling_notes(self, n_layers: int, d_mlp: int = 0) -> list[str]:
+        """What this spec leaves out, one phrase each ([] when it keeps everything)."""
+        notes = []
+        if self.layers is not None and len(self.layers) < n_layers:
+            notes.append(f"{len(self.layers)} of {n_layers} layers sampled")
+        if "neurons" in self.sites and not self.full_neurons:
+            notes.append(f"no full MLP neurons (top {self.top_k} per token only)")
+        elif self.neuron_subset is not None:
+            of = f" of {d_mlp}" if d_mlp else ""
+            how = f" ({self.neuron_sampling})" if self.neuron_sampling else ""
+            notes.append(f"{len(self.neuron_subset)}{of} MLP neurons kept{how}")
+        if self.full_dtype == "float16":
+            notes.append("full rows stored as float16")
+        return notes
 
 
 @dataclass

@@ -157,6 +157,12 @@ def head_averaged_patterns(trace: Trace) -> np.ndarray | None:
 def require_patterns(trace: Trace) -> np.ndarray:
     """`head_averaged_patterns`, or SnapshotError saying how to capture them."""
     patterns = head_averaged_patterns(trace)
+    kept = trace.layers()
+    if patterns is None and len(kept) < trace.n_layers:
+        raise SnapshotError(
+            f"this capture sampled {len(kept)} of {trace.n_layers} layers (--layers); attention "
+            "rollout and flow need every layer's pattern, so capture all layers for them."
+        )
     if patterns is None:
         raise SnapshotError(
             "this run kept no head-averaged attention patterns; capture it without "

@@ -91,6 +91,19 @@ class Recorder:
         self.defer = False
         self._raw: dict[str, dict[int, Any]] = {}
         self._workspace = None
+        # sampling: which neuron columns full rows keep, and in which dtype full rows are stored
+        self.keep_neurons = spec.full_neurons
+        self._neuron_cols: torch.Tensor | None = None
+        self.full_dtype = torch.float16 if spec.full_dtype == "float16" else torch.float32
+
+    def kept_neurons(self, x: torch.Tensor) -> torch.Tensor:
+        """The columns of x [..., d_mlp] that `spec.neuron_subset` keeps (all when None)."""
+        subset = self.spec.neuron_subset
+        if subset is None:
+            return x
+        if self._neuron_cols is None or self._neuron_cols.device != x.device:
+            self._neuron_cols = torch.tensor(subset, dtype=torch.long, device=x.device)
+        return x.index_select(-1, self._neuron_cols)
 
     # ---- hooks -----------------------------------------------------------------------------
 
@@ -153,8 +166,8 @@ class Recorder:
             self._put("neurons.zero_frac", layer, zero)
             self._put("neurons.top_idx", layer, top.indices.to(torch.int32))
             self._put("neurons.top_val", layer, x.gather(-1, top.indices))
-            if layer in self.full_layers:
-                self._put("neurons.full", layer, x)
+            if self.keep_neurons and layer in self.full_layers:
+                self._put("neurons.full", layer, self.kept_neurons(x))
 
         return hook
 
@@ -248,8 +261,8 @@ class Recorder:
                 },
             )
             for j, layer in enumerate(layers):
-                if layer in self.full_layers:
-                    self._put("neurons.full", layer, x[j])
+                if self.keep_neurons and layer in self.full_layers:
+                    self._put("neurons.full", layer, self.kept_neurons(x[j]))
         if "scores" in raw:
             self._score_deferred(raw["scores"], rows)
         return rows
@@ -290,16 +303,18 @@ class Recorder:
             if name == "embed.norm" or name.startswith("pattern."):
                 rows[name] = per_layer[0]
             elif name.endswith(".full"):
-                rows[name] = torch.stack([per_layer[layer] for layer in self.full_layers])
+                stacked = torch.stack([per_layer[layer] for layer in self.full_layers])
+                rows[name] = stacked.to(self.full_dtype)
             else:
                 rows[name] = torch.stack([per_layer[layer] for layer in self.layers])
-        return {name: _to_numpy(t) for name, t in rows.items()}
+        return {name: _to_numpy(t, name.endswith(".full")) for name, t in rows.items()}
 
 
-def _to_numpy(t: torch.Tensor) -> np.ndarray:
+def _to_numpy(t: torch.Tensor, full_row: bool = False) -> np.ndarray:
     if t.dtype in (torch.int32, torch.int64):
         return t.to(torch.int32).cpu().numpy()
-    if t.dtype in (torch.bfloat16, torch.float16) or t.dtype != torch.float32:
+    # full rows are float16 only where the spec asked (flush casts them); the rest is float32
+    if t.dtype != torch.float32 and not (full_row and t.dtype == torch.float16):
         t = t.float()
     return t.cpu().numpy()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import signal
 import sys
 import threading
@@ -18,10 +19,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from neuroscope_tui.capture.sampling import Sampling, sampling_from
+from neuroscope_tui.capture.sampling import plan as sampling_plan
 from neuroscope_tui.cli.model_options import (
     add_capture_arguments,
     add_generation_arguments,
     add_model_arguments,
+    add_sampling_arguments,
     capture_spec,
     check_generation,
     loader_options,
@@ -53,6 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="overwrite existing snapshots")
     add_generation_arguments(parser)
     add_capture_arguments(parser)
+    add_sampling_arguments(parser)
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object per snapshot written (with the memory estimate)",
+    )
     parser.add_argument(
         "--attribution",
         action="store_true",
@@ -134,6 +144,7 @@ def _check_options(args: argparse.Namespace) -> None:
     check_generation(args)
     parse_layer_list(args.full_layers)
     parse_heads(args.heads)
+    sampling_from(args)
     if args.foil is not None and not args.attribution:
         raise UsageError("--foil only means something with --attribution; add --attribution")
     if args.foil == "":
@@ -167,6 +178,31 @@ def summary_line(path: Path, trace: Trace) -> str:
     )
 
 
+def json_summary(path: Path, trace: Trace, fitted) -> dict:
+    """What `--json` prints for one snapshot: the summary line's figures and the memory plan."""
+    return {
+        "path": str(path),
+        "n_prompt": trace.n_prompt,
+        "n_generated": trace.n_generated,
+        "stop_reason": trace.stop_reason,
+        "generated": trace.generated_text,
+        "memory": {**fitted.estimate.to_dict(), "budget": fitted.budget},
+        "reduced": fitted.reduced,
+        "sampling": trace.spec.sampling_notes(trace.model.n_layers, trace.model.d_mlp),
+    }
+
+
+def _plan(bundle, spec, n_prompt: int, options, sampling: Sampling):
+    """The memory plan of one prompt (capture/sampling.py), from the loaded model's weights."""
+    from neuroscope_tui.capture.memory import weight_bytes
+    from neuroscope_tui.capture.run import model_info
+
+    max_new = options.max_new_tokens
+    return sampling_plan(
+        model_info(bundle), spec, n_prompt, max_new, sampling, weight_bytes(bundle.model)
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     """Check everything cheap, load the model, capture each prompt, write each snapshot."""
     _check_options(args)
@@ -181,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _capture_all(args: argparse.Namespace, prompts: list[str], outputs: list[Path]) -> int:
     """Load the model once, then capture and save each prompt in turn."""
-    from neuroscope_tui.capture.run import GenerationOptions
+    from neuroscope_tui.capture.run import GenerationOptions, tokenize_prompt
     from neuroscope_tui.capture.run import run as capture_run
     from neuroscope_tui.models.loader import load_model
 
@@ -193,7 +229,9 @@ def _capture_all(args: argparse.Namespace, prompts: list[str], outputs: list[Pat
     if args.attribution:
         _check_attribution_words(bundle, args)
     anatomy = bundle.anatomy
+    sampling = sampling_from(args)
     spec = capture_spec(args, anatomy.n_layers, anatomy.n_heads, args.model)
+    spec = sampling.apply(spec, anatomy.n_layers, anatomy.d_mlp, args.model)
     options = GenerationOptions(
         max_new_tokens=args.max_new_tokens,
         temperature=args.temperature,
@@ -207,13 +245,21 @@ def _capture_all(args: argparse.Namespace, prompts: list[str], outputs: list[Pat
         for i, (prompt, out) in enumerate(zip(prompts, outputs, strict=True), start=1):
             if len(prompts) > 1:
                 say(f"prompt {i}/{len(prompts)}")
-            trace = _capture_one(capture_run, bundle, prompt, spec, options, out, args, cancel)
+            n_prompt = len(tokenize_prompt(bundle, prompt, options))
+            fitted = _plan(bundle, spec, n_prompt, options, sampling)  # refused before it runs
+            say(fitted.line())
+            trace = _capture_one(
+                capture_run, bundle, prompt, fitted.spec, options, out, args, cancel
+            )
             if "truncated" in trace.notes:
                 say(f"note: {trace.notes['truncated']}")
             if args.attribution and not cancel.is_set():
                 _attribute(bundle, trace, args, say)
             save_snapshot(trace, out, force=args.force)
-            print(visible(summary_line(out, trace)), flush=True)
+            if args.json:
+                print(json.dumps(json_summary(out, trace, fitted)), flush=True)
+            else:
+                print(visible(summary_line(out, trace)), flush=True)
             if cancel.is_set():
                 say(f"interrupted: stopped after {i} of {len(prompts)} prompt(s), saved above")
                 return 128 + (received[0] if received else signal.SIGINT)  # 130, SIGTERM 143

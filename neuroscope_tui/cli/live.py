@@ -13,9 +13,11 @@ import argparse
 import os
 import sys
 
+from neuroscope_tui.capture.sampling import sampling_from
 from neuroscope_tui.cli.model_options import (
     add_generation_arguments,
     add_model_arguments,
+    add_sampling_arguments,
     check_generation,
     loader_options,
 )
@@ -40,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="skip the per-layer logit lens (on CPU it about halves the token rate)",
     )
     add_generation_arguments(parser)
+    add_sampling_arguments(parser)
 
 
 def generation_options(args: argparse.Namespace) -> dict:
@@ -52,6 +55,7 @@ def generation_options(args: argparse.Namespace) -> dict:
         "seed": args.seed,
         "chat": bool(getattr(args, "chat", False)),
         "lens": not getattr(args, "no_lens", False),
+        "sampling": sampling_from(args),  # checked here, before the screen starts
     }
 
 
@@ -116,7 +120,7 @@ def print_run(args: argparse.Namespace, gen: dict) -> int:
 
     say(f"loading {args.model}")
     bundle = load_model(args.model, progress=say, **loader_options(args))
-    options = {k: v for k, v in gen.items() if k != "lens"}
+    options = {k: v for k, v in gen.items() if k not in ("lens", "sampling")}
     # only the text is printed, so record as little as the run allows
     spec = CaptureSpec(full_layers=(), head_scores=False, lens_positions=())
     trace = capture_run(bundle, args.prompt, spec, GenerationOptions(**options))

@@ -169,3 +169,33 @@ def capture_spec(args: argparse.Namespace, n_layers: int, n_heads: int, model: s
         pattern_heads=heads,
         lens_positions=() if args.no_lens else None,
     )
+
+
+def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    """Sparse sampling and the memory budget (capture/sampling.py reads them)."""
+    parser.add_argument(
+        "--layers",
+        default="all",
+        metavar="all|every:K|0,4,8",
+        help="layers recorded (default all); every:4 keeps every 4th layer",
+    )
+    parser.add_argument(
+        "--neurons",
+        default="all",
+        metavar="all|random:N:SEED|top:K|12,34",
+        help="MLP neurons kept in full rows: all (default), N drawn at random with SEED, only "
+        "each token's top K (no full rows), or the neurons listed",
+    )
+    parser.add_argument(
+        "--full-dtype",
+        default="float32",
+        choices=["float32", "float16"],
+        help="how full residual and neuron rows are stored (float16 halves them)",
+    )
+    parser.add_argument(
+        "--memory-budget",
+        default="auto",
+        metavar="SIZE|auto|none",
+        help="memory the run may take, e.g. 4GiB (default auto: half of what is free on the "
+        "model's device, plus the weights); the capture is reduced to fit, or refused",
+    )

@@ -31,6 +31,7 @@ from neuroscope_tui.tui.help import HelpScreen, key_rows, own_bindings, section_
 from neuroscope_tui.tui.messages import (
     LoadFailed,
     LoadProgress,
+    MemoryPlanned,
     ModelReady,
     RunEnded,
     TaskDone,
@@ -156,6 +157,9 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
             )  # fmt: skip
             self._show_trace()
             self._focus_view()
+            sampled = trace.spec.sampling_notes(trace.n_layers, trace.model.d_mlp)
+            if sampled:  # say once what a sampled capture lacks; views refuse what needs it
+                self.notify("; ".join(sampled), title="sampled capture", timeout=10)
         elif self.engine.model is not None:
             self._model_ready(self.engine.model)
         elif self.model_name is not None:
@@ -243,6 +247,14 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
         self._draw_header()
         if message.error:
             self.notify(message.error, title="run failed", severity="error", timeout=30)
+
+    def on_memory_planned(self, message: MemoryPlanned) -> None:
+        self.figures.estimate = message.total
+        self._draw_header()
+        title = "capture reduced to fit the memory budget" if message.reduced else "memory"
+        self.notify(
+            message.text, title=title, severity="warning" if message.reduced else "information"
+        )
 
     def on_task_done(self, message: TaskDone) -> None:
         message.callback(message.result)

@@ -21,7 +21,14 @@ from typing import Any
 
 from neuroscope_tui.errors import NeuroscopeError
 from neuroscope_tui.trace import CaptureSpec, Trace
-from neuroscope_tui.tui.messages import LoadFailed, LoadProgress, ModelReady, RunEnded, TraceGrew
+from neuroscope_tui.tui.messages import (
+    LoadFailed,
+    LoadProgress,
+    MemoryPlanned,
+    ModelReady,
+    RunEnded,
+    TraceGrew,
+)
 
 # Full MLP neurons and residual vectors of every layer (for the neuron time series and the
 # projections) are kept when the whole run's rows fit in this many bytes. The trace grows into
@@ -90,10 +97,18 @@ class ModelEngine:
         self.running = True
         options = dict(options)
         lens = bool(options.pop("lens", True))
+        sampling = options.pop("sampling", None)
+        n_prompt = len(bundle.tokenizer(prompt)["input_ids"]) if prompt.strip() else 0
         if spec is None:
-            n_prompt = len(bundle.tokenizer(prompt)["input_ids"]) if prompt.strip() else 0
             n_tokens = n_prompt + int(options.get("max_new_tokens", 32))
             spec = default_spec(bundle, n_tokens, lens=lens)
+        if sampling is not None and n_prompt:
+            try:
+                spec = self.plan_memory(bundle, spec, n_prompt, options, sampling)
+            except NeuroscopeError as err:  # refused before the model runs
+                self.running = False
+                self.post(RunEnded(None, str(err)))
+                return
         started: list[float] = []  # time of the first generated token
         state: dict[str, Any] = {"trace": None}
 
@@ -139,6 +154,25 @@ class ModelEngine:
             self.running = False
             if ended is not None:
                 self.post(ended)
+
+    def plan_memory(self, bundle: Any, spec: CaptureSpec, n_prompt: int, options, sampling):
+        """`spec` sampled as asked and fitted to the memory budget; posts MemoryPlanned.
+
+        Raises UsageError for sampling the model's shape rules out and MemoryBudgetError when
+        the run cannot fit (both before the model runs).
+        """
+        from neuroscope_tui.capture.memory import weight_bytes
+        from neuroscope_tui.capture.run import model_info
+        from neuroscope_tui.capture.sampling import plan
+
+        a = bundle.anatomy
+        spec = sampling.apply(spec, a.n_layers, a.d_mlp, bundle.name)
+        max_new = int(options.get("max_new_tokens", 32))
+        fitted = plan(
+            model_info(bundle), spec, n_prompt, max_new, sampling, weight_bytes(bundle.model)
+        )
+        self.post(MemoryPlanned(fitted.line(), fitted.estimate.total, bool(fitted.reduced)))
+        return fitted.spec
 
     def prepare_run(self) -> None:
         """Mark a run as started (UI thread, before its worker starts), so a stop pressed at

@@ -51,6 +51,16 @@ class TraceGrew(Message):
 
 
 @dataclass
+class MemoryPlanned(Message):
+    """Before a run: the memory estimate in one line, its total, and whether the capture was
+    reduced to fit the budget (the line then says how)."""
+
+    text: str
+    total: int
+    reduced: bool
+
+
+@dataclass
 class RunEnded(Message):
     """A run ended: finished, stopped, or failed (`error` is one sentence, else None)."""
 

@@ -425,7 +425,10 @@ class LayerHeatmap(ScrollView, can_focus=True):
                 self._buckets[layer], sx, data_width, self.cell_width, self._palette, cursor,
                 pad_style=styles.base,
             )  # fmt: skip
-            lead = gutter_segment(self._layer_ids[layer], gutter, styles, on_cursor)
+            ids = self._layer_ids
+            # a sampled capture skips layers: the marker shows where (see gutter_segment)
+            gap = layer + 1 < len(ids) and ids[layer + 1] - ids[layer] > 1
+            lead = gutter_segment(ids[layer], gutter, styles, on_cursor, gap_after=gap)
             return Strip([lead, *body], gutter + data_width).adjust_cell_length(width)
         lead = gutter_segment(None, gutter, styles, False)
         return Strip([lead, *body], gutter + data_width).adjust_cell_length(width)

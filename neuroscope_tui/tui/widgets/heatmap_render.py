@@ -298,13 +298,23 @@ def tick_strip(
     return Strip(segments, width)
 
 
+SKIPPED_MARK = "┊"  # in the gutter: the layers between this row and the next were not recorded
+
+
 def gutter_segment(
-    layer_id: int | None, gutter_width: int, styles: AxisStyles, cursor: bool
+    layer_id: int | None,
+    gutter_width: int,
+    styles: AxisStyles,
+    cursor: bool,
+    gap_after: bool = False,
 ) -> Segment:
-    """The left gutter of one row: the layer number right-aligned, blank for the axis rows."""
+    """The left gutter of one row: the layer number right-aligned, blank for the axis rows.
+
+    `gap_after` marks a row after which a sampled capture skipped layers (`4┊` then `8┊`).
+    """
     if layer_id is None:
         return Segment(" " * gutter_width, styles.base)
-    text = f"{layer_id:>{gutter_width - 1}} "
+    text = f"{layer_id:>{gutter_width - 1}}{SKIPPED_MARK if gap_after else ' '}"
     return Segment(text, styles.gutter_cursor if cursor else styles.gutter)
 
 

@@ -33,8 +33,10 @@ def neuron_series(trace: Trace, row: int, neuron: int) -> tuple[np.ndarray, bool
     """
     layer = trace.layers()[row]
     full = full_neuron_layers(trace)
-    if layer in full:
-        values = trace.get("neurons.full")[full.index(layer), : trace.n_tokens, neuron]
+    subset = trace.spec.neuron_subset
+    column = neuron if subset is None else (subset.index(neuron) if neuron in subset else None)
+    if layer in full and column is not None:  # a sampled run keeps some neurons' columns only
+        values = trace.get("neurons.full")[full.index(layer), : trace.n_tokens, column]
         return np.asarray(values, dtype=np.float64), True
     out = np.full(trace.n_tokens, np.nan)
     if trace.has("neurons.top_idx"):

@@ -47,6 +47,7 @@ class HeaderFigures:
     gpu_bytes: int | None = None
     source: str = ""  # "live" or the snapshot path
     chat: bool = False  # prompts are wrapped in the model's chat template (--chat)
+    estimate: int | None = None  # the run's memory estimate (capture/memory.py), bytes
 
 
 def header_text(f: HeaderFigures) -> Text:
@@ -71,6 +72,8 @@ def header_text(f: HeaderFigures) -> Text:
     if f.tokens_per_s is not None:
         out.append(f" · {f.tokens_per_s:.1f} tok/s")
     out.append(f" · {human_bytes(f.captured)} captured")
+    if f.estimate is not None:
+        out.append(f" · est. {human_bytes(f.estimate)}")
     if f.gpu_bytes is not None:
         out.append(f" · GPU {human_bytes(f.gpu_bytes)}")
     return out
