@@ -134,11 +134,13 @@ class HeadsView(TraceView):
     # ---- actions -----------------------------------------------------------------------------
 
     def action_cycle_score(self) -> None:
+        """Colour the heads grid by the next head score metric (entropy, first, prev, ...)."""
         i = SCORE_NAMES.index(self.score_name)
         self.score_name = SCORE_NAMES[(i + 1) % len(SCORE_NAMES)]
         self.refresh_view()
 
     def action_toggle_log(self) -> None:
+        """Colour the pattern on a log or a linear scale."""
         self.log_scale = not self.log_scale
         self.refresh_view()
 
