@@ -4,16 +4,23 @@ on a tiny live Llama."""
 
 from __future__ import annotations
 
+import shlex
+import shutil
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from textual.widgets import Input
 
 from _fixtures_app import SCAN_FIXTURE, synthetic_trace, tiny_llama_bundle
+from _fixtures_e2e import long_trace
 from neuroscope_tui.analysis.metrics import METRICS
+from neuroscope_tui.snapshot import save_snapshot
 from neuroscope_tui.tui.app import NeuroscopeApp
 from neuroscope_tui.tui.help import HelpScreen
 from neuroscope_tui.tui.views.registry import VIEWS
+from tmux_terminal import private_tmux
 
 SIZE = (120, 40)
 pytestmark = pytest.mark.anyio
@@ -114,3 +121,40 @@ async def test_live_help_then_escape_leaves_the_prompt_alone(tiny, tmp_path):
         assert app.focused is prompt and prompt.value == "The cat"
         await pilot.press("escape")  # leaves the prompt for the view
         assert on_the_view(app)
+
+
+# ---- the real program in tmux -------------------------------------------------------------
+
+SOCKET, tmux, tmux_wait_for = private_tmux("nscope-focus")  # a private server, no one else's
+
+
+@pytest.mark.tmux
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_view_keys_work_at_once_and_after_a_resize_in_a_real_terminal(tmp_path: Path):
+    snap = save_snapshot(long_trace(), tmp_path / "long.nscope")
+    session = "focus"
+    # without COLUMNS/LINES (a test runner may set them): Textual would take them for the
+    # terminal's size and never see the window resized
+    cmd = (
+        f"cd {shlex.quote(str(tmp_path))} && env -u COLUMNS -u LINES "
+        f"{shlex.quote(sys.executable)} -m neuroscope_tui view {shlex.quote(str(snap))}; sleep 30"
+    )
+    tmux("new-session", "-d", "-s", session, "-x", "80", "-y", "24", cmd)
+    try:
+        tmux_wait_for(session, "layer 0 · token 0")
+        tmux("send-keys", "-t", session, "7")
+        tmux_wait_for(session, "projection · PCA")
+        tmux("send-keys", "-t", session, "m")  # the view's own key, the first time it shows
+        tmux_wait_for(session, "projection · t-SNE")
+        tmux("send-keys", "-t", session, "1")
+        tmux_wait_for(session, "residual norm · global")
+        time.sleep(1)  # let the app settle before the window changes under it
+        tmux("resize-window", "-t", session, "-x", "50", "-y", "15")
+        tmux_wait_for(session, "50x15")  # the too-small message
+        tmux("resize-window", "-t", session, "-x", "80", "-y", "24")
+        tmux_wait_for(session, "residual norm · global")
+        tmux("send-keys", "-t", session, "m")
+        pane = tmux_wait_for(session, "attention-output norm  ≤")  # the colour bar
+        assert "Traceback" not in pane
+    finally:
+        tmux("kill-server")  # this test's private server only

@@ -4,6 +4,8 @@ many heads are off to the right."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from textual.app import App, ComposeResult
@@ -55,6 +57,9 @@ async def test_at_80x24_header_and_token_count_are_whole(tmp_path):
         count = f"[{trace.n_prompt} prompt + {trace.n_generated} generated tokens]"
         assert run_line.startswith(count)  # first, so a long prompt cannot cut it
         assert app.query_one("#run-line").size.width >= len(count)
+        # and the prompt follows on the same line, cut at its end (it used to wrap away)
+        shown = re.sub(r"<[^>]+>", "", app.export_screenshot()).replace("&#160;", " ")
+        assert f"{count}  The·capital·of·France" in shown
 
 
 class _GridHost(App):
