@@ -242,6 +242,10 @@ class Trace:
         both axes (earlier rows are padded with zeros: a causal model never looks ahead).
         """
         start = len(self.token_ids)
+        # Every array covers every token, or an analysis of the trace would index past the end
+        # of the shorter one: an array left without rows is refused before anything changes.
+        if start and (missing := sorted(n for n in self.arrays if n not in rows)):
+            raise ValueError(f"no rows for {', '.join(missing)} at position {start}")
         self.token_ids.extend(int(t) for t in token_ids)
         self.token_text.extend(token_text)
         total = len(self.token_ids)

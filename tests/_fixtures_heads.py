@@ -79,6 +79,19 @@ def make_trace(
     return trace
 
 
+def probe_row(layer: int, head: int) -> dict[str, Any]:
+    """A row as the induction probe gives it (`HeadScores.rows()`): one induction head, L2.H1,
+    and scores unlike the fixture trace's, so a test can tell which source a colour came from."""
+    induction = (layer, head) == (2, 1)
+    scores = {
+        name: round(0.05 * (4 * layer + head) + 0.01 * i, 6) for i, name in enumerate(SCORE_NAMES)
+    }
+    scores["induction"] = 0.9 if induction else round(0.02 * (4 * layer + head), 6)
+    scores["entropy"] = None if (layer, head) == (0, 3) else scores["entropy"]  # undefined
+    types = ["induction"] if induction else []
+    return {"layer": layer, "head": head, **scores, "types": types, "redundant_with": []}
+
+
 class HeadsHost(App):
     """A minimal app around HeadsView: it passes selections back like the real app does.
 
@@ -108,11 +121,7 @@ class HeadsHost(App):
     def run_model_task(self, fn: Any, *args: Any, on_done: Any) -> None:
         if fn.__name__ == "probe_or_error":  # the induction probe: one induction head, L2.H1
             self.probes += 1
-            rows = [
-                {"layer": layer, "head": h, "types": ["induction"] if (layer, h) == (2, 1) else []}
-                for layer in range(3)
-                for h in range(4)
-            ]
+            rows = [probe_row(layer, h) for layer in range(3) for h in range(4)]
             on_done({"model": self.trace.model.name, "length": 50, "seed": 0, "heads": rows})
             return
         token_ids, heads = args

@@ -142,8 +142,8 @@ def test_header_shows_model_rate_bytes_and_gpu(trace):
 
 def test_run_line_marks_prompt_and_generated(trace):
     text = run_text(trace)
-    assert text.plain.startswith("The·capital·of·France·is⏎·Paris")
-    assert "[6 prompt + 5 generated tokens]" in text.plain
+    # the count first, so a long prompt cannot push it off the line (issue 9 item 22)
+    assert text.plain.startswith("[6 prompt + 5 generated tokens]  The·capital·of·France·is⏎·Paris")
     assert run_text(None).plain == "no run yet"
 
 

@@ -76,3 +76,38 @@ async def test_view_mode_heads_view_says_a_pattern_is_missing(tmp_path):
         np.testing.assert_array_equal(panel.pattern, trace.arrays["pattern.0.0"])
         await pilot.press("}")
         assert panel.pattern is None and "lacks" in panel.message
+
+
+async def test_heads_view_during_a_run_keeps_every_array_in_step(tiny, tmp_path):
+    """Issue 9 item 1: pressing 2 while tokens arrive asks the worker for a pattern between
+    two steps; that pass used to switch the run's attention tap off, so the head scores
+    stopped growing and the view indexed past their end (IndexError, the app gone)."""
+    app = NeuroscopeApp(
+        model=tiny, save_dir=tmp_path, generation={"max_new_tokens": 60, "stop_at_eos": False}
+    )
+    # 50 ms per token: the run lasts 3 s, long enough to press keys during it
+    handle = tiny.model.register_forward_pre_hook(lambda *a: time.sleep(0.05))
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            app.query_one("#prompt").focus()
+            await pilot.press(*"the cat sat on the mat and", "enter")
+            await wait_for(pilot, lambda: app.shown is not None and app.shown.n_generated > 0)
+            await pilot.press("2")
+            pressed = 0
+            while app.engine.running:
+                await pilot.press("}", "]", "c", "g", "{")
+                pressed += 1
+            await wait_for(pilot, lambda: app.figures.state.startswith(("done", "failed")))
+            assert app.figures.state == "done (length)" and pressed >= 2
+            trace = app.shown
+            assert trace.n_generated == 60
+            for name, arr in trace.arrays.items():
+                if name.startswith("heads."):
+                    assert arr.shape[1] == trace.n_tokens, name
+            view = app.query_one(HeadsView)
+            await wait_for(pilot, lambda: view._scored_at is not None)
+            np.testing.assert_allclose(
+                app.query_one(HeadGrid).values, head_scores(trace).values[view.score_name]
+            )
+    finally:
+        handle.remove()

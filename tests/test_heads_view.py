@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from _fixtures_heads import IDS, HeadsHost, all_patterns, make_trace
+from _fixtures_heads import IDS, HeadsHost, all_patterns, make_trace, probe_row
 from neuroscope_tui.analysis.heads import SCORE_NAMES, head_scores
 from neuroscope_tui.tui.widgets.head_grid import HeadGrid
 from neuroscope_tui.tui.widgets.pattern import (
@@ -155,6 +155,31 @@ async def test_probe_key_marks_types_from_the_induction_probe():
         await pilot.press("down", "down", "right")
         summary = str(app.query_one("#head-summary").render())
         assert "on the probe: induction" in summary
+
+
+@pytest.mark.anyio
+async def test_after_the_probe_colours_and_letters_come_from_the_probe():
+    """Issue 9 item 20: the letters showed the probe's types but the colours this run's."""
+    trace = make_trace()
+    app = HeadsHost(trace, live=True)
+    async with app.run_test(size=SIZE) as pilot:
+        grid = app.query_one(HeadGrid)
+        own = head_scores(trace)
+        np.testing.assert_allclose(grid.values, own.values["induction"])
+        await pilot.press("p")
+        for name in ("induction", "prev", "entropy"):
+            expected = np.array(
+                [[np.nan if (v := probe_row(lay, h)[name]) is None else v for h in range(4)]
+                 for lay in range(3)]
+            )  # fmt: skip
+            np.testing.assert_allclose(grid.values, expected)
+            assert not np.allclose(
+                grid.values[~np.isnan(expected)], own.values[name][~np.isnan(expected)]
+            )
+            summary = str(app.query_one("#head-summary").render())
+            assert f"colour: {name} on the probe" in summary
+            await pilot.press(*["c"] * {"induction": 3, "prev": 4, "entropy": 0}[name])
+        assert grid.letters[2][1] == "I"
 
 
 @pytest.mark.anyio

@@ -218,6 +218,23 @@ def types_from_rows(rows: list[dict[str, Any]]) -> dict[tuple[int, int], list[st
     return {(int(r["layer"]), int(r["head"])): list(r["types"]) for r in rows}
 
 
+def scores_from_rows(rows: list[dict[str, Any]], layers: list[int], n_heads: int) -> HeadScores:
+    """HeadScores for `layers` x `n_heads` from `HeadScores.rows()` (e.g. the induction probe's,
+    saved in a trace's notes): values NaN and types empty where the rows lack a head."""
+    at = {layer: i for i, layer in enumerate(layers)}
+    values = {name: np.full((len(layers), n_heads), np.nan) for name in SCORE_NAMES}
+    types: dict[tuple[int, int], list[str]] = {}
+    for row in rows:
+        layer, head = int(row["layer"]), int(row["head"])
+        if layer not in at or not 0 <= head < n_heads:
+            continue
+        for name in SCORE_NAMES:
+            if row.get(name) is not None:
+                values[name][at[layer], head] = float(row[name])
+        types[(layer, head)] = list(row.get("types", []))
+    return HeadScores(list(layers), n_heads, values, types)
+
+
 def head_scores(
     trace: Any,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,

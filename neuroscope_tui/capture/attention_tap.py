@@ -344,7 +344,13 @@ def tapped(
         return
     register_tap_functions()
     key = EAGER_KEY if original in ("eager", EAGER_KEY) else SDPA_KEY
-    original = "eager" if key == EAGER_KEY else "sdpa"
+    # Nested inside another tap (a view's pattern computed between two steps of a run): put
+    # the outer taps and key back afterwards, or the run would stop recording head scores.
+    outer = [getattr(module, "_neuroscope_tap", None) for module in attention]
+    if any(tap is not None for tap in outer):
+        restore = key
+    else:
+        restore = "eager" if key == EAGER_KEY else "sdpa"
     try:
         set_attention_implementation(model, key)
     except (ValueError, KeyError):
@@ -356,7 +362,9 @@ def tapped(
             module._neuroscope_tap = _Tap(layer, sink, ids, workspace)
         yield True
     finally:
-        for module in attention:
-            if hasattr(module, "_neuroscope_tap"):
+        for module, tap in zip(attention, outer, strict=True):
+            if tap is not None:
+                module._neuroscope_tap = tap
+            elif hasattr(module, "_neuroscope_tap"):
                 del module._neuroscope_tap
-        set_attention_implementation(model, original)
+        set_attention_implementation(model, restore)

@@ -89,6 +89,9 @@ class Recorder:
         # layer in one batch of kernels: per-layer reductions of a single row cost more in
         # kernel launches than in arithmetic.
         self.defer = False
+        # True while the run's caller works between steps (a view's pattern or probe runs the
+        # same model then): those forward passes are not the run's and must leave no rows.
+        self.paused = False
         self._raw: dict[str, dict[int, Any]] = {}
         self._workspace = None
         # sampling: which neuron columns full rows keep, and in which dtype full rows are stored
@@ -114,6 +117,8 @@ class Recorder:
         near_zero = self.spec.near_zero
 
         def hook(module, args, kwargs, output):
+            if self.paused:
+                return
             x_in = _first_tensor(args) if args else kwargs["hidden_states"]
             x_out = _first_tensor(output)
             if self.keep_stream:
@@ -144,6 +149,8 @@ class Recorder:
         near_zero = self.spec.near_zero
 
         def hook(module, args, output):
+            if self.paused:
+                return
             if self.defer:
                 self._raw.setdefault(site, {})[layer] = _rows(_first_tensor(output))
                 return
@@ -156,6 +163,8 @@ class Recorder:
         near_zero, k = self.spec.near_zero, self.spec.top_k
 
         def hook(module, args):
+            if self.paused:
+                return
             if self.defer:
                 self._raw.setdefault("neurons", {})[layer] = _rows(_first_tensor(args))
                 return
@@ -179,6 +188,8 @@ class Recorder:
     def attention(
         self, layer: int, stats: dict[str, torch.Tensor], rows: dict[int, torch.Tensor]
     ) -> None:
+        if self.paused:
+            return
         self.attention_calls += 1
         if layer not in self.layers:
             return
@@ -190,6 +201,8 @@ class Recorder:
 
     def defer_scores(self, layer: int, scores: torch.Tensor) -> None:
         """The tap's masked logits [H, q, k] of a generated token, scored in flush()."""
+        if self.paused:
+            return
         self.attention_calls += 1
         if layer in self.layers and (self.spec.head_scores or self.wants_patterns(layer)):
             self._raw.setdefault("scores", {})[layer] = scores

@@ -9,6 +9,7 @@ checked between steps. An error mid-run is raised with the trace so far attached
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,6 +71,16 @@ def model_info(bundle: LoadedModel) -> ModelInfo:
         vocab_size=a.vocab_size,
         context_length=bundle.context_length,
     )
+
+
+def cache_keyword(model: torch.nn.Module) -> str:
+    """The forward argument (and output field) that carries the KV cache: `cache` from
+    transformers 5.x on, `past_key_values` before (5.x warns on every call with the old one)."""
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):  # a wrapped forward without a signature
+        return "past_key_values"
+    return "cache" if "cache" in params else "past_key_values"
 
 
 _ANCHOR = 8  # previous tokens decoded with each new one, so it keeps its leading space
@@ -170,7 +181,8 @@ class _Run:
         self.rec.keep_stream = self.spec.lens_positions != ()
         self.rec.defer = len(new_ids) <= DEFER_QUERIES
         inputs = torch.tensor([new_ids], device=self.device)
-        kwargs = {"use_cache": True, "past_key_values": past}
+        cache_name = cache_keyword(self.model)
+        kwargs = {"use_cache": True, cache_name: past}
         if self.eager_fallback and self.spec.head_scores:
             kwargs["output_attentions"] = True
         out = self.model(input_ids=inputs, **kwargs)
@@ -184,7 +196,7 @@ class _Run:
         self.rec.stream = {}
         texts = token_texts(self.bundle.tokenizer, new_ids, self.trace.token_ids[-_ANCHOR:])
         self.trace.append(new_ids, texts, rows)
-        return out.past_key_values, logits[-1]
+        return getattr(out, cache_name), logits[-1]
 
     def _eager_scores(self, attentions, ids: torch.Tensor, n_new: int) -> None:
         """Fallback: the same scores from transformers' own output_attentions."""
@@ -238,6 +250,20 @@ class _Run:
             key = str(int(i))
             if int(i) >= 0 and key not in self.id_text:
                 self.id_text[key] = tok.decode([int(i)])
+
+
+def _between_steps(
+    rec: Recorder, on_step: StepCallback | None, trace: Trace, start: int, stop: int
+) -> None:
+    """Call `on_step` with the run's recorder paused: the caller may run the same model then
+    (a view's patterns, the probe), and those passes must add no rows to this run."""
+    if on_step is None:
+        return
+    rec.paused = True
+    try:
+        on_step(trace, start, stop)
+    finally:
+        rec.paused = False
 
 
 def _next_token(last_logits: torch.Tensor, options: GenerationOptions, gen) -> int:
@@ -307,8 +333,7 @@ def run(
                 past, last = state.forward(ids, None)
                 trace.n_prompt = len(ids)
                 trace.notes["id_text"] = state.id_text
-                if on_step:
-                    on_step(trace, 0, len(ids))
+                _between_steps(rec, on_step, trace, 0, len(ids))
                 trace.stop_reason = "length"
                 for _ in range(options.max_new_tokens):
                     if cancel is not None and cancel.is_set():
@@ -320,8 +345,7 @@ def run(
                     token = _next_token(last, options, gen)
                     start = trace.n_tokens
                     past, last = state.forward([token], past)
-                    if on_step:
-                        on_step(trace, start, start + 1)
+                    _between_steps(rec, on_step, trace, start, start + 1)
                     if token in eos:
                         trace.stop_reason = "eos"
                         break

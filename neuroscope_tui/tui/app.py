@@ -110,6 +110,9 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
         # while True, the selection moves to each new token (the detail panel shows it);
         # moving the selection anywhere else turns it off until the next run
         self.follow = False
+        # whether the keyboard belongs to the prompt box: before the first run, or after `/`;
+        # otherwise the view on screen holds it (see _keep_focus)
+        self.prompt_asked = False
 
     @property
     def live(self) -> bool:
@@ -147,6 +150,7 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
     def on_mount(self) -> None:
         self.watch_sigterm()  # SIGTERM saves the run and exits 143 (tui/recovery.py)
         self.query_one("#prompt", Input).display = self.live
+        self.screen_change_signal.subscribe(self, self._on_screen_change)
         self._check_size()
         if self.shown is not None:
             trace = self.shown
@@ -186,6 +190,14 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
         self.screen.set_class(height < SHORT_HEIGHT, "-short")  # smaller plots, more layers
         if small:
             self.query_one("#too-small", Static).update(too_small_text(width, height))
+        else:  # hiding the layout took the focus away; give it back when it shows again
+            self.call_after_refresh(self._keep_focus)
+
+    def _on_screen_change(self, screen: Any) -> None:
+        # back from help, the palette or loading: Textual restores the focus it saved, or
+        # (none saved) focuses the first focusable widget, the prompt box; keep it on the view
+        if screen is self.screen_stack[0]:
+            self.call_after_refresh(self._keep_focus)
 
     # ---- model worker messages -------------------------------------------------------------
 
@@ -211,6 +223,7 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
             chat=bool(self.generation.get("chat")),
         )  # fmt: skip
         self._draw_header()
+        self.prompt_asked = True  # nothing has run yet: the prompt box is where to start
         self.query_one("#prompt", Input).focus()
         if self.initial_prompt:
             self.query_one("#prompt", Input).value = self.initial_prompt
@@ -278,6 +291,7 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
             return
         self.engine.prepare_run()
         self.follow = True
+        self.prompt_asked = False
         self.figures.state = "running"
         self.figures.tokens_per_s = None
         self._draw_header()
@@ -291,11 +305,13 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
             self.figures.state = "stopping"
             self._draw_header()
         elif isinstance(self.focused, Input):
+            self.prompt_asked = False
             self._focus_view()
 
     def action_focus_prompt(self) -> None:
         """Type a new prompt."""
         if self.live:
+            self.prompt_asked = True
             self.query_one("#prompt", Input).focus()
 
     def run_model_task(
@@ -338,12 +354,13 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
     def _draw_header(self) -> None:
         self.query_one(StatusHeader).show(self.figures)
 
-    def action_show_view(self, name: str) -> None:
+    async def action_show_view(self, name: str) -> None:
         """Show the view called `name` (mounted on first use)."""
         entry = next(v for v in VIEWS if v.name == name)
         switcher = self.query_one(ContentSwitcher)
         if not switcher.query(f"#view-{name}"):
-            switcher.mount(self._make_view(entry))
+            # awaited: its widgets must exist before one of them can take the focus
+            await switcher.mount(self._make_view(entry))
         self.current_view = name
         switcher.current = f"view-{name}"
         self.call_after_refresh(self._refresh_view)
@@ -351,9 +368,25 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
     def _focus_view(self) -> None:
         """Focus the first focusable widget of the view on screen (the scan's heatmap)."""
         for widget in self.view.query("*"):
-            if widget.can_focus:
+            if widget.focusable:
                 widget.focus()
                 return
+
+    def _keep_focus(self) -> None:
+        """Put the keyboard where the user expects it: on a visible widget of the view on
+        screen, or on the prompt box only when they asked for it (`/`, or before any run)."""
+        if self.screen is not self.screen_stack[0] or self.screen.has_class("-too-small"):
+            return
+        focused = self.focused
+        if isinstance(focused, Input):
+            if self.prompt_asked:
+                return
+        elif focused is not None and focused.region.area and self.view in focused.ancestors:
+            return
+        if self.prompt_asked and self.live:
+            self.query_one("#prompt", Input).focus()
+        else:
+            self._focus_view()
 
     def _refresh_view(self) -> None:
         view = self.view

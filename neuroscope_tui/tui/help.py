@@ -14,6 +14,7 @@ from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.keys import format_key
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -40,9 +41,19 @@ def as_bindings(bindings: Iterable[BindingType]) -> list[Binding]:
     return out
 
 
+def key_name(key: str) -> str:
+    """One key as a user types it: "full_stop" -> ".", "plus" -> "+", "left" -> "left"."""
+    if key in _KEY_NAMES:
+        return _KEY_NAMES[key]
+    shown = format_key(key)  # Textual's names of punctuation keys -> the character
+    if len(key) > 1 and len(shown) == 1 and shown.isascii() and not shown.isalnum():
+        return shown
+    return key
+
+
 def key_label(keys: str) -> str:
     """A Binding's key string as a user reads it: "left,h" -> "left / h"."""
-    return " / ".join(_KEY_NAMES.get(k.strip(), k.strip()) for k in keys.split(","))
+    return " / ".join(key_name(k.strip()) for k in keys.split(","))
 
 
 def key_rows(bindings: Iterable[BindingType]) -> list[tuple[str, str]]:

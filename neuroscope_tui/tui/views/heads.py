@@ -28,9 +28,9 @@ from neuroscope_tui.analysis.heads import (
     SCORES,
     HeadScores,
     head_scores,
+    scores_from_rows,
     trace_patterns,
     type_letters,
-    types_from_rows,
 )
 from neuroscope_tui.tui.views.base import TraceView
 from neuroscope_tui.tui.widgets.head_grid import HeadGrid
@@ -111,7 +111,9 @@ class HeadsView(TraceView):
         self.score_name = "induction"
         self.log_scale = False
         self.scores: HeadScores | None = None
-        self._scored_at: tuple[int, int] | None = None  # (id(trace), n_tokens) of self.scores
+        # (trace, n_tokens) of self.scores: the trace itself, not its id(), which a later
+        # trace may reuse once this one is freed
+        self._scored_at: tuple[Any, int] | None = None
         self._on_demand: set[tuple[int, int]] = set()  # patterns this view added to the trace
         self._pending: set[tuple[int, int]] = set()
         # heads whose pattern request failed, and why (not asked again for this trace)
@@ -132,11 +134,13 @@ class HeadsView(TraceView):
     # ---- actions -----------------------------------------------------------------------------
 
     def action_cycle_score(self) -> None:
+        """Colour the heads grid by the next head score metric (entropy, first, prev, ...)."""
         i = SCORE_NAMES.index(self.score_name)
         self.score_name = SCORE_NAMES[(i + 1) % len(SCORE_NAMES)]
         self.refresh_view()
 
     def action_toggle_log(self) -> None:
+        """Colour the pattern on a log or a linear scale."""
         self.log_scale = not self.log_scale
         self.refresh_view()
 
@@ -220,11 +224,12 @@ class HeadsView(TraceView):
             self.query_one(PatternGrid).show(None, [], message="no pattern to show")
             return
         trace = self.trace
-        key = (id(trace), trace.n_tokens)
-        if self._scored_at is not None and self._scored_at[0] != id(trace):
+        key = (trace, trace.n_tokens)
+        if self._scored_at is not None and self._scored_at[0] is not trace:
             self._failed.clear()  # a new run: try again
             self._on_demand.clear()
-        if self.scores is None or key != self._scored_at:
+        scored = self._scored_at
+        if self.scores is None or scored is None or scored[0] is not trace or scored[1] != key[1]:
             recorded = {k: v for k, v in trace_patterns(trace).items() if k not in self._on_demand}
             self.scores = head_scores(trace, patterns=recorded)
             self._scored_at = key
@@ -238,19 +243,22 @@ class HeadsView(TraceView):
         if self._big():
             self._draw_multiples(layer)
 
-    def _probe_types(self) -> dict[tuple[int, int], list[str]] | None:
-        """Head types from the induction probe, when the trace (or this session) has run it."""
+    def _probe_scores(self) -> HeadScores | None:
+        """The induction probe's scores and types for this trace's heads, when the trace (or
+        this session) has run it."""
         probe = self.trace.notes.get(PROBE_NOTE) if self.trace is not None else None
         same_model = self._probe is not None and self._probe.get("model") == self.trace.model.name
         if probe is None and same_model:
             self.trace.notes[PROBE_NOTE] = probe = self._probe  # saved with the snapshot
-        return types_from_rows(probe["heads"]) if probe else None
+        if not probe:
+            return None
+        return scores_from_rows(probe["heads"], self.scores.layers, self.scores.n_heads)
 
     def _draw_grid(self, layer: int, head: int) -> None:
-        scores = self.scores
-        types = self._probe_types() or scores.types
+        # letters and colours from one source: the probe's when it ran, else this run's
+        scores = self._probe_scores() or self.scores
         letters = [
-            [type_letters(types.get((lay, h), [])) for h in range(scores.n_heads)]
+            [type_letters(scores.types.get((lay, h), [])) for h in range(scores.n_heads)]
             for lay in scores.layers
         ]
         grid = self.query_one(HeadGrid)
@@ -266,16 +274,17 @@ class HeadsView(TraceView):
             for a, b, _ in scores.redundant_pairs
             if (layer, head) in (a, b)
         ]
-        probe = self._probe_types()
+        probe = self._probe_scores()
         on_probe = ""
         if probe is not None:
-            on_probe = f"  on the probe: {', '.join(probe.get((layer, head), [])) or 'none'}"
+            on_probe = f"  on the probe: {', '.join(probe.types.get((layer, head), [])) or 'none'}"
         lines = [
             f"[b]L{layer}.H{head}[/b]  on this run: {', '.join(types) or 'none'}"
             + (f" (with {', '.join(partners)})" if partners else "")
             + on_probe,
             values.replace("nan", "n/a"),
-            f"colour: {self.score_name} = {SCORES[self.score_name]}",
+            f"colour: {self.score_name}{' on the probe' if probe is not None else ''}"
+            f" = {SCORES[self.score_name]}",
             ("letters (probe): " if probe is not None else "letters: ")
             + " ".join(f"{v[0]} {k}" for k, v in HEAD_TYPES.items()),
         ]

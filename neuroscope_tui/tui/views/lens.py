@@ -86,6 +86,12 @@ class LensHeatmap(LayerHeatmap):
         return Strip([lead, *body], gutter + data_width).adjust_cell_length(width)
 
 
+def kl_shown(kl: np.ndarray) -> np.ndarray:
+    """KL values as shown: a KL divergence is never negative, so the float32 rounding below
+    zero (-1e-9 where two distributions agree) is shown as 0, not "-0.00"; NaN stays NaN."""
+    return np.maximum(np.asarray(kl, dtype=np.float64), 0.0)
+
+
 class LensView(GridView):
     """Each layer's top-1 next token per position, coloured by a lens figure."""
 
@@ -204,7 +210,8 @@ class LensView(GridView):
             text.append(
                 f"\nactual next top-1 from layer {first_actual if first_actual >= 0 else '–'}"
             )
-        text.append(f"\nKL(final || layer) {format_value(g.kl[row, column])} nats")
+        kl = float(kl_shown(g.kl[row : row + 1, column])[0])
+        text.append(f"\nKL(final || layer) {format_value(kl)} nats")
         return text
 
     def draw_bottom(self, row: int, column: int) -> None:
@@ -221,10 +228,13 @@ class LensView(GridView):
             [math.log10(r + 1) if r >= 0 else math.nan for r in rank],
             layers[row],
         )
-        kl = g.kl[:, column]
-        self._plot(".lens-kl", f"KL(final || layer) at token {column}", layers, kl, layers[row])
+        kl = kl_shown(g.kl[:, column])
+        title = f"KL(final || layer) at token {column}"
+        self._plot(".lens-kl", title, layers, kl, layers[row], floor=0.0)
 
-    def _plot(self, selector: str, title: str, xs: list[int], ys, cursor: int) -> None:
+    def _plot(
+        self, selector: str, title: str, xs: list[int], ys, cursor: int, floor: float | None = None
+    ) -> None:
         plot = self.query_one(selector, PlotextPlot)
         plt = plot.plt
         plt.clear_data()
@@ -235,4 +245,6 @@ class LensView(GridView):
             plt.plot([p[0] for p in points], [p[1] for p in points], marker="braille")
             plt.vline(cursor, "red")
             plt.xlabel("layer")
+            if floor is not None:  # the axis starts at the floor, not at a tick below it
+                plt.ylim(floor, max(floor + 1e-3, max(p[1] for p in points)))
         plot.refresh()

@@ -15,7 +15,7 @@ def format_value(value: float) -> str:
     """A metric value in at most ~7 characters: 3 significant digits, '–' when unknown."""
     if value is None or not math.isfinite(value):
         return "–"
-    return f"{value:.3g}"
+    return f"{value + 0.0:.3g}"  # + 0.0 turns -0.0 into 0.0: no "-0" on screen
 
 
 def scale_ends(lo: float, hi: float, normalisation: str, clipped: bool = False) -> tuple[str, str]:
@@ -29,7 +29,7 @@ def scale_ends(lo: float, hi: float, normalisation: str, clipped: bool = False) 
     return (f"≤{left}", f"≥{right}") if clipped else (left, right)
 
 
-MIN_BAR = 10  # the gradient keeps at least this many cells; the words give way first
+MIN_BAR = 8  # the gradient keeps at least this many cells; the words give way first
 
 
 def colorbar_text(
@@ -56,6 +56,8 @@ def colorbar_text(
     titles = [f"{label} [{unit}] · {mode}", f"{label} · {mode}", label]
     if not unit:
         titles.pop(0)
+    if clipped:  # "≤lo" and "≥hi" (or low/high) already say the scale is clipped
+        titles.insert(-1, f"{label} · {normalisation}")
     if normalisation != "global":
         titles.insert(0, f"{titles[0]} (all: {format_value(lo)}…{format_value(hi)})")
     ends = 2 + len(left) + 1 + 1 + len(right)  # "  LO " + gradient + " HI"

@@ -78,7 +78,12 @@ class HeadGrid(ScrollView, can_focus=True):
         self.head = int(np.clip(head, 0, n_heads - 1))
         self._refresh_cell(*old)
         self._refresh_cell(self.row, self.head)
-        self.scroll_to_region(Region(0, self.row, 1, 2), animate=False)
+        # the cell and the header row above it; the cell's region is widened on the left by
+        # the layer labels, which stay put over the scrolled cells
+        x = self.head * self.CELL_WIDTH
+        self.scroll_to_region(
+            Region(x, self.row, self.CELL_WIDTH + self.LABEL_WIDTH, 2), animate=False
+        )
 
     def action_move(self, d_row: int, d_head: int) -> None:
         if not self.values.size:
@@ -102,7 +107,7 @@ class HeadGrid(ScrollView, can_focus=True):
         self.refresh(Region(x, y, self.CELL_WIDTH, 1))
 
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
+        width = self.scrollable_content_region.width  # without the scrollbars
         n_layers, n_heads = self.values.shape
         x0 = int(self.scroll_offset.x)
         if y == 0:
@@ -110,7 +115,7 @@ class HeadGrid(ScrollView, can_focus=True):
             segs += [
                 Segment(f"h{h}".center(self.CELL_WIDTH), Style(dim=True)) for h in range(n_heads)
             ]
-            return self._crop(Strip(segs), x0, width)
+            return self._more_heads_hint(self._crop(Strip(segs), x0, width), x0, width)
         row = y - 1 + int(self.scroll_offset.y)
         if row >= n_layers:
             return Strip.blank(width)
@@ -130,9 +135,25 @@ class HeadGrid(ScrollView, can_focus=True):
             segs.append(Segment(text, style))
         return self._crop(Strip(segs), x0, width)
 
+    def heads_right_of_view(self, x0: int | None = None, width: int | None = None) -> int:
+        """How many heads lie (partly) right of the visible cells."""
+        x0 = int(self.scroll_offset.x) if x0 is None else x0
+        width = self.scrollable_content_region.width if width is None else width
+        shown = max(0, (x0 + width - self.LABEL_WIDTH) // self.CELL_WIDTH)
+        return max(0, self.values.shape[1] - shown)
+
+    def _more_heads_hint(self, strip: Strip, x0: int, width: int) -> Strip:
+        # a narrow terminal shows fewer heads than the layer has: say so on the header row
+        hidden = self.heads_right_of_view(x0, width)
+        if not hidden or width <= self.LABEL_WIDTH:
+            return strip
+        hint = f"+{hidden}→"[: width - 1]
+        tail = Strip([Segment(hint, Style(bold=True, reverse=True))])
+        return Strip.join([strip.crop(0, width - len(hint)), tail])
+
     def _crop(self, strip: Strip, x0: int, width: int) -> Strip:
         # the layer labels stay put; only the head cells scroll sideways
         if x0:
-            head, cells = strip.divide([self.LABEL_WIDTH])[:2]
+            head, cells = strip.divide([self.LABEL_WIDTH, strip.cell_length])[:2]
             strip = Strip.join([head, cells.crop(x0, x0 + width)])
         return strip.crop(0, width).adjust_cell_length(width)

@@ -50,32 +50,46 @@ class HeaderFigures:
     estimate: int | None = None  # the run's memory estimate (capture/memory.py), bytes
 
 
-def header_text(f: HeaderFigures) -> Text:
+def header_text(f: HeaderFigures, width: int | None = None) -> Text:
     """One line: name · model · device · dtype · state · tok/s · captured · GPU memory.
 
-    The model name, device, dtype, source and state may come from a snapshot file or the
-    command line: their control characters are shown as escapes.
+    Given a `width`, the figures a user needs least give way first (dtype, device, the memory
+    estimate, bytes captured, GPU memory, tok/s) so the model and the run's state stay whole;
+    only then is the line cut with an ellipsis. The model name, device, dtype, source and
+    state may come from a snapshot file or the command line: their control characters are
+    shown as escapes.
     """
     shown = text_safety.visible
-    out = Text(no_wrap=True, overflow="ellipsis")
-    out.append(" neuroscope ", style="bold reverse")
-    out.append(f" {shown(f.model)}", style="bold")
-    for part in (f.device, f.dtype):
-        if part:
-            out.append(f" · {shown(part)}")
+    # (text, style, how late it gives way: 0 = never)
+    parts: list[tuple[str, str, int]] = [
+        (" neuroscope ", "bold reverse", 0),
+        (f" {shown(f.model)}", "bold", 0),
+    ]
+    if f.device:
+        parts.append((f" · {shown(f.device)}", "", 5))
+    if f.dtype:
+        parts.append((f" · {shown(f.dtype)}", "", 6))
     if f.source:
-        out.append(f" · {shown(f.source)}", style="italic")
+        parts.append((f" · {shown(f.source)}", "italic", 0))
     if f.chat:
-        out.append(" · chat", style="bold")
+        parts.append((" · chat", "bold", 0))
     if f.state:
-        out.append(f" · {shown(f.state)}", style="bold")
+        parts.append((f" · {shown(f.state)}", "bold", 0))
     if f.tokens_per_s is not None:
-        out.append(f" · {f.tokens_per_s:.1f} tok/s")
-    out.append(f" · {human_bytes(f.captured)} captured")
+        parts.append((f" · {f.tokens_per_s:.1f} tok/s", "", 1))
+    parts.append((f" · {human_bytes(f.captured)} captured", "", 4))
     if f.estimate is not None:
-        out.append(f" · est. {human_bytes(f.estimate)}")
+        parts.append((f" · est. {human_bytes(f.estimate)}", "", 7))
     if f.gpu_bytes is not None:
-        out.append(f" · GPU {human_bytes(f.gpu_bytes)}")
+        parts.append((f" · GPU {human_bytes(f.gpu_bytes)}", "", 3))
+    if width is not None:
+        for rank in (7, 6, 5, 4, 3, 1):
+            if sum(len(t) for t, _, _ in parts) <= width:
+                break
+            parts = [p for p in parts if p[2] != rank]
+    out = Text(no_wrap=True, overflow="ellipsis")
+    for text, style, _ in parts:
+        out.append(text, style=style)
     return out
 
 
@@ -85,10 +99,11 @@ def run_text(trace: Trace | None) -> Text:
     if trace is None or trace.n_tokens == 0:
         out.append("no run yet", style="dim")
         return out
+    # the count first: a long prompt cuts the line's end, and the count must stay readable
+    out.append(f"[{trace.n_prompt} prompt + {trace.n_generated} generated tokens]  ", style="dim")
     prompt = "".join(trace.token_text[: trace.n_prompt])
     out.append(visible(prompt, 10_000))
     out.append(visible(trace.generated_text, 10_000) if trace.n_generated else "", style="bold")
-    out.append(f"  [{trace.n_prompt} prompt + {trace.n_generated} generated tokens]", style="dim")
     return out
 
 
@@ -97,5 +112,11 @@ class StatusHeader(Static):
 
     DEFAULT_CSS = "StatusHeader { height: 1; background: $panel; }"
 
+    figures = HeaderFigures()
+
     def show(self, figures: HeaderFigures) -> None:
-        self.update(header_text(figures), layout=False)
+        self.figures = figures
+        self.refresh()
+
+    def render(self) -> Text:
+        return header_text(self.figures, self.size.width or None)
