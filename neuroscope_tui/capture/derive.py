@@ -14,17 +14,17 @@ keeps anyway for the projections) and leaves the lens arrays at their "not compu
 
 Where the trace does not keep the stream (a layer subset without the last layer, or a run too
 long for full rows), one forward pass over the tokens recomputes it. Results equal the eager
-lens of `run()` (same modules, same rows, same `logit_lens`).
+lens of `run()` (same modules, same rows, same `logit_lens`). torch is imported only inside
+the functions that run the model: the app reads `missing_lens` without it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
-import torch
 
-from neuroscope_tui.capture.lens import logit_lens
 from neuroscope_tui.models.types import LoadedModel
 from neuroscope_tui.trace import CaptureSpec, Trace
 
@@ -97,9 +97,11 @@ def stream_kept(trace: Trace) -> bool:
     )
 
 
-@torch.no_grad()
-def _streams(bundle: LoadedModel, trace: Trace, positions: list[int]) -> list[torch.Tensor]:
-    """Every model layer's stream after its block at `positions` -> per layer [n, d_model]."""
+def _streams(bundle: LoadedModel, trace: Trace, positions: list[int]) -> list[Any]:
+    """Every model layer's stream after its block at `positions` -> per layer [n, d_model]
+    torch tensors (call under torch.no_grad())."""
+    import torch
+
     device = torch.device(bundle.device)
     if stream_kept(trace):
         full = trace.get("resid.full")  # [L, T, D] float32
@@ -108,7 +110,7 @@ def _streams(bundle: LoadedModel, trace: Trace, positions: list[int]) -> list[to
                 for j in range(full.shape[0])]  # fmt: skip
     # Not kept: one forward pass over the tokens up to the last position asked.
     anatomy = bundle.anatomy
-    got: dict[int, torch.Tensor] = {}
+    got: dict[int, Any] = {}
     index = torch.tensor(positions, device=device)
 
     def keep(layer: int):
@@ -132,7 +134,6 @@ def _streams(bundle: LoadedModel, trace: Trace, positions: list[int]) -> list[to
     return [got[i] for i in range(anatomy.n_layers)]
 
 
-@torch.no_grad()
 def derive_lens(
     bundle: LoadedModel,
     trace: Trace,
@@ -145,6 +146,17 @@ def derive_lens(
     The model's final distribution at a position is the last layer's stream read out the
     same way (that is what the model's logits are), so the last layer's KL is exactly 0.
     """
+    import torch
+
+    with torch.no_grad():
+        return _derive_lens(bundle, trace, positions, rows)
+
+
+def _derive_lens(bundle, trace: Trace, positions: Iterable[int], rows) -> int:
+    import torch
+
+    from neuroscope_tui.capture.lens import logit_lens
+
     if not trace.has("lens.top_ids"):
         return 0
     positions = sorted({int(p) for p in positions if 0 <= int(p) < trace.n_tokens})
