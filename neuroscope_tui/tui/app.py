@@ -13,6 +13,7 @@ that needs the model calls `run_model_task`. Never imports torch at module level
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import suppress
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,6 +22,7 @@ from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.css.query import NoMatches
 from textual.geometry import Size
 from textual.widgets import ContentSwitcher, Footer, Input, Static
 
@@ -37,6 +39,7 @@ from neuroscope_tui.tui.messages import (
     TaskDone,
     TraceGrew,
 )
+from neuroscope_tui.tui.pacing import RedrawPacer
 from neuroscope_tui.tui.plain_text import ControlPictures, PlainNotices
 from neuroscope_tui.tui.recovery import CrashRecovery
 from neuroscope_tui.tui.saving import SavingActions
@@ -51,7 +54,6 @@ from neuroscope_tui.tui.widgets.status import (
 )
 
 SHORT_HEIGHT = 32  # below this many rows the plots shrink to leave the heatmap more layers
-REDRAW_INTERVAL = 1 / 30  # a flood of TraceGrew messages is drawn at most this often
 
 
 class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
@@ -106,6 +108,7 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
         self.last_saved: Path | None = None
         self._growth: TraceGrew | None = None
         self._redraw_due = False
+        self.pacer = RedrawPacer()  # how often a growing trace is redrawn
         self.current_view = VIEWS[0].name
         # while True, the selection moves to each new token (the detail panel shows it);
         # moving the selection anywhere else turns it off until the next run
@@ -233,19 +236,35 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
         self._growth = self.engine.take_growth() or message
         if not self._redraw_due:
             self._redraw_due = True
-            self.set_timer(REDRAW_INTERVAL, self._apply_growth)
+            self.set_timer(self.pacer.delay(), self._apply_growth)
 
     def _apply_growth(self) -> None:
         self._redraw_due = False
+        self.pacer.drawn()
         message, self._growth = self._growth, None
         if message is None:
+            return
+        shown, running = self.shown, self.engine.running
+        if (
+            shown is not None
+            and message.trace is self.trace
+            and not running
+            and (
+                message.n_tokens == shown.n_tokens  # the lens completed after the run
+            )
+        ):
+            view = self.view  # redraw what shows the lens; leave the selection alone
+            with suppress(NoMatches):
+                getattr(view, "lens_ready", partial(view.show_trace, shown))()
             return
         self.trace = message.trace
         self.shown = trace_upto(message.trace, message.n_tokens)
         self.figures.tokens_per_s = message.tokens_per_s
         self.figures.gpu_bytes = message.gpu_bytes
         self.figures.captured = captured_bytes(self.shown)
-        self._show_trace()
+        # NoMatches: the app is closing (the lens completes after a run): nothing to draw
+        with suppress(NoMatches):
+            self._show_trace()
 
     def on_run_ended(self, message: RunEnded) -> None:
         self._apply_growth()

@@ -57,6 +57,8 @@ class ModelEngine:
     tasks: queue.Queue[ModelTask] = field(default_factory=queue.Queue)
     running: bool = False
     latest: TraceGrew | None = None  # the newest growth, read by the UI with `take_growth`
+    deriving: bool = False  # completing the last run's lens while the model is otherwise idle
+    derive_error: str | None = None
     _posted: threading.Event = field(default_factory=threading.Event)
 
     def spawn(self, name: str, fn: Callable[..., Any], *args: Any) -> threading.Thread:
@@ -137,6 +139,7 @@ class ModelEngine:
                     GenerationOptions(**options),
                     on_step=on_step,
                     cancel=self.cancel,
+                    lens_later=True,  # derived on demand, then in complete_when_idle
                 )
             ended = RunEnded(trace, None)
         except Exception as err:
@@ -152,8 +155,39 @@ class ModelEngine:
                 self.run_tasks(bundle)
             # not running before the UI hears the end, so Enter right after it starts a run
             self.running = False
+            # set before the UI hears the end, so "idle" is never seen between the two
+            self.deriving = ended is not None and ended.trace is not None
             if ended is not None:
                 self.post(ended)
+        if ended is not None and ended.trace is not None:
+            self.complete_when_idle(ended.trace)
+
+    def complete_when_idle(self, trace: Trace) -> None:
+        """Derive what the run left for later (the lens), a chunk of positions at a time,
+        while no new run wants the model; view tasks still run between chunks. Posts a
+        TraceGrew after each chunk so the views on screen show the new figures."""
+        from neuroscope_tui.capture.derive import complete_some
+
+        bundle = self.model
+        self.deriving = True
+        try:
+            while not self.running and not self.cancel.is_set():  # cancel: the app quits
+                with self.lock:
+                    if self.running:  # a new run was asked for while we waited
+                        return
+                    self.run_tasks(bundle)
+                    done = complete_some(bundle, trace)
+                if not done:
+                    return
+                rate = self.latest.tokens_per_s if self.latest is not None else None
+                self.latest = TraceGrew(trace, trace.n_tokens, rate, gpu_bytes(bundle.device))
+                if not self._posted.is_set():
+                    self._posted.set()
+                    self.post(self.latest)
+        except Exception as err:  # the run is kept; its lens cells say "not computed"
+            self.derive_error = f"completing the logit lens failed ({describe(err)})"
+        finally:
+            self.deriving = False
 
     def plan_memory(self, bundle: Any, spec: CaptureSpec, n_prompt: int, options, sampling):
         """`spec` sampled as asked and fitted to the memory budget; posts MemoryPlanned.
