@@ -338,7 +338,7 @@ def tapped(
     Yields False when the model cannot use the interface (the caller falls back to eager
     `output_attentions`), True otherwise.
     """
-    original = getattr(model.config, "_attn_implementation", None)
+    original = before = getattr(model.config, "_attn_implementation", None)
     if original not in ("sdpa", "eager", SDPA_KEY, EAGER_KEY):
         yield False
         return
@@ -350,13 +350,19 @@ def tapped(
     except (ValueError, KeyError):
         yield False
         return
+    # Nested use (a pattern asked for between two generation steps) must give the run its
+    # own taps and implementation back, or the run records no head scores from then on.
+    outer = [getattr(module, "_neuroscope_tap", None) for module in attention]
+    nested = any(tap is not None for tap in outer)
     try:
         workspace = _Workspace()
         for layer, module in enumerate(attention):
             module._neuroscope_tap = _Tap(layer, sink, ids, workspace)
         yield True
     finally:
-        for module in attention:
-            if hasattr(module, "_neuroscope_tap"):
+        for module, tap in zip(attention, outer, strict=True):
+            if tap is not None:
+                module._neuroscope_tap = tap
+            elif hasattr(module, "_neuroscope_tap"):
                 del module._neuroscope_tap
-        set_attention_implementation(model, original)
+        set_attention_implementation(model, before if nested else original)
