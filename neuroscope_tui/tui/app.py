@@ -284,11 +284,12 @@ class NeuroscopeApp(SavingActions, App[int]):
 
     def cancel_tasks(self) -> None:
         """Cancel the long task in flight: the view's own work, then labelled model tasks."""
-        cancelled = self.view.cancel_work()
         labels = self.engine.cancel_tasks()
+        if self.view.cancel_work() and not labels:
+            labels = [f"{self.current_view} view's computation"]
         if labels:
-            self.notify(f"cancelled: {', '.join(labels)}")
-        elif not cancelled:
+            self.notify(f"cancelled: {', '.join(dict.fromkeys(labels))}")
+        else:
             self.notify("nothing to stop: no run or task is in progress")
 
     def action_focus_prompt(self) -> None:

@@ -398,8 +398,8 @@ class HeadsView(TraceView):
     def _needs_pattern(self, key: tuple[int, int]) -> bool:
         """Missing, or computed on demand and now behind the growing trace.
 
-        While a run generates, a computed pattern is refreshed every REFRESH_EVERY tokens
-        (each refresh is a forward pass over the whole sequence) and once the run ends.
+        While a run generates, a computed pattern is refreshed every REFRESH_EVERY tokens or
+        quarter of its length and once the run ends.
         """
         pattern = self.trace.arrays.get(pattern_name(*key))
         if pattern is None:
@@ -407,4 +407,8 @@ class HeadsView(TraceView):
         if key not in self._on_demand:
             return False  # the run records it row by row
         behind = self.trace.n_tokens - pattern.shape[0]
-        return behind > 0 and (self.trace.finished or behind >= REFRESH_EVERY)
+        # each refresh is a forward pass over the whole sequence: refresh when the run has
+        # grown by REFRESH_EVERY tokens or by a quarter, whichever is more, so a long run
+        # costs a few dozen passes rather than one every few tokens
+        due = max(REFRESH_EVERY, pattern.shape[0] // 4)
+        return behind > 0 and (self.trace.finished or behind >= due)
