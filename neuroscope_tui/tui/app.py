@@ -26,6 +26,7 @@ from textual.css.query import NoMatches
 from textual.geometry import Size
 from textual.widgets import ContentSwitcher, Footer, Input, Static
 
+from neuroscope_tui.tasks import TaskContext
 from neuroscope_tui.trace import CaptureSpec, Trace
 from neuroscope_tui.tui.commands import ActionCommands
 from neuroscope_tui.tui.engine import ModelEngine, ModelTask, trace_upto
@@ -37,6 +38,7 @@ from neuroscope_tui.tui.messages import (
     ModelReady,
     RunEnded,
     TaskDone,
+    TaskProgress,
     TraceGrew,
 )
 from neuroscope_tui.tui.pacing import RedrawPacer
@@ -291,6 +293,11 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
     def on_task_done(self, message: TaskDone) -> None:
         message.callback(message.result)
 
+    def on_task_progress(self, message: TaskProgress) -> None:
+        figures = message.task.context.take()  # the newest, however many reports came
+        if figures is not None and message.task.on_progress is not None:
+            message.task.on_progress(*figures)
+
     # ---- runs --------------------------------------------------------------------------------
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -309,6 +316,8 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
             self.notify("a run is in progress; press Esc to stop it first", severity="warning")
             return
         self.engine.prepare_run()
+        for view in self.query(TraceView):  # what a view kept of the last run is stale now
+            view.reset_run()
         self.follow = True
         self.prompt_asked = False
         self.figures.state = "running"
@@ -326,6 +335,18 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
         elif isinstance(self.focused, Input):
             self.prompt_asked = False
             self._focus_view()
+        else:
+            self.cancel_tasks()
+
+    def cancel_tasks(self) -> None:
+        """Cancel the long task in flight: the view's own work, then labelled model tasks."""
+        labels = self.engine.cancel_tasks()
+        if self.view.cancel_work() and not labels:
+            labels = [f"{self.current_view} view's computation"]
+        if labels:
+            self.notify(f"cancelled: {', '.join(dict.fromkeys(labels))}")
+        else:
+            self.notify("nothing to stop: no run or task is in progress")
 
     def action_focus_prompt(self) -> None:
         """Type a new prompt."""
@@ -334,23 +355,42 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
             self.query_one("#prompt", Input).focus()
 
     def run_model_task(
-        self, fn: Callable[..., Any], *args: Any, on_done: Callable[[Any], None]
-    ) -> None:
-        """Run `fn(loaded_model, *args)` in the model worker (between generation steps) and
-        call `on_done(result)` on the UI thread; an error becomes a notice."""
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        on_done: Callable[[Any], None],
+        kind: str | None = None,
+        long: bool = False,
+        label: str = "",
+        on_progress: Callable[[float, str], None] | None = None,
+        on_cancelled: Callable[[], None] | None = None,
+    ) -> TaskContext | None:
+        """Run `fn(loaded_model, *args)` in the model worker and call `on_done(result)` on the
+        UI thread; an error becomes a notice. Returns the task's TaskContext (cancel() it),
+        or None without a model.
+
+        Quick tasks run between generation steps; `long` ones wait for the run's end. A task
+        of a `kind` replaces a waiting one of the same kind (its `on_cancelled` is called).
+        With `on_progress`, `fn` gets `progress=` (neuroscope_tui/tasks.py) and its reports
+        arrive, coalesced, as `on_progress(fraction, text)`; a `label` makes the task one
+        that Esc cancels.
+        """
         if self.engine.model is None:
             self.notify("this needs the live model; `view` mode has none", severity="warning")
-            return
-        self.engine.submit(
-            ModelTask(
-                fn, args,
-                on_done=lambda result: self.post_message(TaskDone(on_done, result)),
-                on_error=lambda text: self.post_message(
-                    TaskDone(partial(self.notify, severity="error"), f"model task failed: {text}")
-                ),
-            )
+            return None
+        task = ModelTask(
+            fn, args,
+            on_done=lambda result: self.post_message(TaskDone(on_done, result)),
+            on_error=lambda text: self.post_message(
+                TaskDone(partial(self.notify, severity="error"), f"model task failed: {text}")
+            ),
+            kind=kind, long=long, label=label, reports=on_progress is not None,
+            on_cancelled=None if on_cancelled is None
+            else lambda: self.post_message(TaskDone(lambda _: on_cancelled(), None)),
+            on_progress=on_progress,
         )  # fmt: skip
-        self.engine.spawn("task", self.engine.serve_tasks)
+        self.engine.submit(task)
+        return task.context
 
     def decode_token(self, token_id: int) -> str | None:
         """A vocabulary id's text with the live tokenizer (None without one)."""

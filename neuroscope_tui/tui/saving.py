@@ -98,8 +98,7 @@ class SavingActions:
                 on_done=lambda result: self.post_message(TaskDone(done, result)),
                 on_error=lambda text: self.post_message(TaskDone(failed, text)),
             )
-        )
-        self.engine.spawn("task", self.engine.serve_tasks)
+        )  # submit starts a thread to serve the queue when none is serving
 
     def _write_snapshot(self, trace: Trace) -> None:
         from neuroscope_tui.snapshot import save_snapshot
