@@ -74,7 +74,7 @@ def make_host(view_cls, trace, *, live_model=None, tasks=None):
         def on_selection_changed(self, event: SelectionChanged) -> None:
             self.query_one("#view").show_selection(event.selection)
 
-        def run_model_task(self, fn, *args, on_done) -> None:
+        def run_model_task(self, fn, *args, on_done, **options) -> None:
             # like the real app: the result arrives later, on the UI thread
             self.tasks.append(args)
             result = fn(self.live_model, *args)

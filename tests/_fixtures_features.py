@@ -66,7 +66,7 @@ class ViewHost(App):
     def on_selection_changed(self, event: SelectionChanged) -> None:
         self.view.show_selection(event.selection)
 
-    def run_model_task(self, fn: Any, *args: Any, on_done: Any) -> None:
+    def run_model_task(self, fn: Any, *args: Any, on_done: Any, **options: Any) -> None:
         if self.model_task is None:
             self.notify("this needs the live model; `view` mode has none", severity="warning")
             return

@@ -118,7 +118,7 @@ class HeadsHost(App):
     def on_selection_changed(self, event: SelectionChanged) -> None:
         self.query_one(HeadsView).show_selection(event.selection)
 
-    def run_model_task(self, fn: Any, *args: Any, on_done: Any) -> None:
+    def run_model_task(self, fn: Any, *args: Any, on_done: Any, **options: Any) -> None:
         if fn.__name__ == "probe_or_error":  # the induction probe: one induction head, L2.H1
             self.probes += 1
             rows = [probe_row(layer, h) for layer in range(3) for h in range(4)]

@@ -46,13 +46,12 @@ def hostile_trace():
     trace.notes["id_text"] = {str(i): HOSTILE[k % len(HOSTILE)] for k, i in enumerate(ids)}
     trace.notes["\x1b[31mnote[/]"] = "[@click=app.quit]\x1b]0;pwned\x07\u202e"
     trace.stop_reason = "\x1b[2J[/]"
-    # head 0's own pattern, so the heads view draws its axes from the token texts
-    for layer in range(trace.model.n_layers):
-        trace.arrays[f"pattern.{layer}.0"] = trace.arrays[f"pattern.{layer}.-1"].copy()
-    trace.spec.pattern_heads = (
-        *trace.spec.pattern_heads,
-        *((layer, 0) for layer in range(trace.model.n_layers)),
-    )
+    # every head's own pattern, so the heads view draws its axes from the token texts wherever
+    # the cursor goes (its keys reach the head grid from the first press)
+    heads = [(layer, h) for layer in range(trace.model.n_layers) for h in range(trace.n_heads)]
+    for layer, h in heads:
+        trace.arrays[f"pattern.{layer}.{h}"] = trace.arrays[f"pattern.{layer}.-1"].copy()
+    trace.spec.pattern_heads = (*trace.spec.pattern_heads, *heads)
     n_in = n - 1
     rng = np.random.default_rng(0)
     trace.extras["attribution.occlusion"] = rng.normal(size=n_in).astype(np.float32)

@@ -272,7 +272,13 @@ async def test_smollm2_scan_shows_paris(smollm2, tmp_path):
         heat = app.query_one(LayerHeatmap)
         heat.cursor = (heat.n_layers - 1, trace.n_prompt - 1)
         await pilot.pause()
-        text = str(app.query_one("#detail-text").render())
+
+        def detail() -> str:
+            return str(app.query_one("#detail-text").render())
+
+        # the lens is derived after the run (or for the cell on screen, on demand)
+        await wait_for(pilot, lambda: "computing…" not in detail(), timeout=120)
+        text = detail()
         lens = text.split("logit lens: top 5 next tokens\n")[1].splitlines()
         assert lens[0].split()[0] == "·Paris"
         assert f"layer {heat.n_layers - 1} · token {trace.n_prompt - 1} ·is" in text

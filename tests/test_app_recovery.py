@@ -164,7 +164,7 @@ async def test_s_in_the_live_app_saves_what_capture_keeps(tiny, tmp_path):
         await pilot.press("s")
         await wait_for(lambda: app.last_saved is not None)
         notices = [n.message for n in app._notifications]
-        assert any("computing the attention patterns" in text for text in notices)
+        assert any("computing the lens and attention patterns" in text for text in notices)
         assert "pattern.0.-1" not in app.shown.arrays  # the trace on screen is not changed
     saved = load_snapshot(app.last_saved)
     # `capture` of the same prompt with its default options, through the same code
@@ -176,6 +176,13 @@ async def test_s_in_the_live_app_saves_what_capture_keeps(tiny, tmp_path):
     assert saved.spec.pattern_heads == captured.spec.pattern_heads
     for layer in range(n.n_layers):
         name = f"pattern.{layer}.-1"
+        np.testing.assert_allclose(saved.get(name), captured.get(name), atol=1e-5)
+    # the lens the live view derives on demand is whole in the file, and equals capture's
+    assert (saved.get("lens.top_ids") >= 0).all()
+    np.testing.assert_array_equal(
+        saved.get("lens.top_ids")[..., 0], captured.get("lens.top_ids")[..., 0]
+    )
+    for name in ("lens.top_probs", "lens.kl", "lens.pred_prob"):
         np.testing.assert_allclose(saved.get(name), captured.get(name), atol=1e-5)
     # and the flow export, which needs those patterns, works on the saved live run
     from neuroscope_tui.cli import main

@@ -315,3 +315,33 @@ async def test_live_growth_from_nothing_keeps_every_new_token_in_view():
             newest = heatmap.gutter_width + (n - 1) * 3 - heatmap.scroll_offset.x
             assert heatmap.gutter_width <= newest <= heatmap.scrollable_content_region.width - 3
         assert heatmap.scroll_x > 0
+
+
+async def test_a_new_token_column_does_not_lay_out_the_screen_again():
+    """virtual_size is a layout reactive: growing by a column re-laid out the whole screen
+    (the costliest part of a live frame). Only a scrollbar appearing needs a layout."""
+
+    class One(App):
+        def compose(self):
+            yield LayerHeatmap(id="h")
+
+    app = One()
+    async with app.run_test(size=(80, 20)) as pilot:
+        heat = app.query_one(LayerHeatmap)
+        values = np.random.default_rng(0).random((4, 200))
+        heat.set_data(values, values, [str(i) for i in range(200)], 3)
+        await pilot.pause()
+        layouts = []
+        original = heat.screen._refresh_layout
+
+        def counted(*args, **kwargs):
+            layouts.append(1)
+            return original(*args, **kwargs)
+
+        heat.screen._refresh_layout = counted
+        for n in range(201, 206):
+            grown = np.random.default_rng(n).random((4, n))
+            heat.set_data(grown, grown, [str(i) for i in range(n)], 3)
+            await pilot.pause()
+        assert heat.virtual_size.width == heat.gutter_width + 205 * heat.cell_width
+        assert layouts == []

@@ -42,6 +42,9 @@ Shares (what the view colours) are scores / sum |scores|. The model runs in its 
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +63,46 @@ from neuroscope_tui.trace import Trace
 METHODS = ("occlusion", "integrated_gradients", "gradient_x_input")
 DEFAULT_STEPS = 32
 BATCH_TOKENS = 4096  # positions per forward pass when batching alphas or occluded copies
+# ... while someone watches the progress: smaller chunks, so it moves and Esc acts soon
+# (SmolLM2 on a busy 2-core CPU: 1024 positions forward and backward took 43 s)
+WATCHED_BATCH_TOKENS = 256
+# what the progress line calls each method, and what its chunks count
+STAGES = {
+    "occlusion": ("occlusion", "positions"),
+    "integrated_gradients": ("integrated gradients", "steps"),
+    "gradient_x_input": ("gradient × input", ""),
+}
+_watch = threading.local()  # this thread's progress callback and stage, while one is set
+
+
+@contextmanager
+def _watching(progress: Callable[[float, str], None] | None) -> Iterator[None]:
+    """Report the chunks done in this thread to `progress(fraction, text)` while the block runs.
+
+    The callback may raise (the app's raises TaskCancelled once the user cancelled): the
+    work then stops between two chunks.
+    """
+    _watch.progress, _watch.stage = progress, ("attribution", "")
+    try:
+        yield
+    finally:
+        _watch.progress = None
+
+
+def _stage(method: str) -> None:
+    """Name the method now running in the progress reports (and say it started)."""
+    _watch.stage = STAGES.get(method, (method, ""))
+    if getattr(_watch, "progress", None) is not None:
+        _watch.progress(0.0, _watch.stage[0])
+
+
+def _report(done: int, total: int) -> None:
+    """Tell the watcher (if any) that `done` of `total` chunks' items are done."""
+    progress = getattr(_watch, "progress", None)
+    if progress is None or total <= 2:  # f(x) and f(baseline): not the method's work
+        return
+    label, unit = _watch.stage
+    progress(done / total, f"{label} {done}/{total} {unit}" if unit else label)
 
 
 @dataclass
@@ -169,7 +212,8 @@ def _embeddings(bundle: LoadedModel, token_ids: list[int]) -> tuple[Any, Any, An
 
 
 def _batches(total: int, n_tokens: int) -> list[tuple[int, int]]:
-    size = max(1, BATCH_TOKENS // max(n_tokens, 1))
+    watched = getattr(_watch, "progress", None) is not None
+    size = max(1, (WATCHED_BATCH_TOKENS if watched else BATCH_TOKENS) // max(n_tokens, 1))
     return [(i, min(i + size, total)) for i in range(0, total, size)]
 
 
@@ -181,6 +225,7 @@ def _f(f: _Target, embeds: Any) -> np.ndarray:
     with torch.no_grad():
         for lo, hi in _batches(embeds.shape[0], embeds.shape[1]):
             out.append(f(embeds[lo:hi]).double().cpu().numpy())
+            _report(hi, embeds.shape[0])
     return np.concatenate(out)
 
 
@@ -194,6 +239,7 @@ def _grads(f: _Target, points: Any) -> Any:
             chunk = points[lo:hi].detach().requires_grad_(True)
             (grad,) = torch.autograd.grad(f(chunk).sum(), chunk)
         grads.append(grad.float())
+        _report(hi, points.shape[0])
     return torch.cat(grads)
 
 
@@ -373,6 +419,28 @@ def attribute_position(
     target: str | None = None,
     steps: int | None = None,
     methods: tuple[str, ...] = METHODS,
+    progress: Callable[[float, str], None] | None = None,
+) -> AttributionSet:
+    """Attribute the token at `position` to the tokens before it (see `_attribute_position`).
+
+    `progress(fraction, text)`, when given, hears of every chunk of every method ("integrated
+    gradients 16/32 steps", per method) and may raise to stop the work between chunks.
+    """
+    with _watching(progress):
+        return _attribute_position(
+            bundle, token_ids, position, foil, target=target, steps=steps, methods=methods
+        )
+
+
+def _attribute_position(
+    bundle: LoadedModel,
+    token_ids: list[int],
+    position: int,
+    foil: str | None = None,
+    *,
+    target: str | None = None,
+    steps: int | None = None,
+    methods: tuple[str, ...] = METHODS,
 ) -> AttributionSet:
     """Attribute the token at `position` (or, at len(token_ids), the model's prediction) to
     the tokens before it, against the first token of `foil` when given. A `target` text puts
@@ -399,6 +467,7 @@ def attribute_position(
         raise UsageError(f"the foil {foil!r} is the target token itself; choose another word.")
     results: dict[str, Attribution] = {}
     for method in methods:
+        _stage(method)
         if method == "integrated_gradients" and steps is None:
             results[method] = integrated_gradients_auto(bundle, inputs, target_id, foil_id)
         else:

@@ -2,11 +2,11 @@
 
 The live scan records less than `capture` while it runs, to keep up with the model: it leaves
 out each layer's head-averaged attention pattern (`pattern.{l}.-1`, layers x tokens^2 floats,
-which the flow view and `export flow` need). `complete_for_save` computes whatever is still
-missing with the live model, by forward passes over the run's tokens, and returns a trace that
-has it. It runs in the model worker (the app calls it through `ModelEngine.complete`). Derived
-figures computed on demand in the live view belong here too: what a snapshot must hold is
-decided in this one place.
+which the flow view and `export flow` need), and it derives the logit lens on demand for what
+is on screen (capture/derive.py) rather than at every step. `complete_for_save` computes
+whatever is still missing with the live model and returns a trace that has it. It runs in the
+model worker (the app's save action submits it as a model task). What a snapshot must hold
+beyond what the live view records is decided in this one place.
 """
 
 from __future__ import annotations
@@ -17,6 +17,13 @@ from typing import Any
 import numpy as np
 
 from neuroscope_tui.trace import Trace
+
+
+def needs_completion(trace: Trace) -> bool:
+    """Whether saving `trace` must first compute something with the model."""
+    from neuroscope_tui.capture.derive import missing_positions
+
+    return bool(missing_for_save(trace) or missing_positions(trace))
 
 
 def missing_for_save(trace: Trace) -> list[tuple[int, int]]:
@@ -36,13 +43,21 @@ def _complete_pattern(pattern: Any, n_tokens: int) -> bool:
 def complete_for_save(bundle: Any, trace: Trace) -> Trace:
     """`trace` with everything a snapshot should hold that the live run left out.
 
-    Returns `trace` itself when nothing is missing, else a copy (the arrays are shared, not
-    copied) with the missing head-averaged patterns [T, T] added and its spec updated to say
-    it holds them; the live trace is never changed, so the views keep what they show. Needs
+    The lens cells still missing are derived in place (capture/derive.py `complete_trace`).
+    Returns `trace` itself when no pattern is missing, else a copy (the arrays are shared,
+    not copied) with the missing head-averaged patterns [T, T] added and its spec updated to
+    say it holds them; the live trace's patterns are never changed. Needs
     the model (`bundle`, a LoadedModel), so it runs in the model worker; errors propagate.
     """
+    if trace.n_tokens == 0:
+        return trace
+    from neuroscope_tui.capture.derive import complete_trace
+
+    # the lens cells the live view left for later are filled in place: they are the same
+    # numbers the views would derive, so the trace on screen may share them
+    complete_trace(bundle, trace)
     missing = missing_for_save(trace)
-    if not missing or trace.n_tokens == 0:
+    if not missing:
         return trace
     from neuroscope_tui.capture.run import compute_patterns
 

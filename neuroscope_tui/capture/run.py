@@ -23,6 +23,7 @@ from neuroscope_tui.capture.attention_tap import (
     set_attention_implementation,
     tapped,
 )
+from neuroscope_tui.capture.derive import lens_placeholders, spec_keeps_stream
 from neuroscope_tui.capture.lens import logit_lens
 from neuroscope_tui.capture.recorder import Recorder, recording
 from neuroscope_tui.errors import PromptError
@@ -173,12 +174,13 @@ class _Run:
         )
         self.eager_fallback = False
         self.id_text: dict[str, str] = {}
+        self.lens_later = False  # leave the lens to capture/derive.py (set by run())
 
     def forward(self, new_ids: list[int], past):
         """One forward pass over `new_ids`; records their rows into the trace."""
         all_ids = torch.tensor(self.trace.token_ids + new_ids, device=self.device)
         self.rec.ids = all_ids
-        self.rec.keep_stream = self.spec.lens_positions != ()
+        self.rec.keep_stream = self.spec.lens_positions != () and not self.lens_later
         self.rec.defer = len(new_ids) <= DEFER_QUERIES
         inputs = torch.tensor([new_ids], device=self.device)
         cache_name = cache_keyword(self.model)
@@ -217,27 +219,22 @@ class _Run:
     def _lens_rows(self, logits: torch.Tensor, start: int, n_new: int) -> dict[str, np.ndarray]:
         """Logit-lens rows for the new positions ([L, new, ...]); unasked positions are -1/NaN."""
         asked = self.spec.lens_positions
+        layers = self.rec.layers
+        if asked != () and self.lens_later:
+            return lens_placeholders(len(layers), n_new, self.spec.top_k)
         if asked == () or not self.rec.stream:
             return {}
         local = list(range(n_new))
         if asked is not None:
             wanted = set(asked)
             local = [i for i in local if start + i in wanted]
-        layers = self.rec.layers
-        k = self.spec.top_k
-        out = {
-            "lens.top_ids": np.full((len(layers), n_new, k), -1, np.int32),
-            "lens.top_probs": np.full((len(layers), n_new, k), np.nan, np.float32),
-            "lens.kl": np.full((len(layers), n_new), np.nan, np.float32),
-            "lens.pred_rank": np.full((len(layers), n_new), -1, np.int32),
-            "lens.pred_prob": np.full((len(layers), n_new), np.nan, np.float32),
-        }
+        out = lens_placeholders(len(layers), n_new, self.spec.top_k)
         if local:
             idx = torch.tensor(local, device=logits.device)
             resid = [
                 self.rec.stream[layer][idx.to(self.rec.stream[layer].device)] for layer in layers
             ]
-            got = logit_lens(self.bundle.anatomy, resid, logits[idx], k, self.softcap)
+            got = logit_lens(self.bundle.anatomy, resid, logits[idx], self.spec.top_k, self.softcap)
             for name, val in got.items():
                 out[name][:, local] = val
             self._remember(got["lens.top_ids"])
@@ -300,9 +297,14 @@ def run(
     *,
     on_step: StepCallback | None = None,
     cancel: threading.Event | None = None,
+    lens_later: bool = False,
 ) -> Trace:
     """Run `prompt` and generate; return the Trace (stop_reason: "eos", "length",
     "context", "cancelled").
+
+    `lens_later`: when the spec keeps the full residual stream of every layer it records,
+    the lens arrays are left "not computed" (-1 / NaN) for capture/derive.py to fill in on
+    demand (`derive_lens`) or all at once (`complete_trace`); otherwise it is computed now.
 
     Raises PromptError for an empty prompt or (too_long="refuse") one past the context.
     Hooks are removed when this returns or raises.
@@ -326,6 +328,7 @@ def run(
     try:
         with torch.no_grad(), recording(anatomy, spec) as rec:
             state = _Run(bundle, spec, trace, rec)
+            state.lens_later = lens_later and spec_keeps_stream(spec, anatomy.n_layers)
             with tapped(bundle.model, anatomy.attention, rec, lambda: rec.ids) as tap_ok:
                 state.eager_fallback = not tap_ok
                 if state.eager_fallback and spec.head_scores:

@@ -13,6 +13,7 @@ that needs the model calls `run_model_task`. Never imports torch at module level
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import suppress
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,9 +22,11 @@ from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.css.query import NoMatches
 from textual.geometry import Size
 from textual.widgets import ContentSwitcher, Footer, Input, Static
 
+from neuroscope_tui.tasks import TaskContext
 from neuroscope_tui.trace import CaptureSpec, Trace
 from neuroscope_tui.tui.commands import ActionCommands
 from neuroscope_tui.tui.engine import ModelEngine, ModelTask, trace_upto
@@ -35,8 +38,10 @@ from neuroscope_tui.tui.messages import (
     ModelReady,
     RunEnded,
     TaskDone,
+    TaskProgress,
     TraceGrew,
 )
+from neuroscope_tui.tui.pacing import RedrawPacer
 from neuroscope_tui.tui.plain_text import ControlPictures, PlainNotices
 from neuroscope_tui.tui.recovery import CrashRecovery
 from neuroscope_tui.tui.saving import SavingActions
@@ -51,7 +56,6 @@ from neuroscope_tui.tui.widgets.status import (
 )
 
 SHORT_HEIGHT = 32  # below this many rows the plots shrink to leave the heatmap more layers
-REDRAW_INTERVAL = 1 / 30  # a flood of TraceGrew messages is drawn at most this often
 
 
 class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
@@ -106,6 +110,7 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
         self.last_saved: Path | None = None
         self._growth: TraceGrew | None = None
         self._redraw_due = False
+        self.pacer = RedrawPacer()  # how often a growing trace is redrawn
         self.current_view = VIEWS[0].name
         # while True, the selection moves to each new token (the detail panel shows it);
         # moving the selection anywhere else turns it off until the next run
@@ -233,19 +238,35 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
         self._growth = self.engine.take_growth() or message
         if not self._redraw_due:
             self._redraw_due = True
-            self.set_timer(REDRAW_INTERVAL, self._apply_growth)
+            self.set_timer(self.pacer.delay(), self._apply_growth)
 
     def _apply_growth(self) -> None:
         self._redraw_due = False
+        self.pacer.drawn()
         message, self._growth = self._growth, None
         if message is None:
+            return
+        shown, running = self.shown, self.engine.running
+        if (
+            shown is not None
+            and message.trace is self.trace
+            and not running
+            and (
+                message.n_tokens == shown.n_tokens  # the lens completed after the run
+            )
+        ):
+            view = self.view  # redraw what shows the lens; leave the selection alone
+            with suppress(NoMatches):
+                getattr(view, "lens_ready", partial(view.show_trace, shown))()
             return
         self.trace = message.trace
         self.shown = trace_upto(message.trace, message.n_tokens)
         self.figures.tokens_per_s = message.tokens_per_s
         self.figures.gpu_bytes = message.gpu_bytes
         self.figures.captured = captured_bytes(self.shown)
-        self._show_trace()
+        # NoMatches: the app is closing (the lens completes after a run): nothing to draw
+        with suppress(NoMatches):
+            self._show_trace()
 
     def on_run_ended(self, message: RunEnded) -> None:
         self._apply_growth()
@@ -272,6 +293,11 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
     def on_task_done(self, message: TaskDone) -> None:
         message.callback(message.result)
 
+    def on_task_progress(self, message: TaskProgress) -> None:
+        figures = message.task.context.take()  # the newest, however many reports came
+        if figures is not None and message.task.on_progress is not None:
+            message.task.on_progress(*figures)
+
     # ---- runs --------------------------------------------------------------------------------
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -290,6 +316,8 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
             self.notify("a run is in progress; press Esc to stop it first", severity="warning")
             return
         self.engine.prepare_run()
+        for view in self.query(TraceView):  # what a view kept of the last run is stale now
+            view.reset_run()
         self.follow = True
         self.prompt_asked = False
         self.figures.state = "running"
@@ -307,6 +335,18 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
         elif isinstance(self.focused, Input):
             self.prompt_asked = False
             self._focus_view()
+        else:
+            self.cancel_tasks()
+
+    def cancel_tasks(self) -> None:
+        """Cancel the long task in flight: the view's own work, then labelled model tasks."""
+        labels = self.engine.cancel_tasks()
+        if self.view.cancel_work() and not labels:
+            labels = [f"{self.current_view} view's computation"]
+        if labels:
+            self.notify(f"cancelled: {', '.join(dict.fromkeys(labels))}")
+        else:
+            self.notify("nothing to stop: no run or task is in progress")
 
     def action_focus_prompt(self) -> None:
         """Type a new prompt."""
@@ -315,23 +355,42 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
             self.query_one("#prompt", Input).focus()
 
     def run_model_task(
-        self, fn: Callable[..., Any], *args: Any, on_done: Callable[[Any], None]
-    ) -> None:
-        """Run `fn(loaded_model, *args)` in the model worker (between generation steps) and
-        call `on_done(result)` on the UI thread; an error becomes a notice."""
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        on_done: Callable[[Any], None],
+        kind: str | None = None,
+        long: bool = False,
+        label: str = "",
+        on_progress: Callable[[float, str], None] | None = None,
+        on_cancelled: Callable[[], None] | None = None,
+    ) -> TaskContext | None:
+        """Run `fn(loaded_model, *args)` in the model worker and call `on_done(result)` on the
+        UI thread; an error becomes a notice. Returns the task's TaskContext (cancel() it),
+        or None without a model.
+
+        Quick tasks run between generation steps; `long` ones wait for the run's end. A task
+        of a `kind` replaces a waiting one of the same kind (its `on_cancelled` is called).
+        With `on_progress`, `fn` gets `progress=` (neuroscope_tui/tasks.py) and its reports
+        arrive, coalesced, as `on_progress(fraction, text)`; a `label` makes the task one
+        that Esc cancels.
+        """
         if self.engine.model is None:
             self.notify("this needs the live model; `view` mode has none", severity="warning")
-            return
-        self.engine.submit(
-            ModelTask(
-                fn, args,
-                on_done=lambda result: self.post_message(TaskDone(on_done, result)),
-                on_error=lambda text: self.post_message(
-                    TaskDone(partial(self.notify, severity="error"), f"model task failed: {text}")
-                ),
-            )
+            return None
+        task = ModelTask(
+            fn, args,
+            on_done=lambda result: self.post_message(TaskDone(on_done, result)),
+            on_error=lambda text: self.post_message(
+                TaskDone(partial(self.notify, severity="error"), f"model task failed: {text}")
+            ),
+            kind=kind, long=long, label=label, reports=on_progress is not None,
+            on_cancelled=None if on_cancelled is None
+            else lambda: self.post_message(TaskDone(lambda _: on_cancelled(), None)),
+            on_progress=on_progress,
         )  # fmt: skip
-        self.engine.spawn("task", self.engine.serve_tasks)
+        self.engine.submit(task)
+        return task.context
 
     def decode_token(self, token_id: int) -> str | None:
         """A vocabulary id's text with the live tokenizer (None without one)."""

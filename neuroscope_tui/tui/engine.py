@@ -8,11 +8,17 @@ quitting during a 20 s model load would hang until the load ended. One lock seri
 everything that touches the model; a task asked for during generation (`submit`) runs between
 two generation steps, so a view's request never waits for the whole run. torch is imported
 only inside functions.
+
+View tasks: one queue, served by one thread at a time (`submit` starts it when none is
+serving). During a run only quick tasks (one pattern: a forward pass) run, one between two
+generation steps; long ones (attribution: minutes on CPU) wait for the run's end, so
+generation never stalls on them. A task of a `kind` replaces a queued one of the same kind:
+a burst of key presses leaves one pattern request, not fifty forward passes. A task with a
+`label` shows progress (its TaskContext, neuroscope_tui/tasks.py) and Esc cancels it.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from neuroscope_tui.errors import NeuroscopeError
+from neuroscope_tui.tasks import TaskCancelled, TaskContext
 from neuroscope_tui.trace import CaptureSpec, Trace
 from neuroscope_tui.tui.messages import (
     LoadFailed,
@@ -27,6 +34,7 @@ from neuroscope_tui.tui.messages import (
     MemoryPlanned,
     ModelReady,
     RunEnded,
+    TaskProgress,
     TraceGrew,
 )
 
@@ -38,12 +46,31 @@ FULL_ROWS_BUDGET = 256 * 1024 * 1024
 
 @dataclass
 class ModelTask:
-    """A function of the live model asked for by a view, and where its answer goes."""
+    """A function of the live model asked for by a view, and where its answer goes.
+
+    `kind`: a newer task of the same kind replaces this one while it waits. `long`: it waits
+    for the end of a run instead of running between two generation steps. `label`: what the
+    progress line calls it; labelled tasks are the ones Esc cancels. `reports`: `fn` takes a
+    `progress=` keyword (TaskContext.progress). `on_done`, `on_error` and `on_cancelled` are
+    called in the worker thread (the app's post messages); `on_progress` on the UI thread,
+    from the coalesced TaskProgress messages.
+    """
 
     fn: Callable[..., Any]
     args: tuple[Any, ...]
     on_done: Callable[[Any], None]
     on_error: Callable[[str], None]
+    kind: str | None = None
+    long: bool = False
+    label: str = ""
+    reports: bool = False
+    on_cancelled: Callable[[], None] | None = None
+    on_progress: Callable[[float, str], None] | None = None  # the app calls it on the UI thread
+    context: TaskContext = field(default_factory=TaskContext)
+
+    def cancelled(self) -> None:
+        if self.on_cancelled is not None:
+            self.on_cancelled()
 
 
 @dataclass
@@ -54,10 +81,15 @@ class ModelEngine:
     model: Any = None  # LoadedModel once loaded
     lock: threading.Lock = field(default_factory=threading.Lock)
     cancel: threading.Event = field(default_factory=threading.Event)
-    tasks: queue.Queue[ModelTask] = field(default_factory=queue.Queue)
+    tasks: list[ModelTask] = field(default_factory=list)  # waiting, oldest first
+    current: ModelTask | None = None  # the task running now
     running: bool = False
     latest: TraceGrew | None = None  # the newest growth, read by the UI with `take_growth`
+    deriving: bool = False  # completing the last run's lens while the model is otherwise idle
+    derive_error: str | None = None
     _posted: threading.Event = field(default_factory=threading.Event)
+    _queue_lock: threading.Lock = field(default_factory=threading.Lock)
+    _serving: bool = False  # a thread is serving the queue (or waiting for the model)
 
     def spawn(self, name: str, fn: Callable[..., Any], *args: Any) -> threading.Thread:
         """Run `fn(*args)` in a new daemon thread called `neuroscope-<name>`."""
@@ -124,7 +156,7 @@ class ModelEngine:
             if not self._posted.is_set():  # coalesce at the source: one message in flight
                 self._posted.set()
                 self.post(self.latest)
-            self.run_tasks(bundle)
+            self.run_tasks(bundle, between_steps=True)
             time.sleep(0.001)  # hand the GIL to the UI thread once per token
 
         ended: RunEnded | None = None
@@ -137,6 +169,7 @@ class ModelEngine:
                     GenerationOptions(**options),
                     on_step=on_step,
                     cancel=self.cancel,
+                    lens_later=True,  # derived on demand, then in complete_when_idle
                 )
             ended = RunEnded(trace, None)
         except Exception as err:
@@ -148,12 +181,43 @@ class ModelEngine:
                 text = f"the model failed{at} ({describe(err)}); what was captured is kept"
             ended = RunEnded(trace if trace is not None and trace.n_tokens else None, text)
         finally:
-            with self.lock:
-                self.run_tasks(bundle)
+            # Tasks still waiting (the long ones) are run by the serving thread, which waits
+            # for the lock; not here, so the UI hears of the end at once.
             # not running before the UI hears the end, so Enter right after it starts a run
             self.running = False
+            # set before the UI hears the end, so "idle" is never seen between the two
+            self.deriving = ended is not None and ended.trace is not None
             if ended is not None:
                 self.post(ended)
+        if ended is not None and ended.trace is not None:
+            self.complete_when_idle(ended.trace)
+
+    def complete_when_idle(self, trace: Trace) -> None:
+        """Derive what the run left for later (the lens), a chunk of positions at a time,
+        while no new run wants the model; view tasks still run between chunks. Posts a
+        TraceGrew after each chunk so the views on screen show the new figures."""
+        from neuroscope_tui.capture.derive import complete_some
+
+        bundle = self.model
+        self.deriving = True
+        try:
+            while not self.running and not self.cancel.is_set():  # cancel: the app quits
+                with self.lock:
+                    if self.running:  # a new run was asked for while we waited
+                        return
+                    self.run_tasks(bundle)
+                    done = complete_some(bundle, trace)
+                if not done:
+                    return
+                rate = self.latest.tokens_per_s if self.latest is not None else None
+                self.latest = TraceGrew(trace, trace.n_tokens, rate, gpu_bytes(bundle.device))
+                if not self._posted.is_set():
+                    self._posted.set()
+                    self.post(self.latest)
+        except Exception as err:  # the run is kept; its lens cells say "not computed"
+            self.derive_error = f"completing the logit lens failed ({describe(err)})"
+        finally:
+            self.deriving = False
 
     def plan_memory(self, bundle: Any, spec: CaptureSpec, n_prompt: int, options, sampling):
         """`spec` sampled as asked and fitted to the memory budget; posts MemoryPlanned.
@@ -199,27 +263,83 @@ class ModelEngine:
     # ---- view tasks ------------------------------------------------------------------------
 
     def submit(self, task: ModelTask) -> None:
-        """Queue a view's model task; the caller then starts `serve_tasks` in a worker."""
-        self.tasks.put(task)
+        """Queue a view's model task (replacing a waiting one of the same kind) and make sure
+        a thread serves the queue."""
+        task.context.notify = lambda: self.post(TaskProgress(task))
+        replaced: list[ModelTask] = []
+        with self._queue_lock:
+            if task.kind is not None:
+                replaced = [t for t in self.tasks if t.kind == task.kind]
+                self.tasks = [t for t in self.tasks if t.kind != task.kind]
+            self.tasks.append(task)
+            start = not self._serving
+            self._serving = True
+        for old in replaced:
+            old.context.cancel()
+            old.cancelled()
+        if start:
+            self.spawn("tasks", self.serve_tasks)
 
     def serve_tasks(self) -> None:
-        """Run queued tasks now if no run holds the model (a run drains them between steps)."""
-        with self.lock:
-            self.run_tasks(self.model)
-
-    def run_tasks(self, bundle: Any) -> None:
-        """Run every queued task with the model (the caller holds the lock)."""
+        """Run queued tasks whenever no run holds the model (a run runs the quick ones
+        between its steps); return when the queue is empty."""
         while True:
+            with self.lock:
+                self.run_tasks(self.model)
+            with self._queue_lock:
+                if not self.tasks:
+                    self._serving = False
+                    return
+
+    def pending(self, kind: str | None = None) -> list[ModelTask]:
+        """The tasks waiting (of `kind`, when given)."""
+        with self._queue_lock:
+            return [t for t in self.tasks if kind is None or t.kind == kind]
+
+    def cancel_tasks(self) -> list[str]:
+        """Cancel every labelled task, waiting or running; their labels (for a notice)."""
+        with self._queue_lock:
+            dropped = [t for t in self.tasks if t.label]
+            self.tasks = [t for t in self.tasks if not t.label]
+        running = self.current
+        if running is not None and running.label and not running.context.cancelled.is_set():
+            running.context.cancel()  # it stops at its next progress report
+            dropped.append(running)
+        for task in dropped:
+            task.context.cancel()
+            if task is not running:
+                task.cancelled()
+        return [t.label for t in dropped]
+
+    def _next_task(self, between_steps: bool) -> ModelTask | None:
+        with self._queue_lock:
+            for i, task in enumerate(self.tasks):
+                if not (between_steps and task.long):
+                    return self.tasks.pop(i)
+        return None
+
+    def run_tasks(self, bundle: Any, *, between_steps: bool = False) -> None:
+        """Run queued tasks with the model (the caller holds the lock): all of them, or,
+        between two generation steps, only the oldest quick one."""
+        while (task := self._next_task(between_steps)) is not None:
+            self.current = task
             try:
-                task = self.tasks.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                result = task.fn(bundle, *task.args)
+                if task.context.cancelled.is_set():
+                    raise TaskCancelled(task.label)
+                if task.label:
+                    task.context.progress(0.0, task.label)  # "started", for the UI
+                kw = {"progress": task.context.progress} if task.reports else {}
+                result = task.fn(bundle, *task.args, **kw)
+            except TaskCancelled:
+                task.cancelled()
             except Exception as err:
                 task.on_error(describe(err))
             else:
                 task.on_done(result)
+            finally:
+                self.current = None
+            if between_steps:
+                return
 
 
 def describe(err: BaseException) -> str:

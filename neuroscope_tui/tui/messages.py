@@ -74,3 +74,15 @@ class TaskDone(Message):
 
     callback: Any
     result: Any
+
+
+@dataclass
+class TaskProgress(Message):
+    """A view's model task got further: read the newest figures with `task.context.take()`.
+
+    Coalesced at the source like TraceGrew: while one is unread the task only updates its
+    figures, so a task reporting every few milliseconds costs the UI one message at a time.
+    `task` is the engine's ModelTask.
+    """
+
+    task: Any

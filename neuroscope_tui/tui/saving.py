@@ -54,9 +54,10 @@ class SavingActions:
     def action_save_snapshot(self) -> None:
         """Save the trace on screen as a snapshot file and say where.
 
-        With the live model, what the live scan left out and `capture` keeps (the layers'
-        head-averaged patterns) is computed first in the model worker
-        (capture/complete.py), so a saved live run holds what `capture` holds.
+        With the live model, what the live scan left out and `capture` keeps (the logit
+        lens at every position, the layers' head-averaged patterns) is computed first in
+        the model worker (capture/complete.py), so a saved live run holds what `capture`
+        holds.
         """
         if self.shown is None or self.shown.n_tokens == 0:
             self.notify("nothing to save yet: run a prompt first", severity="warning")
@@ -65,16 +66,16 @@ class SavingActions:
         if self.live_model is None:
             self._write_snapshot(trace)
             return
-        from neuroscope_tui.capture.complete import complete_for_save, missing_for_save
+        from neuroscope_tui.capture.complete import complete_for_save, needs_completion
 
-        if not missing_for_save(trace):
+        if not needs_completion(trace):
             self._write_snapshot(trace)
             return
         if self._completing:
             self.notify("already preparing a snapshot; it is saved in a moment")
             return
         self._completing = True
-        self.notify("computing the attention patterns a snapshot keeps, then saving...")
+        self.notify("computing the lens and attention patterns a snapshot keeps, then saving...")
 
         def done(result: Any) -> None:
             self._completing = False
@@ -84,7 +85,7 @@ class SavingActions:
             # the run itself must not be lost for want of a derived figure
             self._completing = False
             self.notify(
-                f"could not compute the layer patterns ({text}); saving the run without them",
+                f"could not complete the run ({text}); saving what was captured",
                 severity="warning",
                 timeout=15,
             )
@@ -97,8 +98,7 @@ class SavingActions:
                 on_done=lambda result: self.post_message(TaskDone(done, result)),
                 on_error=lambda text: self.post_message(TaskDone(failed, text)),
             )
-        )
-        self.engine.spawn("task", self.engine.serve_tasks)
+        )  # submit starts a thread to serve the queue when none is serving
 
     def _write_snapshot(self, trace: Trace) -> None:
         from neuroscope_tui.snapshot import save_snapshot

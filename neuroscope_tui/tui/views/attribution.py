@@ -26,6 +26,7 @@ from textual.widgets import Input, Static
 
 from neuroscope_tui.analysis.feature_tables import attribution_table
 from neuroscope_tui.errors import NeuroscopeError
+from neuroscope_tui.tasks import TaskCancelled
 from neuroscope_tui.text_safety import visible, visible_text
 from neuroscope_tui.tui.plain_text import ControlPictures
 from neuroscope_tui.tui.views.base import TraceView
@@ -64,6 +65,7 @@ class AttributionView(TraceView):
         Binding("comma", "step_target(-1)", "previous position", show=False),
         Binding("full_stop", "step_target(1)", "next position", show=False),
         Binding("x", "write_csv", "CSV"),
+        Binding("c", "cancel", "cancel"),
     ]
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -74,6 +76,10 @@ class AttributionView(TraceView):
         self.target: int | None = None  # output position; None: the last one
         self.busy = False
         self.message = ""
+        self.progress: tuple[float, str] | None = None  # the running task's newest report
+        self._task: Any = None  # its TaskContext (cancel() stops it)
+        self._ticket: object | None = None  # the request in flight (answers to others are old)
+        self._found: Any = None  # the last AttributionSet computed for this run
 
     def compose(self) -> ComposeResult:
         yield Static(id="attr-title")
@@ -126,6 +132,7 @@ class AttributionView(TraceView):
     def refresh_view(self) -> None:
         if not self._ready:
             return
+        self._keep_found()
         note = self._note()
         self.query_one("#attr-status", Static).update(visible_text(self._status_text()))
         if note is None:
@@ -136,6 +143,8 @@ class AttributionView(TraceView):
                 if live
                 else "this snapshot holds no attribution; capture with --attribution"
             )
+            if live and (self.trace is None or self.trace.n_tokens == 0):
+                how = "run a prompt first; then a explains its last token"
             self.query_one("#attr-prompt", Static).update(Text(how, style="italic"))
             self.query_one("#attr-table", Static).update("")
             self.query_one("#attr-gaps", Static).update("")
@@ -227,8 +236,12 @@ class AttributionView(TraceView):
         return out
 
     def _status_text(self) -> Text:
+        if self.busy and self.progress is not None:
+            fraction, text = self.progress
+            bar = "█" * int(fraction * 20) + "░" * (20 - int(fraction * 20))
+            return Text(f"{text}…  {bar} {fraction:.0%}   Esc or c cancels")
         if self.busy:
-            return Text("computing attributions in the model worker…")
+            return Text("attribution waits for the model (it runs when generation ends)…")
         if self.message:
             return Text(self.message, style="yellow")
         foil = f" · foil {self.foil!r}" if self.foil else ""
@@ -265,34 +278,93 @@ class AttributionView(TraceView):
         self.refresh_view()
 
     def action_attribute(self) -> None:
-        """Compute every attribution for the chosen position in the model worker."""
+        """Compute every attribution for the chosen position in the model worker; during a
+        run it waits for the run's end (it would stall generation for minutes)."""
         from neuroscope_tui.capture.attribution import attribute_position
 
-        if getattr(self.app, "live_model", None) is None or self.trace is None:
+        if getattr(self.app, "live_model", None) is None:
             self.message = "attribution needs the live model; `view` mode shows saved ones only"
             self.notify(self.message, severity="warning")
             self.refresh_view()
             return
-        if self.busy:
+        if self.trace is None or self.trace.n_tokens == 0:
+            self.message = "run a prompt first: attribution explains the tokens of a run"
+            self.notify(self.message, severity="warning")
+            self.refresh_view()
             return
-        self.busy, self.message = True, ""
+        if self.busy:
+            self.notify("attribution is already computing; Esc or c cancels it")
+            return
+        self.busy, self.message, self.progress = True, "", None
+        engine = getattr(self.app, "engine", None)
+        if engine is not None and engine.running:
+            self.notify("attribution will run when generation ends (Esc stops the run)")
         self.refresh_view()
         ids = list(self.trace.token_ids)
-        trace = self.trace
-        self.app.run_model_task(
+        ticket = self._ticket = object()  # which request the answers belong to
+        task = self.app.run_model_task(
             _attribute_or_error, attribute_position, ids, self._position(), self.foil,
-            on_done=lambda found: self._attributed(trace, found),
+            on_done=lambda found: self._attributed(ticket, found),
+            kind="attribution", long=True, label="attribution",
+            on_progress=lambda fraction, text: self._progressed(ticket, fraction, text),
+            on_cancelled=lambda: self._cancelled(ticket),
         )  # fmt: skip
+        if self._ticket is ticket:  # not answered at once
+            self._task = task
 
-    def _attributed(self, trace: Any, found: Any) -> None:
-        from neuroscope_tui.capture.attribution import store_attributions
+    def _progressed(self, ticket: object, fraction: float, text: str) -> None:
+        if ticket is self._ticket and self.busy:
+            self.progress = (fraction, text)
+            self.query_one("#attr-status", Static).update(self._status_text())
 
-        self.busy = False
+    def _cancelled(self, ticket: object) -> None:
+        if ticket is self._ticket:
+            self.busy, self.progress, self._task, self._ticket = False, None, None, None
+            self.message = "attribution cancelled"
+            self.refresh_view()
+
+    def _attributed(self, ticket: object, found: Any) -> None:
+        if ticket is not self._ticket:
+            return  # asked for before a new run, or cancelled
+        self.busy, self.progress, self._task, self._ticket = False, None, None, None
         if isinstance(found, str):
             self.message = found
             self.notify(found, severity="warning")
         elif found is not None:
+            self._found = found
+        self.refresh_view()
+
+    def _keep_found(self) -> None:
+        """Put this run's attribution into the trace on screen (a new copy while the run
+        grows; the finished trace, which `s` saves, once it ends)."""
+        from neuroscope_tui.capture.attribution import store_attributions
+
+        found, trace = self._found, self.trace
+        if found is None or trace is None or found.position > trace.n_tokens:
+            return
+        if trace.notes.get("attribution") != found.notes():
             store_attributions(trace, found)
+
+    def action_cancel(self) -> None:
+        """Cancel the attribution in progress (or waiting for the run's end)."""
+        if not self.cancel_work():
+            self.notify("no attribution is computing")
+
+    def cancel_work(self) -> bool:
+        if not self.busy:
+            return False
+        if self._task is not None:
+            self._task.cancel()  # the worker stops at its next chunk
+        self._cancelled(self._ticket)  # the view is free at once
+        return True
+
+    def reset_run(self) -> None:
+        """A new run: the position, foil and any attribution belong to the last one."""
+        if self._task is not None:
+            self._task.cancel()
+        self.target, self.foil, self._found, self._task, self._ticket = None, None, None, None, None
+        self.busy, self.progress, self.message = False, None, ""
+        self.remove_class("-asking")
         self.refresh_view()
 
     def action_write_csv(self) -> None:
@@ -312,10 +384,12 @@ class AttributionView(TraceView):
         self.notify(f"saved {path}", title="CSV")
 
 
-def _attribute_or_error(bundle: Any, fn: Any, *args: Any) -> Any:
+def _attribute_or_error(bundle: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Model worker: run `fn(bundle, *args)`; a failure comes back as a sentence to show."""
     try:
-        return fn(bundle, *args)
+        return fn(bundle, *args, **kwargs)
+    except TaskCancelled:
+        raise  # the engine tells the view
     except NeuroscopeError as err:
         return str(err)
     except Exception as err:  # out of memory, say: the view must leave its busy state

@@ -8,6 +8,11 @@ they never run the model themselves. A view that needs the live model (patterns 
 attribution) calls `self.app.run_model_task(fn, *args, on_done=callback)` (see app.py), which
 runs `fn(loaded_model, *args)` in the model worker, between generation steps, and calls
 `on_done(result)` on the UI thread; `self.app.live_model` is None in `view` mode.
+
+When a new run starts the app calls `reset_run()` on every mounted view: whatever a view
+kept of the last run (a chosen position, a foil, computed patterns, projections, a task
+still waiting) belongs to that run and is dropped. Esc calls `cancel_work()` on the view on
+screen, which stops a long computation the view runs itself (t-SNE, UMAP).
 """
 
 from __future__ import annotations
@@ -56,6 +61,13 @@ class TraceView(Widget):
     def refresh_view(self) -> None:
         """Redraw from `self.trace` and `self.selection`; views override this."""
         self.refresh()
+
+    def reset_run(self) -> None:
+        """A new run starts: forget per-run state (views that keep any override this)."""
+
+    def cancel_work(self) -> bool:
+        """Stop a long computation this view runs itself; whether there was one."""
+        return False
 
     def select(self, **changes: int) -> None:
         """Move the app-wide selection (layer=, token=, head=) and tell the app."""

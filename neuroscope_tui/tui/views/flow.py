@@ -164,12 +164,20 @@ class FlowView(GridView):
                 ids,
                 heads,
                 on_done=lambda got: self._got_patterns(ids, got, heads),
+                kind=f"patterns {self.id}",
             )
         if stored is not None and ids[: len(stored[0])] == stored[0]:
             return stored[1]
         raise SnapshotError("computing head-averaged attention patterns with the model…")
 
+    def reset_run(self) -> None:
+        """A new run: the chosen output and the patterns asked for belong to the last one."""
+        self.position, self._asked, self._patterns = None, None, None
+        self._flows.clear()
+
     def _got_patterns(self, ids: list[int], got: dict, heads: list[tuple[int, int]]) -> None:
+        if self._asked != ids:
+            return  # asked for by the last run
         self._asked = None
         self._patterns = (ids, np.stack([np.asarray(got[h], dtype=np.float64) for h in heads]))
         self.invalidate()

@@ -115,7 +115,12 @@ class HeadsView(TraceView):
         # trace may reuse once this one is freed
         self._scored_at: tuple[Any, int] | None = None
         self._on_demand: set[tuple[int, int]] = set()  # patterns this view added to the trace
-        self._pending: set[tuple[int, int]] = set()
+        # ... and the arrays themselves: while a run grows, each update is a new copy of the
+        # trace, so they are put back into every copy instead of being asked for again
+        self._computed: dict[tuple[int, int], np.ndarray] = {}
+        self._pending: set[tuple[int, int]] = set()  # heads of the newest request
+        self._ticket: object | None = None  # the newest request (answers to older ones: kept)
+        self._run = 0  # counts reset_run calls: answers for an earlier run are dropped
         # heads whose pattern request failed, and why (not asked again for this trace)
         self._failed: dict[tuple[int, int], str] = {}
         self._probe: dict | None = None  # the probe's notes, for later runs of the same model
@@ -224,10 +229,10 @@ class HeadsView(TraceView):
             self.query_one(PatternGrid).show(None, [], message="no pattern to show")
             return
         trace = self.trace
+        # Keyed on the trace object itself, not id(): a later trace may reuse an id. A growing
+        # run hands a new trace object every update, so per-run state (computed patterns,
+        # failures) is cleared by reset_run() when a new run starts, not here.
         key = (trace, trace.n_tokens)
-        if self._scored_at is not None and self._scored_at[0] is not trace:
-            self._failed.clear()  # a new run: try again
-            self._on_demand.clear()
         scored = self._scored_at
         if self.scores is None or scored is None or scored[0] is not trace or scored[1] != key[1]:
             recorded = {k: v for k, v in trace_patterns(trace).items() if k not in self._on_demand}
@@ -345,45 +350,68 @@ class HeadsView(TraceView):
     # ---- patterns on demand ------------------------------------------------------------------
 
     def _fetch_patterns(self, wanted: list[tuple[int, int]]) -> None:
-        """Ask the model worker for patterns on screen that are missing or behind the trace."""
+        """Ask the model worker for patterns on screen that are missing or behind the trace.
+
+        One request at a time matters: a newer one replaces a waiting one in the worker's
+        queue (`kind`), so a burst of key presses costs one forward pass, not one per key.
+        """
         trace = self.trace
         keep = set(wanted)
         for key in list(self._on_demand - keep):  # off screen: give the memory back
             trace.arrays.pop(pattern_name(*key), None)
             self._on_demand.discard(key)
+            self._computed.pop(key, None)
+        for key in self._on_demand:  # a new copy of the growing trace: put them back
+            trace.arrays.setdefault(pattern_name(*key), self._computed[key])
         model = getattr(self.app, "live_model", None)
         if model is None:
             return
-        missing = [
-            key
-            for key in dict.fromkeys(wanted)
-            if key not in self._pending and self._needs_pattern(key)
-        ]
-        if not missing:
-            return
-        self._pending.update(missing)
-        token_ids = list(trace.token_ids)
-        trace_ref = trace
+        missing = [key for key in dict.fromkeys(wanted) if self._needs_pattern(key)]
+        if not missing or set(missing) <= self._pending:
+            return  # nothing new, or the request in flight covers it
+        self._pending = set(missing)
+        ticket = self._ticket = object()
+        run, token_ids = self._run, list(trace.token_ids)
+
+        def settled() -> None:
+            if ticket is self._ticket:
+                self._pending, self._ticket = set(), None
 
         def done(result: dict[tuple[int, int], np.ndarray] | str) -> None:
-            self._pending.difference_update(missing)
+            settled()
+            if run != self._run:
+                return  # asked for by the last run
             if isinstance(result, str):
                 self._failed.update(dict.fromkeys(missing, result))
                 self.app.notify(f"could not compute the pattern: {result}", severity="error")
-            elif self.trace is trace_ref:
+            elif self.trace is not None:
                 for key, pattern in result.items():
-                    if pattern_name(*key) not in trace_ref.arrays or key in self._on_demand:
-                        trace_ref.arrays[pattern_name(*key)] = np.asarray(pattern, np.float32)
+                    name = pattern_name(*key)
+                    if name not in self.trace.arrays or key in self._on_demand:
+                        self._computed[key] = np.asarray(pattern, np.float32)
+                        self.trace.arrays[name] = self._computed[key]
                         self._on_demand.add(key)
             self.refresh_view()
 
-        self.app.run_model_task(patterns_or_error, token_ids, missing, on_done=done)
+        self.app.run_model_task(
+            patterns_or_error, token_ids, missing, on_done=done,
+            kind=f"patterns {self.id}", on_cancelled=settled,
+        )  # fmt: skip
+
+    def reset_run(self) -> None:
+        """A new run: patterns, scores and failures of the last one no longer apply."""
+        self._run += 1
+        self._on_demand.clear()
+        self._computed.clear()
+        self._failed.clear()
+        self._pending, self._ticket = set(), None
+        self.scores, self._scored_at = None, None
 
     def _needs_pattern(self, key: tuple[int, int]) -> bool:
         """Missing, or computed on demand and now behind the growing trace.
 
-        While a run generates, a computed pattern is refreshed every REFRESH_EVERY tokens
-        (each refresh is a forward pass over the whole sequence) and once the run ends.
+        While a run generates, a computed pattern is refreshed every REFRESH_EVERY tokens or
+        quarter of its length and once the run ends.
         """
         pattern = self.trace.arrays.get(pattern_name(*key))
         if pattern is None:
@@ -391,4 +419,8 @@ class HeadsView(TraceView):
         if key not in self._on_demand:
             return False  # the run records it row by row
         behind = self.trace.n_tokens - pattern.shape[0]
-        return behind > 0 and (self.trace.finished or behind >= REFRESH_EVERY)
+        # each refresh is a forward pass over the whole sequence: refresh when the run has
+        # grown by REFRESH_EVERY tokens or by a quarter, whichever is more, so a long run
+        # costs a few dozen passes rather than one every few tokens
+        due = max(REFRESH_EVERY, pattern.shape[0] // 4)
+        return behind > 0 and (self.trace.finished or behind >= due)

@@ -24,7 +24,9 @@ from textual.strip import Strip
 from textual_plotext import PlotextPlot
 
 from neuroscope_tui.analysis.lens import LensGrid, id_text_map, lens_grid
+from neuroscope_tui.capture.derive import missing_lens
 from neuroscope_tui.trace import Trace
+from neuroscope_tui.tui.lens_requests import LensRequests, missing_near
 from neuroscope_tui.tui.views.grid_view import Grid, GridView, finite_range, unit_range
 from neuroscope_tui.tui.widgets.colorbar import format_value
 from neuroscope_tui.tui.widgets.heatmap import AXIS_ROWS, LayerHeatmap
@@ -108,6 +110,7 @@ class LensView(GridView):
         self.figure = "top-1 prob"
         self.lens: LensGrid | None = None
         self.texts: dict[int, str] = {}
+        self._lens = LensRequests()  # cells on screen without the lens, derived on demand
 
     def compose_bottom(self) -> ComposeResult:
         yield PlotextPlot(classes="lens-rank")
@@ -120,7 +123,14 @@ class LensView(GridView):
         self.invalidate()
 
     def grid_key(self, trace: Trace) -> tuple:
-        return (id(trace), trace.n_tokens, self.figure)
+        # cells derived on demand change the grid as much as a new token does
+        return (id(trace), (trace.n_tokens, int(missing_lens(trace).sum())), self.figure)
+
+    def refresh_view(self) -> None:
+        super().refresh_view()
+        trace = self.trace
+        if trace is not None and self.grid is not None:
+            self._lens.ask(self, trace, missing_near(trace, self.selection.token), None)
 
     def title_text(self) -> str:
         return f"logit lens · {self.figure}   m: next figure   ✓ actual next token  ★ first layer"

@@ -231,9 +231,9 @@ class ProjectionView(TraceView):
         if self.running is not None and self.progress is not None:
             fraction, stage = self.progress
             bar = "█" * int(fraction * 20) + "░" * (20 - int(fraction * 20))
-            return Text(f"{stage}  {bar} {fraction:.0%}   c: cancel")
+            return Text(f"{stage}  {bar} {fraction:.0%}   c or Esc cancels")
         if self.running is not None:
-            return Text(f"computing {METHOD_NAMES[self.running.method]}…   c: cancel")
+            return Text(f"computing {METHOD_NAMES[self.running.method]}…   c or Esc cancels")
         if self.notice and self.result is not None:
             return Text(self.notice, style="yellow")
         return Text("m method · a axes · k clusters · +/- k · l labels · p path · x CSV")
@@ -418,10 +418,35 @@ class ProjectionView(TraceView):
 
     def action_cancel(self) -> None:
         """Stop a running t-SNE/UMAP (the last result stays on screen)."""
-        if self.running is not None:
-            self._cancel.set()
-            self.notice = f"cancelling {METHOD_NAMES[self.running.method]}…"
-            self._draw()
+        self.cancel_work()
+
+    def cancel_work(self) -> bool:
+        """Stop the running projection; the view is free at once.
+
+        t-SNE checks the flag at every gradient step and UMAP at every epoch; what cannot be
+        interrupted (UMAP's first import and compilation, t-SNE's neighbour search) goes on
+        in its thread until the next check, and its answer is then ignored (`_serial`).
+        """
+        if self.running is None:
+            return False
+        self._cancel.set()
+        self._stopped = self.running
+        self.notice = f"{METHOD_NAMES[self.running.method]} cancelled"
+        self._serial += 1  # whatever the worker still posts is for an older request
+        self.running, self.progress = None, None
+        if self.result is not None:
+            self.method = self.result.request.method  # back to what is on screen
+        self.refresh_view()
+        return True
+
+    def reset_run(self) -> None:
+        """A new run: projections, clusters and PCA axes of the last one no longer apply."""
+        self._cancel.set()
+        self._serial += 1
+        self.running, self.progress, self.result, self._stopped = None, None, None, None
+        self.notice = ""
+        self._results.clear()
+        self._trackers.clear()
 
     def action_write_csv(self) -> None:
         """Write the points on screen (coordinates, token, cluster) as a CSV file."""

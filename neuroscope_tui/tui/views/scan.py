@@ -26,6 +26,7 @@ from neuroscope_tui.analysis.metrics import (
     normalise,
     scale_bounds,
 )
+from neuroscope_tui.tui.lens_requests import LensRequests, cell_missing
 from neuroscope_tui.tui.views.base import Selection, TraceView
 from neuroscope_tui.tui.widgets.colorbar import ColorBar
 from neuroscope_tui.tui.widgets.detail import DetailPanel
@@ -62,6 +63,7 @@ class ScanView(TraceView):
         self.neuron: tuple[int, int] | None = None  # (layer row, neuron) picked with `u`
         self._neuron_rank = -1
         self._drawn: tuple | None = None  # what the heatmap data was built from
+        self._lens = LensRequests()  # the detail panel's lens cell, derived on demand
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="scan-top"):
@@ -168,6 +170,8 @@ class ScanView(TraceView):
         row, token = self.heatmap.cursor
         decode = getattr(self.app, "decode_token", None)
         self.query_one(DetailPanel).show(trace, row, token, decode)
+        if cell_missing(trace, row, token):
+            self._lens.ask(self, trace, [token], [row])
         layer = trace.layers()[row]
         metric = METRICS[self.metric]
         raw = metric_values(trace, self.metric)[row]
@@ -178,6 +182,14 @@ class ScanView(TraceView):
                 title += " (outliers clipped)"
         draw_series(self.query_one("#metric-plot", PlotextPlot), title, raw, token, ylim)
         self._draw_neuron(row, token)
+
+    def lens_ready(self) -> None:
+        """The detail panel's lens cell was derived: redraw the panel (only)."""
+        trace = self.trace
+        if trace is not None and trace.n_tokens:
+            row, token = self.heatmap.cursor
+            decode = getattr(self.app, "decode_token", None)
+            self.query_one(DetailPanel).show(trace, row, token, decode)
 
     def _draw_neuron(self, row: int, token: int) -> None:
         trace = self.trace

@@ -90,7 +90,11 @@ def _lens(
     ids = trace.get("lens.top_ids")[row, token, :LENS_SHOWN]
     probs = trace.get("lens.top_probs")[row, token, :LENS_SHOWN]
     if (ids < 0).all():
-        out.append(" the lens was not asked for this position\n", style="dim")
+        asked = trace.spec.lens_positions
+        if asked is None or token in asked:  # a live run derives it on demand
+            out.append(" computing… (when the model is free)\n", style="dim")
+        else:
+            out.append(" the lens was not asked for this position\n", style="dim")
         return
     for i, p in zip(ids, probs, strict=True):
         if i < 0:

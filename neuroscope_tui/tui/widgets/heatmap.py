@@ -190,8 +190,8 @@ class LayerHeatmap(ScrollView, can_focus=True):
         self._hover = None
         self._version += 1
         self._strips.clear()
-        self.virtual_size = Size(
-            self.gutter_width + self.n_tokens * self.cell_width, AXIS_ROWS + self.n_layers
+        self._set_virtual_size(
+            Size(self.gutter_width + self.n_tokens * self.cell_width, AXIS_ROWS + self.n_layers)
         )
         layer, token = self.cursor
         clamped = (min(layer, max(0, n_layers - 1)), min(token, max(0, self.n_tokens - 1)))
@@ -204,6 +204,21 @@ class LayerHeatmap(ScrollView, can_focus=True):
         elif self.follow and at_end:
             self.scroll_to(x=self.max_scroll_x, animate=False, immediate=True, force=True)
         self.refresh()
+
+    def _set_virtual_size(self, size: Size) -> None:
+        """Set the scrollable size; lay out the screen again only when a scrollbar comes or
+        goes. `virtual_size` is a layout reactive: set plainly, every new token's column
+        re-laid out the whole screen, the costliest part of a live frame."""
+        if size == self.virtual_size:
+            return
+        if not self.is_mounted or not self.container_size.area:
+            self.virtual_size = size
+            return
+        bars = (self.show_horizontal_scrollbar, self.show_vertical_scrollbar)
+        self.set_reactive(LayerHeatmap.virtual_size, size)
+        self._scroll_update(size)  # Textual's own update of the scrollbars' extent
+        if (self.show_horizontal_scrollbar, self.show_vertical_scrollbar) != bars:
+            self.refresh(layout=True)
 
     def value_at(self, layer: int, token: int) -> float:
         """The raw metric value of a cell (NaN when empty or outside the data)."""
