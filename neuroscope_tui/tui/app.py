@@ -255,8 +255,10 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
                 message.n_tokens == shown.n_tokens  # the lens completed after the run
             )
         ):
-            view = self.view  # redraw what shows the lens; leave the selection alone
+            # redraw what shows the lens; leave the selection alone. NoMatches: the app is
+            # closing and its views are gone (a timer can fire during shutdown)
             with suppress(NoMatches):
+                view = self.view
                 getattr(view, "lens_ready", partial(view.show_trace, shown))()
             return
         self.trace = message.trace
