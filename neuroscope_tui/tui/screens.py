@@ -25,8 +25,9 @@ def loading_text(model_name: str, step: str, queued: str | None) -> Text:
     if queued is not None:
         shown = visible(queued)
         shown = shown if len(shown) <= 40 else shown[:39] + "…"
+        # short: the notice already said it in full, and 120 columns must hold the whole line
         out.append(f"  queued “{shown}”: ", style="bold")
-        out.append(f"runs when {visible(model_name)} is loaded (Esc cancels)")
+        out.append("runs when ready (Esc cancels)")
     return out
 
 
@@ -43,7 +44,7 @@ class LoadFailedPanel(Static):
     def __init__(self, model_name: str, text: str) -> None:
         shown = visible(text, newlines=True)
         super().__init__(
-            Text(f"could not load {visible(model_name)}\n\n{shown}\n\npress q to quit"),
+            Text(f"loading {visible(model_name)} failed\n\n{shown}\n\npress q to quit"),
             id="load-failed",
         )
         self.text = text
