@@ -1,6 +1,7 @@
 """How long a second start takes, and where the time goes (issue 9, item 16).
 
-    python bench/startup.py [--repeat N] [--model smollm2] [--no-app] [--compare-full-imports]
+    python bench/startup.py [--repeat N] [--model smollm2] [--no-app] [--terminal]
+                            [--compare-full-imports]
 
 Each measurement is a fresh Python process, timed from before it is spawned (so interpreter
 start-up counts), repeated N times; the median and the range are printed:
@@ -14,6 +15,10 @@ start-up counts), repeated N times; the median and the range are printed:
       its layout up, the prompt box focused, and a key typed there shows in it; the model is
       still loading in the worker
   (e) process start -> the model ready in the same app (its header says "ready")
+
+  (t) with --terminal (needs tmux): `python -m neuroscope_tui MODEL` in a real 120x40 terminal,
+      read back every 20 ms: process start -> the layout on screen (its loading line), -> a key
+      typed then shows in the prompt box, -> the header says ready
 
 and then (c), (d) and (e) minus (a): the loader's and the app's cost beyond Python's import of
 torch; the goal (at most 2 s beyond it) is stated for (d). `--compare-full-imports` also times
@@ -32,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,16 +152,46 @@ def at(run: list[tuple[str, float]], name: str) -> float:
     return dict(run)[name]
 
 
+def in_terminal(model: str) -> dict[str, float]:
+    """(t): seconds from spawning the real command in a private tmux server to the layout on
+    screen, to a typed key shown in the prompt box, and to the header's "ready"."""
+    socket = f"nscope-bench-{uuid.uuid4().hex[:8]}"  # a server of our own, killed at the end
+
+    def tmux(*args: str) -> str:
+        cmd = ["tmux", "-L", socket, *args]
+        return subprocess.run(cmd, capture_output=True, text=True, env=_env()).stdout
+
+    command = f"{sys.executable} -m neuroscope_tui {model} --device cpu"
+    seen: dict[str, float] = {}
+    start = time.perf_counter()
+    tmux("new-session", "-d", "-s", "bench", "-x", "120", "-y", "40", command)
+    try:
+        while time.perf_counter() - start < 120 and "ready" not in seen:
+            pane, now = tmux("capture-pane", "-p", "-t", "bench"), time.perf_counter() - start
+            if "layout" not in seen and f"loading {model}" in pane:
+                seen["layout"] = now
+                tmux("send-keys", "-t", "bench", "-l", "x")
+            if "layout" in seen and "key" not in seen and "▊  x " in pane:
+                seen["key"] = now
+            if "· ready" in pane:
+                seen["ready"] = now
+            time.sleep(0.02)
+    finally:
+        tmux("kill-server")
+    return seen
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--model", default="smollm2")
     parser.add_argument("--no-app", action="store_true", help="skip (d) and (e)")
+    parser.add_argument("--terminal", action="store_true", help="also (t), in tmux")
     parser.add_argument("--compare-full-imports", action="store_true")
     args = parser.parse_args()
 
     stamped(LOAD_CHILD, args.model)  # fills the GGUF cache if it is cold, and warms the disk
-    torch_s, tf_s, load_runs, full_runs, app_runs = [], [], [], [], []
+    torch_s, tf_s, load_runs, full_runs, app_runs, terminal_runs = [], [], [], [], [], []
     for _ in range(args.repeat):  # interleaved, so a busy moment hits every figure alike
         torch_s.append(wall("import torch"))
         tf_s.append(wall("import torch, transformers"))
@@ -164,6 +200,8 @@ def main() -> None:
             full_runs.append(stamped(LOAD_CHILD, args.model, full_imports=True))
         if not args.no_app:
             app_runs.append(stamped(APP_CHILD, args.model))
+        if args.terminal:
+            terminal_runs.append(in_terminal(args.model))
 
     loaded = [at(r, "first forward (warm-up)") for r in load_runs]
     print(f"second start of {args.model}, {args.repeat} runs each, median (range)")
@@ -189,6 +227,14 @@ def main() -> None:
         print(f"(e) process start -> model ready in app  {summary(ready)}")
         for name, durations in phases(app_runs):
             print(f"      {name[:34]:<34} {summary(durations)}")
+    for what, key in (
+        ("layout on screen", "layout"),
+        ("typed key shown", "key"),
+        ("ready", "ready"),
+    ):
+        got = [run[key] for run in terminal_runs if key in run]
+        if got:
+            print(f"(t) in a terminal: start -> {what:<16} {summary(got)}  ({len(got)} runs)")
     med_torch = statistics.median(torch_s)
     tf_extra = statistics.median(tf_s) - med_torch
     load_extra = statistics.median(loaded) - med_torch
