@@ -15,7 +15,6 @@ import pytest
 from _fixtures_app import tiny_llama_bundle
 from neuroscope_tui.snapshot import load_snapshot
 from neuroscope_tui.tui.app import NeuroscopeApp
-from neuroscope_tui.tui.screens import LoadingScreen
 from neuroscope_tui.tui.widgets.heatmap import LayerHeatmap
 
 torch = pytest.importorskip("torch")
@@ -197,19 +196,24 @@ async def test_model_task_runs_in_the_worker(tiny, tmp_path):
         await wait_for(pilot, lambda: any("no such head" in n.message for n in app._notifications))
 
 
-async def test_loading_screen_then_ready(tiny, tmp_path, monkeypatch):
-    lines = []
-    original = LoadingScreen.add_line
-    monkeypatch.setattr(
-        LoadingScreen, "add_line", lambda self, text: (lines.append(text), original(self, text))
-    )
+async def test_loading_line_then_ready(tiny, tmp_path):
     app = NeuroscopeApp(model_name=tiny.source, load_options={"device": "cpu"}, save_dir=tmp_path)
+    steps = []
+    original = app._draw_load_line
+
+    def spy():
+        original()
+        steps.append(str(app.query_one("#run-line").render()))
+
+    app._draw_load_line = spy
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.live_model is not None)
         await pilot.pause(0.1)
-        assert lines and lines[-1].startswith("done in")  # the loader's progress strings
-        assert not isinstance(app.screen, LoadingScreen)
+        # the real loader's progress strings, each shown under the prompt box as it came
+        assert f"loading {tiny.source}: loading weights…" in steps, steps
+        assert app.screen is app.screen_stack[0]  # no modal screen at any time
         assert app.figures.state == "ready" and app.figures.device == "cpu"
+        assert str(app.query_one("#run-line").render()) == ""
 
 
 async def test_load_failure_is_one_sentence(tmp_path):
@@ -218,7 +222,8 @@ async def test_load_failure_is_one_sentence(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.load_error is not None)
         assert "config.json" in app.load_error and "\n" not in app.load_error
-        assert isinstance(app.screen, LoadingScreen)
+        await pilot.pause()
+        assert "config.json" in str(app.query_one("#load-failed").render())
         await pilot.press("q")
         await pilot.pause()
     assert not app.is_running

@@ -207,3 +207,19 @@ def test_sigterm_to_the_app_saves_the_run_and_exits_143(tiny_folder, tmp_path):
         assert tmux("display-message", "-p", "-t", "term", "#{alternate_on}").strip() == "0"
     finally:
         tmux("kill-server")
+
+
+def test_a_model_that_fails_to_load_shows_on_screen_and_q_exits_2(tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")  # found by name, refused by transformers
+    status = start_in_tmux(tmp_path, "broken", [str(broken)])
+    try:
+        wait_for("broken", "press q to quit", 120)  # the panel, on the app's own screen
+        tmux("send-keys", "-t", "broken", "q")
+        assert wait_status(status) == 2
+        pane = pane_text("broken")
+        (last,) = [ln for ln in pane.splitlines() if ln.startswith("neuroscope-tui: ")]
+        assert "broken" in last and "Traceback" not in pane
+    finally:
+        tmux("kill-server")

@@ -64,3 +64,30 @@ def test_live_smollm2_says_paris_saves_and_quits(tmp_path: Path):
     assert doc["prompt"] == "The capital of France is"
     assert doc["generated"].startswith(" Paris")
     assert doc["model"]["n_layers"] == 30 and doc["model"]["n_heads"] == 9
+
+
+def test_a_prompt_typed_while_smollm2_loads_runs_when_it_is_ready(tmp_path: Path):
+    session, status = "early", tmp_path / "status"
+    cmd = (
+        f"cd {shlex.quote(str(tmp_path))} && {shlex.quote(sys.executable)} -m neuroscope_tui "
+        f"smollm2 --max-new-tokens 2 --device cpu; echo $? > {status}; sleep 60"
+    )
+    tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "40", cmd)
+    try:
+        # the layout is up while the model loads: type at once, before the header says ready
+        pane = wait_for(session, "loading smollm2", 60)
+        assert "· ready" not in pane
+        tmux("send-keys", "-t", session, "-l", "The capital of France is")
+        tmux("send-keys", "-t", session, "Enter")
+        # the notice proves Enter came before the model was ready (else the run starts at once)
+        wait_for(session, "runs when smollm2 is loaded", 30)
+        wait_for(session, "France·is·Paris", 240)
+        wait_for(session, "done (", 120)
+        tmux("send-keys", "-t", session, "q")
+        end = time.monotonic() + 30
+        while not status.exists() and time.monotonic() < end:
+            time.sleep(0.5)
+        assert status.read_text().strip() == "0"
+        assert "Traceback" not in tmux("capture-pane", "-p", "-t", session)
+    finally:
+        tmux("kill-server")

@@ -1,8 +1,9 @@
 """`neuroscope-tui [MODEL]`: load a model and open the live scan.
 
 The model name is checked (alias, file, folder or hub id) before the screen starts, so a typo
-is one sentence and exit status 2; loading itself then happens behind the app's loading
-screen, and a failure there is printed again on exit. Without a terminal (a script), `--prompt`
+is one sentence and exit status 2; the app's screen then opens at once and the model loads
+in its worker (a prompt typed meanwhile runs when it is ready); a failure there shows on
+screen and is printed again on exit, with status 2. Without a terminal (a script), `--prompt`
 prints the run instead of opening the app. A crash or SIGTERM in the app saves the run first
 (tui/recovery.py) and exits non-zero, saying where.
 """

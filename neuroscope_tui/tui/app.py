@@ -1,7 +1,9 @@
 """`NeuroscopeApp`: the Textual app, live (a model in a worker thread) or on a snapshot.
 
-Live: `NeuroscopeApp(model_name=..., load_options=..., prompt=...)` loads the model in a
-thread worker behind a loading screen, then runs each prompt in the worker (tui/engine.py);
+Live: `NeuroscopeApp(model_name=..., load_options=..., prompt=...)` opens its layout at once
+and loads the model in a worker thread (a line under the prompt box says which step it is on;
+a prompt entered meanwhile is queued and runs when the model is ready), then runs each prompt
+in the worker (tui/engine.py);
 every captured token arrives as a `TraceGrew` message and the view on screen redraws from
 the trace up to that token. `NeuroscopeApp(model=LoadedModel)` skips loading.
 View: `NeuroscopeApp(snapshot=trace)` shows a saved trace, read-only, without torch.
@@ -45,7 +47,7 @@ from neuroscope_tui.tui.pacing import RedrawPacer
 from neuroscope_tui.tui.plain_text import ControlPictures, PlainNotices
 from neuroscope_tui.tui.recovery import CrashRecovery
 from neuroscope_tui.tui.saving import SavingActions
-from neuroscope_tui.tui.screens import LoadingScreen, too_small, too_small_text
+from neuroscope_tui.tui.screens import LoadFailedPanel, loading_text, too_small, too_small_text
 from neuroscope_tui.tui.views.base import Selection, SelectionChanged, TraceView
 from neuroscope_tui.tui.views.registry import VIEWS, ViewEntry
 from neuroscope_tui.tui.widgets.status import (
@@ -107,6 +109,8 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
         self.selection = Selection()
         self.figures = HeaderFigures()
         self.load_error: str | None = None
+        self.load_step = ""  # the loader's latest progress string, shown under the prompt
+        self.queued_prompt: str | None = None  # entered while loading; runs when it is ready
         self.last_saved: Path | None = None
         self._growth: TraceGrew | None = None
         self._redraw_due = False
@@ -169,12 +173,19 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
             sampled = trace.spec.sampling_notes(trace.n_layers, trace.model.d_mlp)
             if sampled:  # say once what a sampled capture lacks; views refuse what needs it
                 self.notify("; ".join(sampled), title="sampled capture", timeout=10)
-        elif self.engine.model is not None:
-            self._model_ready(self.engine.model)
-        elif self.model_name is not None:
-            self.figures = HeaderFigures(self.model_name, state="loading")
-            self.push_screen(LoadingScreen(self.model_name))
-            self.engine.spawn("load", self.engine.load, self.model_name, self.load_options)
+        elif self.live:
+            # nothing has run yet: the prompt box is where to start, even while loading
+            self.prompt_asked = True
+            self.query_one("#prompt", Input).focus()
+            if self.initial_prompt:  # --prompt: runs as soon as the model is ready
+                self.query_one("#prompt", Input).value = self.initial_prompt
+                self.queued_prompt = self.initial_prompt
+            if self.engine.model is not None:
+                self._model_ready(self.engine.model)
+            else:
+                self.figures = HeaderFigures(self.model_name, state="loading")
+                self._draw_load_line()
+                self.engine.spawn("load", self.engine.load, self.model_name, self.load_options)
         self._draw_header()
 
     def on_unmount(self) -> None:
@@ -199,7 +210,7 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
             self.call_after_refresh(self._keep_focus)
 
     def _on_screen_change(self, screen: Any) -> None:
-        # back from help, the palette or loading: Textual restores the focus it saved, or
+        # back from help or the palette: Textual restores the focus it saved, or
         # (none saved) focuses the first focusable widget, the prompt box; keep it on the view
         if screen is self.screen_stack[0]:
             self.call_after_refresh(self._keep_focus)
@@ -207,19 +218,30 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
     # ---- model worker messages -------------------------------------------------------------
 
     def on_load_progress(self, message: LoadProgress) -> None:
-        if isinstance(self.screen, LoadingScreen):
-            self.screen.add_line(message.text)
+        # the worker sets engine.model before ModelReady arrives: ask the UI's own state
+        if self.figures.state == "loading":
+            self.load_step = message.text
+            self._draw_load_line()
 
-    def on_load_failed(self, message: LoadFailed) -> None:
+    def _draw_load_line(self) -> None:
+        """Under the prompt box while loading: the loader's step and any queued prompt."""
+        line = loading_text(self.model_name or "", self.load_step, self.queued_prompt)
+        self.query_one("#run-line", Static).update(line, layout=False)
+
+    async def on_load_failed(self, message: LoadFailed) -> None:
         self.load_error = message.text
-        if isinstance(self.screen, LoadingScreen):
-            self.screen.fail(message.text)
-        else:
-            self.notify(message.text, severity="error", timeout=30)
+        self.queued_prompt = None
+        self.figures.state = "failed to load"
+        self._draw_header()
+        self.query_one("#run-line", Static).update("", layout=False)
+        # the panel takes the views' place; the prompt box is disabled, so q quits at once
+        self.query_one("#views").display = False
+        await self.query_one("#main").mount(LoadFailedPanel(self.model_name or "", message.text))
+        self.prompt_asked = False
+        self.query_one("#prompt", Input).disabled = True
+        self.screen.set_focus(None)
 
     def on_model_ready(self, message: ModelReady) -> None:
-        if isinstance(self.screen, LoadingScreen):
-            self.pop_screen()
         self._model_ready(message.model)
 
     def _model_ready(self, model: Any) -> None:
@@ -228,11 +250,18 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
             chat=bool(self.generation.get("chat")),
         )  # fmt: skip
         self._draw_header()
-        self.prompt_asked = True  # nothing has run yet: the prompt box is where to start
-        self.query_one("#prompt", Input).focus()
-        if self.initial_prompt:
-            self.query_one("#prompt", Input).value = self.initial_prompt
-            self.start_run(self.initial_prompt)
+        self.query_one("#run-line", Static).update("", layout=False)
+        queued, self.queued_prompt = self.queued_prompt, None
+        if queued is not None:
+            self.start_run(queued)
+
+    def model_missing(self) -> str:
+        """Why there is no live model now: still loading, failed to load, or `view` mode."""
+        if self.live and self.load_error is not None:
+            return f"the model could not be loaded: {self.load_error}"
+        if self.live:
+            return f"the model is still loading; this works once {self.model_name} is ready"
+        return "this needs the live model; `view` mode has none"
 
     def on_trace_grew(self, message: TraceGrew) -> None:
         self._growth = self.engine.take_growth() or message
@@ -293,7 +322,9 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
         )
 
     def on_task_done(self, message: TaskDone) -> None:
-        message.callback(message.result)
+        # NoMatches: the answer came back while the app closes and its views are gone
+        with suppress(NoMatches):
+            message.callback(message.result)
 
     def on_task_progress(self, message: TaskProgress) -> None:
         figures = message.task.context.take()  # the newest, however many reports came
@@ -312,7 +343,12 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
             self.notify("the prompt is empty; type some text and press Enter", severity="warning")
             return
         if self.engine.model is None:
-            self.notify("the model is not loaded yet; wait for it", severity="warning")
+            if self.live and self.load_error is None:  # still loading: run it when ready
+                self.queued_prompt = prompt
+                self.notify(f"queued: runs when {self.model_name} is loaded (Esc cancels)")
+                self._draw_load_line()
+            else:
+                self.notify(self.model_missing(), severity="warning")
             return
         if self.engine.running:
             self.notify("a run is in progress; press Esc to stop it first", severity="warning")
@@ -334,6 +370,10 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
             self.engine.stop()
             self.figures.state = "stopping"
             self._draw_header()
+        elif self.queued_prompt is not None:  # only while loading: Esc takes it back
+            self.queued_prompt = None
+            self.notify("the queued prompt is cancelled; the model goes on loading")
+            self._draw_load_line()
         elif isinstance(self.focused, Input):
             self.prompt_asked = False
             self._focus_view()
@@ -378,7 +418,7 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
         that Esc cancels.
         """
         if self.engine.model is None:
-            self.notify("this needs the live model; `view` mode has none", severity="warning")
+            self.notify(self.model_missing(), severity="warning")
             return None
         task = ModelTask(
             fn, args,

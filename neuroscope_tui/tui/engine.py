@@ -102,6 +102,9 @@ class ModelEngine:
     def load(self, name: str, options: dict[str, Any]) -> None:
         """Load `name` with loader options; posts LoadProgress..., then ModelReady or LoadFailed."""
         try:
+            # the loader's own first step comes after these imports, the longest part of a
+            # warm start: say so, or the line under the prompt box is silent for seconds
+            self.post(LoadProgress("importing torch and transformers"))
             from neuroscope_tui.models.loader import load_model
 
             with self.lock:

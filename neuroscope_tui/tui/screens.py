@@ -1,63 +1,53 @@
-"""The app's modal screens: loading the model, and the "terminal too small" notice."""
+"""What the app shows while the model loads (a line under the prompt box), when loading fails
+(a panel over the views), and the "terminal too small" notice.
+
+Loading is not a modal screen: the layout opens at once and the prompt box takes typing while
+the model loads in the worker, so a user who types at once loses nothing.
+"""
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
-from textual.containers import Vertical
-from textual.screen import ModalScreen
-from textual.widgets import LoadingIndicator, Static
+from textual.widgets import Static
 
 from neuroscope_tui.text_safety import visible
 
 MIN_SIZE = (80, 24)
 
 
-class LoadingScreen(ModalScreen[None]):
-    """Shown while the model loads: each progress string the loader sends, then any error."""
+def loading_text(model_name: str, step: str, queued: str | None) -> Text:
+    """The line under the prompt box while the model loads: which step it is on (the loader's
+    own progress string), and the prompt that runs when it is ready, if one is queued."""
+    out = Text(no_wrap=True, overflow="ellipsis")
+    # Text, not markup: a model folder may be named "[b]x" (control characters too)
+    out.append(f"loading {visible(model_name)}", style="bold")
+    out.append(f": {visible(step)}…" if step else "…")
+    if queued is not None:
+        shown = visible(queued)
+        shown = shown if len(shown) <= 40 else shown[:39] + "…"
+        # short: the notice already said it in full, and 120 columns must hold the whole line
+        out.append(f"  queued “{shown}”: ", style="bold")
+        out.append("runs when ready (Esc cancels)")
+    return out
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("q,escape", "app.quit", "quit")]
+
+class LoadFailedPanel(Static):
+    """Why the model could not be loaded, in place of the views, and that q quits."""
 
     DEFAULT_CSS = """
-    LoadingScreen { align: center middle; }
-    LoadingScreen > Vertical {
-        width: 70; height: auto; max-height: 20; border: thick $primary; padding: 1 2;
-        background: $surface;
+    LoadFailedPanel {
+        height: auto; border: thick $error; padding: 1 2; margin: 1 0;
+        color: $error; text-style: bold;
     }
-    LoadingScreen #loading-title { text-style: bold; }
-    LoadingScreen LoadingIndicator { height: 1; }
-    LoadingScreen #loading-error { color: $error; text-style: bold; display: none; }
-    LoadingScreen.-failed #loading-error { display: block; }
-    LoadingScreen.-failed LoadingIndicator { display: none; }
     """
 
-    def __init__(self, model_name: str) -> None:
-        super().__init__()
-        self.model_name = model_name
-        self.lines: list[str] = []
-
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            # Text, not markup: a model folder may be named "[b]x" (control characters too)
-            yield Static(Text(f"loading {visible(self.model_name)}"), id="loading-title")
-            yield LoadingIndicator()
-            yield Static("", id="loading-log")
-            yield Static("", id="loading-error")
-
-    def add_line(self, text: str) -> None:
-        """Show one more progress string (the last 8 stay)."""
-        self.lines.append(text)
-        shown = visible("\n".join(self.lines[-8:]), newlines=True)
-        self.query_one("#loading-log", Static).update(Text(shown))
-
-    def fail(self, text: str) -> None:
-        """Show why loading failed, and that q quits."""
-        self.add_class("-failed")
+    def __init__(self, model_name: str, text: str) -> None:
         shown = visible(text, newlines=True)
-        self.query_one("#loading-error", Static).update(Text(f"{shown}\n\npress q to quit"))
+        super().__init__(
+            Text(f"loading {visible(model_name)} failed\n\n{shown}\n\npress q to quit"),
+            id="load-failed",
+        )
+        self.text = text
 
 
 def too_small(width: int, height: int) -> bool:

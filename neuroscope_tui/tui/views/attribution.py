@@ -284,6 +284,9 @@ class AttributionView(TraceView):
 
         if getattr(self.app, "live_model", None) is None:
             self.message = "attribution needs the live model; `view` mode shows saved ones only"
+            if getattr(self.app, "live", False):  # still loading, failed, or nothing run yet
+                missing = self.app.live_model is None
+                self.message = self.app.model_missing() if missing else "run a prompt first"
             self.notify(self.message, severity="warning")
             self.refresh_view()
             return

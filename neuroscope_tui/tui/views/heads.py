@@ -152,7 +152,9 @@ class HeadsView(TraceView):
     def action_probe(self) -> None:
         """Run the induction probe in the model worker; its head types then mark the grid."""
         if getattr(self.app, "live_model", None) is None:
-            self.app.notify("the induction probe needs the live model", severity="warning")
+            live = getattr(self.app, "live", False)  # still loading, or failed to load
+            why = self.app.model_missing() if live else "the induction probe needs the live model"
+            self.app.notify(why, severity="warning")
             return
         if self._probing:
             return
