@@ -287,7 +287,9 @@ def _observe(tap: _Tap, query, key, value, attention_mask, kwargs):
     if value is not None:
         out = torch.empty(1, n_q, n_heads, d_v, dtype=query.dtype, device=query.device)
     parts: dict[str, list[torch.Tensor]] = {}
-    rows: dict[int, list[torch.Tensor]] = {h: [] for h in heads_wanted}
+    # asked rows are written chunk by chunk into one [q, k] tensor per head: the pattern
+    # itself is the only T x T the call holds (zeros past each query: causal)
+    rows = {h: query.new_zeros(n_q, n_k, dtype=torch.float32) for h in heads_wanted}
     for start in range(0, n_q, chunk):
         stop = min(n_q, start + chunk)
         n_seen = min(n_k, q_offset + stop)  # a causal query never sees later keys
@@ -307,10 +309,9 @@ def _observe(tap: _Tap, query, key, value, attention_mask, kwargs):
         for name, val in _chunk_stats(tap.ws, p, logits, q_pos, ids).items():
             parts.setdefault(name, []).append(val)
         for h in heads_wanted:
-            row = p.mean(0) if h < 0 else p[h]
-            rows[h].append(torch.nn.functional.pad(row, (0, n_k - n_seen)))
+            rows[h][start:stop, :n_seen] = p.mean(0) if h < 0 else p[h]
     stats = {name: torch.cat(v) for name, v in parts.items()}
-    tap.sink.attention(tap.layer, stats, {h: torch.cat(v) for h, v in rows.items()})
+    tap.sink.attention(tap.layer, stats, rows)
     return out
 
 
