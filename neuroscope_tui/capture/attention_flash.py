@@ -22,8 +22,8 @@ from __future__ import annotations
 import torch
 
 # Pairs of (query, key) gathered at once for dup and induction: heads x pairs x d_head floats
-# (9 x 16384 x 64 floats is 36 MiB).
-_PAIRS_PER_GATHER = 1 << 14
+# (9 x 2048 x 64 floats is 4.5 MiB, reused).
+_PAIRS_PER_GATHER = 1 << 11
 # Queries whose repeat pairs are found at once (a [queries, keys] bool mask each time).
 _QUERIES_PER_PAIR_SEARCH = 1024
 
@@ -61,26 +61,39 @@ def flash_scores(ws, query, key, value, ids, scaling: float):
     v = value.float().repeat_interleave(group, dim=1)
     out, lse = kernel(q, k, v, 0.0, True, attn_mask=None, scale=scaling)  # [1,H,T,D], [1,H,T]
     mean_key, _ = kernel(q, k, k, 0.0, True, attn_mask=None, scale=scaling)  # sum_j p_ij k_j
-    q, k, lse = q[0], k[0], lse[0]  # [H, T, D], [H, T, D], [H, T]
+    # contiguous [H, T, D]: the model hands a transposed view, on which gathers run slowly
+    q, k, lse = q[0].contiguous(), k[0].contiguous(), lse[0]  # [H, T, D], [H, T, D], [H, T]
     n = q.shape[1]
-    stats = {"entropy": (lse - scaling * torch.linalg.vecdot(q, mean_key[0])).clamp_min(0).T}
+    mean_logit = (q * mean_key[0]).sum(-1).mul_(scaling)  # sum_j p_ij s_ij
+    stats = {"entropy": (lse - mean_logit).clamp_min_(0).T}
 
     def weight(qi: torch.Tensor, kj: torch.Tensor) -> torch.Tensor:
         """p[h, qi, kj] for every head -> [H, pairs]."""
-        logit = torch.linalg.vecdot(q[:, qi], k[:, kj]) * scaling
-        return torch.exp(logit - lse[:, qi])
+        # into reused buffers: fresh multi-megabyte gathers cost more in page faults than
+        # the arithmetic
+        shape = (n_heads, qi.numel(), q.shape[-1])
+        qs = torch.index_select(q, 1, qi, out=ws.get("flash.q", shape, q.dtype, q.device))
+        ks = torch.index_select(k, 1, kj, out=ws.get("flash.k", shape, q.dtype, q.device))
+        logit = torch.linalg.vecdot(qs, ks).mul_(scaling)  # [H, pairs]
+        return torch.exp(logit.sub_(lse.index_select(1, qi)))
 
-    pos = torch.arange(n, device=q.device)
-    stats["first"] = weight(pos, torch.zeros_like(pos)).T
-    stats["self"] = weight(pos, pos).T
-    prev = weight(pos, (pos - 1).clamp_min(0))
-    prev[:, 0] = 0.0  # the first token has no previous one
+    def diagonal(offset: int) -> torch.Tensor:
+        """p[h, t, t - offset] for every query t >= offset -> [H, T - offset]."""
+        logit = (q[:, offset:] * k[:, : n - offset]).sum(-1).mul_(scaling)
+        return torch.exp(logit.sub_(lse[:, offset:]))
+
+    first = torch.bmm(q, k[:, :1].transpose(-1, -2))[..., 0].mul_(scaling)  # [H, T]
+    stats["first"] = torch.exp(first.sub_(lse)).T
+    stats["self"] = diagonal(0).T
+    prev = q.new_zeros(n_heads, n)  # the first token has no previous one
+    prev[:, 1:] = diagonal(1)
     stats["prev"] = prev.T
     if ids is not None:
         from neuroscope_tui.capture.attention_tap import _repeat_pairs
 
         dup = q.new_zeros(n_heads, n)
         induction = q.new_zeros(n_heads, n)
+        pos = torch.arange(n, device=q.device)
         for start in range(0, n, _QUERIES_PER_PAIR_SEARCH):
             q_pos = pos[start : start + _QUERIES_PER_PAIR_SEARCH]
             for total, (qi, kj) in zip(
