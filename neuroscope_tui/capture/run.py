@@ -100,13 +100,14 @@ def token_texts(tokenizer, ids: list[int], before: list[int] | None = None) -> l
     texts = []
     for pos in range(first, len(seq)):
         context = seq[max(0, pos - _ANCHOR) : pos]
-        alone = tokenizer.decode([seq[pos]])
         if not context:
-            texts.append(alone)
+            texts.append(tokenizer.decode([seq[pos]]))
             continue
         head = tokenizer.decode(context)
         both = tokenizer.decode([*context, seq[pos]])
-        texts.append(both[len(head) :] if both.startswith(head) else alone)
+        # the token alone only where its context decodes differently on its own (this runs
+        # for every generated token: two decodes, not three)
+        texts.append(both[len(head) :] if both.startswith(head) else tokenizer.decode([seq[pos]]))
     return texts
 
 
