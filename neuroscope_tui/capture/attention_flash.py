@@ -21,11 +21,8 @@ from __future__ import annotations
 
 import torch
 
-# Pairs of (query, key) gathered at once for dup and induction: heads x pairs x d_head floats
-# (9 x 2048 x 64 floats is 4.5 MiB, reused).
-_PAIRS_PER_GATHER = 1 << 11
-# Queries whose repeat pairs are found at once (a [queries, keys] bool mask each time).
-_QUERIES_PER_PAIR_SEARCH = 1024
+# Queries (and keys) per dense product when scoring dup and induction (_same_token_weights).
+_TILE = 256
 
 
 def can_use_flash(query, key, value, attention_mask, kwargs, patterns_wanted: bool) -> bool:
@@ -67,16 +64,6 @@ def flash_scores(ws, query, key, value, ids, scaling: float):
     mean_logit = (q * mean_key[0]).sum(-1).mul_(scaling)  # sum_j p_ij s_ij
     stats = {"entropy": (lse - mean_logit).clamp_min_(0).T}
 
-    def weight(qi: torch.Tensor, kj: torch.Tensor) -> torch.Tensor:
-        """p[h, qi, kj] for every head -> [H, pairs]."""
-        # into reused buffers: fresh multi-megabyte gathers cost more in page faults than
-        # the arithmetic
-        shape = (n_heads, qi.numel(), q.shape[-1])
-        qs = torch.index_select(q, 1, qi, out=ws.get("flash.q", shape, q.dtype, q.device))
-        ks = torch.index_select(k, 1, kj, out=ws.get("flash.k", shape, q.dtype, q.device))
-        logit = torch.linalg.vecdot(qs, ks).mul_(scaling)  # [H, pairs]
-        return torch.exp(logit.sub_(lse.index_select(1, qi)))
-
     def diagonal(offset: int) -> torch.Tensor:
         """p[h, t, t - offset] for every query t >= offset -> [H, T - offset]."""
         logit = (q[:, offset:] * k[:, : n - offset]).sum(-1).mul_(scaling)
@@ -89,18 +76,46 @@ def flash_scores(ws, query, key, value, ids, scaling: float):
     prev[:, 1:] = diagonal(1)
     stats["prev"] = prev.T
     if ids is not None:
-        from neuroscope_tui.capture.attention_tap import _repeat_pairs
-
-        dup = q.new_zeros(n_heads, n)
-        induction = q.new_zeros(n_heads, n)
-        pos = torch.arange(n, device=q.device)
-        for start in range(0, n, _QUERIES_PER_PAIR_SEARCH):
-            q_pos = pos[start : start + _QUERIES_PER_PAIR_SEARCH]
-            for total, (qi, kj) in zip(
-                (dup, induction), _repeat_pairs(ws, ids, q_pos), strict=True
-            ):
-                for at in range(0, qi.numel(), _PAIRS_PER_GATHER):
-                    qa = qi[at : at + _PAIRS_PER_GATHER] + start
-                    total.index_add_(1, qa, weight(qa, kj[at : at + _PAIRS_PER_GATHER]))
-        stats["dup"], stats["induction"] = dup.T, induction.T
+        prev_ids = torch.cat([ids.new_full((1,), -1), ids[:-1]])  # the id before each key
+        stats["dup"] = _same_token_weights(q, k, lse, ids, ids, scaling).T
+        stats["induction"] = _same_token_weights(q, k, lse, ids, prev_ids, scaling).T
     return out.transpose(1, 2).contiguous().to(query.dtype), stats
+
+
+def _same_token_weights(q, k, lse, query_ids, key_ids, scaling: float) -> torch.Tensor:
+    """sum of p[h, i, j] over earlier keys j < i with key_ids[j] == query_ids[i] -> [H, T].
+
+    Queries and keys are sorted by their id, so the matching pairs fall into a band of tiles
+    near the diagonal: each query tile meets only the key tiles whose ids overlap its own,
+    and each meeting is one dense product. Gathering the pairs one by one instead reads a
+    query and a key row per pair (64 times the data of a probability) and cost 3x a forward.
+    """
+    n_heads, n, _ = q.shape
+    q_order = torch.argsort(query_ids, stable=True)
+    k_order = torch.argsort(key_ids, stable=True)
+    q_sorted_ids, k_sorted_ids = query_ids[q_order], key_ids[k_order]
+    qs, ks = q.index_select(1, q_order), k.index_select(1, k_order)  # [H, T, D], sorted
+    lse_sorted = lse.index_select(1, q_order)
+    total = q.new_zeros(n_heads, n)
+    for a in range(0, n, _TILE):
+        a_end = min(n, a + _TILE)
+        lo, hi = q_sorted_ids[a], q_sorted_ids[a_end - 1]
+        b_start = int(torch.searchsorted(k_sorted_ids, lo, right=False))
+        b_stop = int(torch.searchsorted(k_sorted_ids, hi, right=True))
+        for b in range(b_start, b_stop, _TILE):
+            b_end = min(b_stop, b + _TILE)
+            same = q_sorted_ids[a:a_end, None] == k_sorted_ids[None, b:b_end]
+            earlier = k_order[None, b:b_end] < q_order[a:a_end, None]
+            keep = same & earlier  # [qa, kb]
+            if not bool(keep.any()):
+                continue
+            logit = torch.baddbmm(
+                lse_sorted[:, a:a_end, None].neg(), qs[:, a:a_end], ks[:, b:b_end].transpose(1, 2),
+                alpha=scaling,
+            )  # fmt: skip
+            # masked before exp: a later key's logit may exceed the query's lse (overflow)
+            weights = logit.masked_fill_(~keep, float("-inf")).exp_()  # [H, qa, kb]
+            total[:, a:a_end] += weights.sum(-1)
+    out = torch.empty_like(total)
+    out[:, q_order] = total  # back to the queries' own order
+    return out
