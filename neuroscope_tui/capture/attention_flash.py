@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 
 # Queries (and keys) per dense product when scoring dup and induction (_same_token_weights).
-_TILE = 256
+_TILE = 128
 
 
 def can_use_flash(query, key, value, attention_mask, kwargs, patterns_wanted: bool) -> bool:
