@@ -255,12 +255,9 @@ class Recorder:
             emit("resid", layers, stats)
             if layers and layers[0] == 0:
                 self._put("embed.norm", 0, in_norm[0])
-            if layers == self.full_layers:  # every layer in full: the stack is the row
-                rows["resid.full"] = x_out.to(self.full_dtype)
-            else:
-                for j, layer in enumerate(layers):
-                    if layer in self.full_layers:
-                        self._put("resid.full", layer, pairs[j][1])
+            for j, layer in enumerate(layers):
+                if layer in self.full_layers:
+                    self._put("resid.full", layer, pairs[j][1])
         got = stacked("neurons")
         if got:
             layers, xs = got
@@ -276,12 +273,9 @@ class Recorder:
                     "top_val": x.gather(-1, top.indices),
                 },
             )
-            if self.keep_neurons and layers == self.full_layers:
-                rows["neurons.full"] = self.kept_neurons(x).to(self.full_dtype)
-            elif self.keep_neurons:
-                for j, layer in enumerate(layers):
-                    if layer in self.full_layers:
-                        self._put("neurons.full", layer, self.kept_neurons(x[j]))
+            for j, layer in enumerate(layers):
+                if self.keep_neurons and layer in self.full_layers:
+                    self._put("neurons.full", layer, self.kept_neurons(x[j]))
         if "scores" in raw:
             self._score_deferred(raw["scores"], rows)
         return rows

@@ -200,7 +200,9 @@ class _Run:
         self.rec.ids = all_ids
         self.rec.keep_stream = self.spec.lens_positions != () and not self.lens_later
         self.rec.defer = len(new_ids) <= DEFER_QUERIES
-        inputs = all_ids[-len(new_ids) :].view(1, -1)
+        # a fresh tensor, not a view of the id buffer: handing the model a view of the buffer
+        # doubled the peak memory of some runs (bench/memory.py --tiny, 512 tokens)
+        inputs = torch.tensor([new_ids], device=self.device)
         cache_name = self.cache_name
         kwargs = {"use_cache": True, cache_name: past}
         if self.eager_fallback and self.spec.head_scores:
