@@ -179,6 +179,7 @@ def time_forwards(bundle, lengths: list[int], rounds: int) -> dict:
                 "ratio": med[k] / med["plain"],
                 "cpu_ratio": mcpu[k] / mcpu["plain"],
                 "bytes": captured[k],
+                "spread": (min(times[k]), max(times[k])),
             }
             for k in variants
         }
@@ -205,6 +206,10 @@ def time_generation(bundle, n_prompt: int, new_tokens: int, rounds: int) -> dict
         t0 = time.perf_counter()
         run(bundle, prompt, live_spec, opts, lens_later=True)
         live_t.append(time.perf_counter() - t0)
+    spread = {
+        name: (new_tokens / max(t), new_tokens / min(t))
+        for name, t in (("plain", plain_t), ("captured", run_t), ("live", live_t))
+    }
     plain_tps = new_tokens / statistics.median(plain_t)
     run_tps = new_tokens / statistics.median(run_t)
     live_tps = new_tokens / statistics.median(live_t)
@@ -214,6 +219,7 @@ def time_generation(bundle, n_prompt: int, new_tokens: int, rounds: int) -> dict
         "ratio": run_tps / plain_tps,
         "live_tps": live_tps,
         "live_ratio": live_tps / plain_tps,
+        "spread": spread,
     }
 
 
@@ -242,20 +248,25 @@ def main() -> None:
         print(f"\n{n} prompt tokens (median of {args.rounds} interleaved rounds)")
         print(
             f"  {'variant':<30} {'wall ms':>8} {'x plain':>8} {'cpu x':>7} "
-            f"{'captured':>10} {'peak MiB':>10}"
+            f"{'captured':>10} {'peak MiB':>10}  wall spread ms"
         )
         for key, r in results[n].items():
             mem = "" if args.no_memory else f"{extra_memory(key, n):10.1f}"
             print(
                 f"  {LABELS[key]:<30} {r['seconds'] * 1000:8.1f} {r['ratio']:8.3f} "
                 f"{r['cpu_ratio']:7.3f} {r['bytes'] / 2**20:8.2f}Mi {mem}"
+                f"  {r['spread'][0] * 1000:.0f}-{r['spread'][1] * 1000:.0f}"
             )
     gen = time_generation(bundle, 32, args.new_tokens, max(3, args.rounds // 2))
     print(f"\ngeneration, 32-token prompt + {args.new_tokens} new tokens")
-    print(f"  plain generate        {gen['plain_tps']:8.1f} tokens/s")
-    print(f"  run with (b) captured {gen['captured_tps']:8.1f} tokens/s")
+    lo_hi = {k: f"({lo:.1f}-{hi:.1f})" for k, (lo, hi) in gen["spread"].items()}
+    print(f"  plain generate        {gen['plain_tps']:8.1f} tokens/s {lo_hi['plain']}")
+    print(f"  run with (b) captured {gen['captured_tps']:8.1f} tokens/s {lo_hi['captured']}")
     print(f"  ratio                 {gen['ratio']:8.3f}  (target >= 0.95)")
-    print(f"  run with the app's live spec, lens left for later {gen['live_tps']:8.1f} tokens/s")
+    print(
+        f"  run with the app's live spec, lens left for later {gen['live_tps']:8.1f} tokens/s "
+        f"{lo_hi['live']}"
+    )
     print(f"  ratio                 {gen['live_ratio']:8.3f}  (target >= 0.95)")
     a512 = results.get(512, {}).get("a", {}).get("ratio", np.nan)
     print(f"\n(a) at 512 tokens: {a512:.3f} x plain (target <= 1.05)")

@@ -20,6 +20,8 @@ from typing import Any, Protocol
 
 import torch
 
+from neuroscope_tui.capture.attention_flash import can_use_flash, flash_scores
+
 SDPA_KEY = "neuroscope_sdpa"
 EAGER_KEY = "neuroscope_eager"
 _CHUNK_ELEMENTS = 1 << 22  # about 16 MiB of float32 scores per chunk
@@ -48,7 +50,17 @@ class AttentionSink(Protocol):
 
 
 def _inner_function(module: torch.nn.Module, inner: str) -> Callable[..., Any]:
-    """The function the model would have called: sdpa, or its own module's eager one."""
+    """The function the model would have called: sdpa, or its own module's eager one.
+
+    Looked up once per module (it runs for every layer of every generated token)."""
+    found = module.__dict__.get("_neuroscope_inner")
+    if found is None or found[0] != inner:
+        found = (inner, _find_inner_function(module, inner))
+        module.__dict__["_neuroscope_inner"] = found
+    return found[1]
+
+
+def _find_inner_function(module: torch.nn.Module, inner: str) -> Callable[..., Any]:
     if inner == "sdpa":
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
@@ -102,6 +114,13 @@ class _Workspace:
         self.masks_key: tuple | None = None
         self.masks: tuple | None = None
         self.bias: dict[tuple, torch.Tensor] = {}
+        self._zero: torch.Tensor | None = None
+
+    def zero(self, device) -> torch.Tensor:
+        """A float32 zero that broadcasts to any batched product (baddbmm with beta=0)."""
+        if self._zero is None or self._zero.device != device:
+            self._zero = torch.zeros(1, 1, 1, device=device)
+        return self._zero
 
     def get(self, name: str, shape: tuple[int, ...], dtype: torch.dtype, device) -> torch.Tensor:
         n = 1
@@ -203,6 +222,17 @@ def _chunk_probs(ws: _Workspace, q, k, mask, scaling, softcap, q_offset, window)
 def _call_scores(ws: _Workspace, query, key, attention_mask, kwargs) -> torch.Tensor:
     """Masked logits [H, q, k] of a whole (short) attention call."""
     n_q, n_k = query.shape[-2], key.shape[-2]
+    window, softcap = kwargs.get("sliding_window"), kwargs.get("softcap")
+    if n_q == 1 and attention_mask is None and not softcap and not (window and window < n_k):
+        # A generated token without padding: the last query sees every key, so there is no
+        # mask to add, and one kernel per layer does it (this runs 30 times a token).
+        n_heads, n_kv, d = query.shape[1], key.shape[1], query.shape[-1]
+        qg = query[0].float().reshape(n_kv, n_heads // n_kv, d)  # [KV, group, D]
+        s = torch.baddbmm(
+            ws.zero(query.device), qg, key[0].float().transpose(-1, -2),
+            beta=0.0, alpha=kwargs.get("scaling") or d**-0.5,
+        )  # fmt: skip
+        return s.view(n_heads, 1, n_k)
     mask = None if attention_mask is None else attention_mask[0, 0, :, :n_k]
     s = _chunk_scores(
         ws,
@@ -244,6 +274,10 @@ def _observe(tap: _Tap, query, key, value, attention_mask, kwargs):
     if ids is not None:
         ids = ids.to(query.device)[-n_k:] if ids.shape[0] >= n_k else None
     heads_wanted = tap.sink.wants_patterns(tap.layer)
+    if can_use_flash(query, key, value, attention_mask, kwargs, bool(heads_wanted)):
+        out, stats = flash_scores(tap.ws, query, key, value, ids, scaling)
+        tap.sink.attention(tap.layer, stats, {})
+        return out
     # Query chunks: bounded memory, and causality lets a chunk skip the keys after its last
     # query, so about half of the T x T work of a long prompt is never done.
     chunk = max(1, min(_CHUNK_ELEMENTS // max(1, n_heads * n_k), max(MIN_CHUNK, -(-n_q // 8))))
@@ -253,7 +287,9 @@ def _observe(tap: _Tap, query, key, value, attention_mask, kwargs):
     if value is not None:
         out = torch.empty(1, n_q, n_heads, d_v, dtype=query.dtype, device=query.device)
     parts: dict[str, list[torch.Tensor]] = {}
-    rows: dict[int, list[torch.Tensor]] = {h: [] for h in heads_wanted}
+    # asked rows are written chunk by chunk into one [q, k] tensor per head: the pattern
+    # itself is the only T x T the call holds (zeros past each query: causal)
+    rows = {h: query.new_zeros(n_q, n_k, dtype=torch.float32) for h in heads_wanted}
     for start in range(0, n_q, chunk):
         stop = min(n_q, start + chunk)
         n_seen = min(n_k, q_offset + stop)  # a causal query never sees later keys
@@ -273,10 +309,9 @@ def _observe(tap: _Tap, query, key, value, attention_mask, kwargs):
         for name, val in _chunk_stats(tap.ws, p, logits, q_pos, ids).items():
             parts.setdefault(name, []).append(val)
         for h in heads_wanted:
-            row = p.mean(0) if h < 0 else p[h]
-            rows[h].append(torch.nn.functional.pad(row, (0, n_k - n_seen)))
+            rows[h][start:stop, :n_seen] = p.mean(0) if h < 0 else p[h]
     stats = {name: torch.cat(v) for name, v in parts.items()}
-    tap.sink.attention(tap.layer, stats, {h: torch.cat(v) for h, v in rows.items()})
+    tap.sink.attention(tap.layer, stats, rows)
     return out
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import threading
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,13 +100,14 @@ def token_texts(tokenizer, ids: list[int], before: list[int] | None = None) -> l
     texts = []
     for pos in range(first, len(seq)):
         context = seq[max(0, pos - _ANCHOR) : pos]
-        alone = tokenizer.decode([seq[pos]])
         if not context:
-            texts.append(alone)
+            texts.append(tokenizer.decode([seq[pos]]))
             continue
         head = tokenizer.decode(context)
         both = tokenizer.decode([*context, seq[pos]])
-        texts.append(both[len(head) :] if both.startswith(head) else alone)
+        # the token alone only where its context decodes differently on its own (this runs
+        # for every generated token: two decodes, not three)
+        texts.append(both[len(head) :] if both.startswith(head) else tokenizer.decode([seq[pos]]))
     return texts
 
 
@@ -175,15 +177,33 @@ class _Run:
         self.eager_fallback = False
         self.id_text: dict[str, str] = {}
         self.lens_later = False  # leave the lens to capture/derive.py (set by run())
+        self.cache_name = cache_keyword(self.model)
+        # Every token id so far, on the model's device, in a buffer that doubles when full:
+        # rebuilding it from the Python list each step would cost O(tokens) per token.
+        self._ids = torch.empty(0, dtype=torch.long, device=self.device)
+        self._n_ids = 0
+
+    def _all_ids(self, new_ids: list[int]) -> torch.Tensor:
+        """Every id so far plus `new_ids`, as a view of the growing device buffer."""
+        n = self._n_ids + len(new_ids)
+        if n > self._ids.shape[0]:
+            grown = torch.empty(max(64, 2 * n), dtype=torch.long, device=self.device)
+            grown[: self._n_ids] = self._ids[: self._n_ids]
+            self._ids = grown
+        self._ids[self._n_ids : n] = torch.tensor(new_ids, dtype=torch.long)
+        self._n_ids = n
+        return self._ids[:n]
 
     def forward(self, new_ids: list[int], past):
         """One forward pass over `new_ids`; records their rows into the trace."""
-        all_ids = torch.tensor(self.trace.token_ids + new_ids, device=self.device)
+        all_ids = self._all_ids(new_ids)
         self.rec.ids = all_ids
         self.rec.keep_stream = self.spec.lens_positions != () and not self.lens_later
         self.rec.defer = len(new_ids) <= DEFER_QUERIES
+        # a fresh tensor, not a view of the id buffer: handing the model a view of the buffer
+        # doubled the peak memory of some runs (bench/memory.py --tiny, 512 tokens)
         inputs = torch.tensor([new_ids], device=self.device)
-        cache_name = cache_keyword(self.model)
+        cache_name = self.cache_name
         kwargs = {"use_cache": True, cache_name: past}
         if self.eager_fallback and self.spec.head_scores:
             kwargs["output_attentions"] = True
@@ -329,7 +349,11 @@ def run(
         with torch.no_grad(), recording(anatomy, spec) as rec:
             state = _Run(bundle, spec, trace, rec)
             state.lens_later = lens_later and spec_keeps_stream(spec, anatomy.n_layers)
-            with tapped(bundle.model, anatomy.attention, rec, lambda: rec.ids) as tap_ok:
+            # the tap only observes; with no head scores or patterns asked it would compute
+            # scores nobody keeps, so the model's own attention runs alone
+            wants_attention = spec.head_scores or bool(spec.pattern_heads)
+            tap = tapped(bundle.model, anatomy.attention, rec, lambda: rec.ids)
+            with tap if wants_attention else nullcontext(True) as tap_ok:
                 state.eager_fallback = not tap_ok
                 if state.eager_fallback and spec.head_scores:
                     set_attention_implementation(bundle.model, "eager")
