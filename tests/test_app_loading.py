@@ -68,7 +68,7 @@ async def wait_for(condition, timeout: float = 60.0) -> None:
 async def wait_for_run(app) -> None:
     """Until the run ended and the worker is idle (its lens tasks would outlive the app)."""
     await wait_for(lambda: app.figures.state.startswith(("done", "failed")))
-    await wait_for(lambda: not app.engine.deriving and app.engine.tasks.empty())
+    await wait_for(lambda: not app.engine.deriving and not app.engine.pending())
     await asyncio.sleep(0.2)
 
 
