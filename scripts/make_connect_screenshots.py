@@ -35,6 +35,10 @@ async def shoot_views(bundle, out: Path) -> list[Path]:
         while not app.figures.state.startswith(("done", "failed")):
             assert time.monotonic() < end, "the run did not finish"
             await asyncio.sleep(0.1)
+        # the logit lens is derived after the run, while the model is idle: wait for it
+        while app.engine.deriving or app.engine.pending():
+            assert time.monotonic() < end, "the lens was never completed"
+            await asyncio.sleep(0.1)
         await pilot.pause(0.3)
         last_prompt = app.shown.n_prompt - 1
         shots = [

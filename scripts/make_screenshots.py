@@ -30,10 +30,18 @@ async def shoot(bundle, out: Path) -> list[Path]:
         while not app.figures.state.startswith(("done", "failed")):
             assert time.monotonic() < end, "the run did not finish"
             await asyncio.sleep(0.1)
+        # the logit lens is derived after the run, while the model is idle: wait for it
+        while app.engine.deriving or app.engine.pending():
+            assert time.monotonic() < end, "the lens was never completed"
+            await asyncio.sleep(0.1)
         await pilot.pause(0.3)
         # the last prompt token (" in"), at a late layer: the lens there says what comes next
         heat = app.view.heatmap
         heat.cursor = (heat.n_layers - 4, app.shown.n_prompt - 1)
+        detail = app.query_one("#detail-text")
+        while "computing" in str(detail.render()):
+            assert time.monotonic() < end, "the detail panel's lens never arrived"
+            await asyncio.sleep(0.1)
         await pilot.pause(0.3)
 
         def save(name: str) -> None:
