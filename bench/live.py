@@ -80,11 +80,11 @@ async def _app_run(
     steps: list[tuple[int, float, float]] = []
     serve = app.engine.run_tasks
 
-    def run_tasks(model) -> None:
+    def run_tasks(model, **kw) -> None:
         latest = app.engine.latest
         if app.engine.running and latest is not None:
             steps.append((latest.n_tokens, time.process_time(), time.thread_time()))
-        serve(model)
+        serve(model, **kw)
 
     app.engine.run_tasks = run_tasks
     async with app.run_test(size=size) as pilot:
@@ -96,7 +96,7 @@ async def _app_run(
         while not app.figures.state.startswith(("done", "failed")):
             await asyncio.sleep(0.05)
         rate = app.figures.tokens_per_s
-        assert app.figures.state.startswith("done"), app.figures.state
+        assert app.figures.state.startswith("done"), (app.figures.state, app._notifications)
         # the idle worker completes the lens after the run: let it finish, off the clock
         while not app.engine.wait_idle(0.05) or app.engine.deriving:
             await asyncio.sleep(0.05)
