@@ -125,3 +125,17 @@ if __name__ == "__main__":
 
     DATA.mkdir(exist_ok=True)
     print(save_snapshot(synthetic_trace(), SCAN_FIXTURE, force=True))
+
+
+async def wait_until(condition, timeout: float = 60.0) -> None:
+    """Let the app run until `condition()` holds (the worker posts from another thread).
+
+    Plain sleeps, not `pilot.pause`: a pause waits for an idle app, which a flood of tokens or
+    a loading worker delays."""
+    import asyncio
+    import time
+
+    end = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < end, "timed out waiting for the app"
+        await asyncio.sleep(0.02)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import pytest
 
 from _fixtures_app import tiny_llama_bundle
+from _fixtures_app import wait_until as wait_for
 from neuroscope_tui.errors import ModelLoadError
 from neuroscope_tui.tui.app import NeuroscopeApp
 
@@ -55,14 +55,6 @@ def slow(tiny, monkeypatch) -> SlowLoader:
     loader = SlowLoader(tiny)
     monkeypatch.setattr("neuroscope_tui.models.loader.load_model", loader)
     return loader
-
-
-async def wait_for(condition, timeout: float = 60.0) -> None:
-    """Let the app run until `condition()` holds (the worker posts from another thread)."""
-    end = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < end, "timed out waiting for the app"
-        await asyncio.sleep(0.02)
 
 
 async def wait_for_run(app) -> None:

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import numpy as np
 import pytest
 
+from _fixtures_app import wait_until as wait_for
 from neuroscope_tui.snapshot import load_snapshot
 from neuroscope_tui.tui.app import NeuroscopeApp
 from neuroscope_tui.tui.recovery import CRASH_STATUS
@@ -28,13 +28,6 @@ def anyio_backend():
 @pytest.fixture(scope="module")
 def tiny():
     return tiny_bundle("llama")
-
-
-async def wait_for(condition, timeout: float = 60.0) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < end, "timed out waiting for the app"
-        await asyncio.sleep(0.02)
 
 
 class ViewBug(RuntimeError):

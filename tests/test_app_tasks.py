@@ -8,12 +8,12 @@ enough to press keys during them.
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
 
 from _fixtures_app import tiny_llama_bundle
+from _fixtures_app import wait_until as wait_for
 from neuroscope_tui.tui.app import NeuroscopeApp
 from neuroscope_tui.tui.views import heads as heads_module
 
@@ -39,13 +39,6 @@ def slow(tiny):
     handle = tiny.model.register_forward_pre_hook(lambda *a: time.sleep(delay[0]))
     yield delay
     handle.remove()
-
-
-async def wait_for(condition, timeout: float = 60.0) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < end, "timed out waiting for the app"
-        await asyncio.sleep(0.02)
 
 
 def live_app(tiny, tmp_path, n: int = 4) -> NeuroscopeApp:

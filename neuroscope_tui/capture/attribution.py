@@ -421,33 +421,14 @@ def attribute_position(
     methods: tuple[str, ...] = METHODS,
     progress: Callable[[float, str], None] | None = None,
 ) -> AttributionSet:
-    """Attribute the token at `position` to the tokens before it (see `_attribute_position`).
-
-    `progress(fraction, text)`, when given, hears of every chunk of every method ("integrated
-    gradients 16/32 steps", per method) and may raise to stop the work between chunks.
-    """
-    with _watching(progress):
-        return _attribute_position(
-            bundle, token_ids, position, foil, target=target, steps=steps, methods=methods
-        )
-
-
-def _attribute_position(
-    bundle: LoadedModel,
-    token_ids: list[int],
-    position: int,
-    foil: str | None = None,
-    *,
-    target: str | None = None,
-    steps: int | None = None,
-    methods: tuple[str, ...] = METHODS,
-) -> AttributionSet:
     """Attribute the token at `position` (or, at len(token_ids), the model's prediction) to
     the tokens before it, against the first token of `foil` when given. A `target` text puts
     its first token there instead, to explain a continuation the model did not choose.
 
     `steps` None runs integrated gradients with doubling step counts until its gap is under
-    5% (`integrated_gradients_auto`). Does not touch any Trace: safe in the model worker.
+    5% (`integrated_gradients_auto`). `progress(fraction, text)`, when given, hears of every
+    chunk of every method ("integrated gradients 16/32 steps", per method) and may raise to
+    stop the work between chunks. Does not touch any Trace: safe in the model worker.
     """
     import torch
 
@@ -466,15 +447,21 @@ def _attribute_position(
     if foil_id == target_id:
         raise UsageError(f"the foil {foil!r} is the target token itself; choose another word.")
     results: dict[str, Attribution] = {}
-    for method in methods:
-        _stage(method)
-        if method == "integrated_gradients" and steps is None:
-            results[method] = integrated_gradients_auto(bundle, inputs, target_id, foil_id)
-        else:
-            one = attribute(
-                bundle, inputs, target_id, foil_id, methods=(method,), steps=steps or DEFAULT_STEPS
-            )
-            results.update(one)
+    with _watching(progress):
+        for method in methods:
+            _stage(method)
+            if method == "integrated_gradients" and steps is None:
+                results[method] = integrated_gradients_auto(bundle, inputs, target_id, foil_id)
+            else:
+                one = attribute(
+                    bundle,
+                    inputs,
+                    target_id,
+                    foil_id,
+                    methods=(method,),
+                    steps=steps or DEFAULT_STEPS,
+                )
+                results.update(one)
     target_text = bundle.tokenizer.decode([target_id])
     return AttributionSet(
         position, target_id, target_text, foil_id, foil_text, foil, results, target

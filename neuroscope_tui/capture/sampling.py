@@ -185,6 +185,17 @@ def plan(
     )
 
 
+def plan_for_model(
+    bundle: Any, spec: CaptureSpec, n_prompt: int, max_new_tokens: int, sampling: Sampling
+) -> Fitted:
+    """`plan` for a loaded model (a LoadedModel): its record and its real weight bytes."""
+    from neuroscope_tui.capture.memory import weight_bytes
+    from neuroscope_tui.capture.run import model_info
+
+    info = model_info(bundle)
+    return plan(info, spec, n_prompt, max_new_tokens, sampling, weight_bytes(bundle.model))
+
+
 def sampling_from(args: Any) -> Sampling:
     """The Sampling of parsed command-line arguments (checked)."""
     sampling = Sampling(

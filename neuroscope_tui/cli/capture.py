@@ -19,8 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from neuroscope_tui.capture.sampling import Sampling, sampling_from
-from neuroscope_tui.capture.sampling import plan as sampling_plan
+from neuroscope_tui.capture.sampling import plan_for_model, sampling_from
 from neuroscope_tui.cli.model_options import (
     add_capture_arguments,
     add_generation_arguments,
@@ -192,17 +191,6 @@ def json_summary(path: Path, trace: Trace, fitted) -> dict:
     }
 
 
-def _plan(bundle, spec, n_prompt: int, options, sampling: Sampling):
-    """The memory plan of one prompt (capture/sampling.py), from the loaded model's weights."""
-    from neuroscope_tui.capture.memory import weight_bytes
-    from neuroscope_tui.capture.run import model_info
-
-    max_new = options.max_new_tokens
-    return sampling_plan(
-        model_info(bundle), spec, n_prompt, max_new, sampling, weight_bytes(bundle.model)
-    )
-
-
 def run(args: argparse.Namespace) -> int:
     """Check everything cheap, load the model, capture each prompt, write each snapshot."""
     _check_options(args)
@@ -246,7 +234,8 @@ def _capture_all(args: argparse.Namespace, prompts: list[str], outputs: list[Pat
             if len(prompts) > 1:
                 say(f"prompt {i}/{len(prompts)}")
             n_prompt = len(tokenize_prompt(bundle, prompt, options))
-            fitted = _plan(bundle, spec, n_prompt, options, sampling)  # refused before it runs
+            # refused before it runs
+            fitted = plan_for_model(bundle, spec, n_prompt, options.max_new_tokens, sampling)
             say(fitted.line())
             trace = _capture_one(
                 capture_run, bundle, prompt, fitted.spec, options, out, args, cancel

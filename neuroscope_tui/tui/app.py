@@ -406,6 +406,7 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
         label: str = "",
         on_progress: Callable[[float, str], None] | None = None,
         on_cancelled: Callable[[], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
     ) -> TaskContext | None:
         """Run `fn(loaded_model, *args)` in the model worker and call `on_done(result)` on the
         UI thread; an error becomes a notice. Returns the task's TaskContext (cancel() it),
@@ -415,7 +416,8 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
         of a `kind` replaces a waiting one of the same kind (its `on_cancelled` is called).
         With `on_progress`, `fn` gets `progress=` (neuroscope_tui/tasks.py) and its reports
         arrive, coalesced, as `on_progress(fraction, text)`; a `label` makes the task one
-        that Esc cancels.
+        that Esc cancels. An error calls `on_error(text)` on the UI thread, or becomes a
+        notice.
         """
         if self.engine.model is None:
             self.notify(self.model_missing(), severity="warning")
@@ -424,7 +426,8 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
             fn, args,
             on_done=lambda result: self.post_message(TaskDone(on_done, result)),
             on_error=lambda text: self.post_message(
-                TaskDone(partial(self.notify, severity="error"), f"model task failed: {text}")
+                TaskDone(on_error, text) if on_error is not None
+                else TaskDone(partial(self.notify, severity="error"), f"model task failed: {text}")
             ),
             kind=kind, long=long, label=label, reports=on_progress is not None,
             on_cancelled=None if on_cancelled is None

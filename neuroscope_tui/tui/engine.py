@@ -228,16 +228,12 @@ class ModelEngine:
         Raises UsageError for sampling the model's shape rules out and MemoryBudgetError when
         the run cannot fit (both before the model runs).
         """
-        from neuroscope_tui.capture.memory import weight_bytes
-        from neuroscope_tui.capture.run import model_info
-        from neuroscope_tui.capture.sampling import plan
+        from neuroscope_tui.capture.sampling import plan_for_model
 
         a = bundle.anatomy
         spec = sampling.apply(spec, a.n_layers, a.d_mlp, bundle.name)
         max_new = int(options.get("max_new_tokens", 32))
-        fitted = plan(
-            model_info(bundle), spec, n_prompt, max_new, sampling, weight_bytes(bundle.model)
-        )
+        fitted = plan_for_model(bundle, spec, n_prompt, max_new, sampling)
         self.post(MemoryPlanned(fitted.line(), fitted.estimate.total, bool(fitted.reduced)))
         return fitted.spec
 

@@ -12,8 +12,6 @@ from typing import Any
 
 from neuroscope_tui.errors import NeuroscopeError
 from neuroscope_tui.trace import Trace
-from neuroscope_tui.tui.engine import ModelTask
-from neuroscope_tui.tui.messages import TaskDone
 
 NAME_LIMIT = 80  # characters of a model name kept in a file name (file systems allow 255 bytes)
 
@@ -43,7 +41,7 @@ def free_path(folder: Path, name: str) -> Path:
 
 class SavingActions:
     """The app's save actions (mixed into NeuroscopeApp, which provides `shown`, `save_dir`,
-    `model_name`, `live_model`, `engine`, `notify` and `save_screenshot`)."""
+    `model_name`, `live_model`, `run_model_task`, `notify` and `save_screenshot`)."""
 
     last_saved: Path | None = None
     _completing = False  # a save waits for the model worker to complete the trace
@@ -91,14 +89,7 @@ class SavingActions:
             )
             self._write_snapshot(trace)
 
-        self.engine.submit(
-            ModelTask(
-                complete_for_save,
-                (trace,),
-                on_done=lambda result: self.post_message(TaskDone(done, result)),
-                on_error=lambda text: self.post_message(TaskDone(failed, text)),
-            )
-        )  # submit starts a thread to serve the queue when none is serving
+        self.run_model_task(complete_for_save, trace, on_done=done, on_error=failed)
 
     def _write_snapshot(self, trace: Trace) -> None:
         from neuroscope_tui.snapshot import save_snapshot
