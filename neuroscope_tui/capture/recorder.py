@@ -317,7 +317,10 @@ class Recorder:
         parts += [mlp[layer] for layer in layers]
         shape = parts[0].shape
         if any(p.shape != shape for p in parts):
-            return False
+            # OPT runs its MLP on [T, D] where the blocks give [1, T, D]: the same rows
+            if any(p.numel() != parts[0].numel() for p in parts):
+                return False
+            parts = [p.reshape(shape) for p in parts]
         big = torch.stack(parts).float()
         big = big.view(1 + 3 * n, -1, big.shape[-1])  # [1 + 3L, T, D]
         stats = summarise_rows(big, near_zero)
