@@ -18,6 +18,7 @@ capture/derive.py), and prints tokens/s and their ratios. With 2048 among --leng
 prints (b)'s head scores at 2048 tokens against plain and eager.
 
     python bench/capture.py [--lengths 32,128,512] [--rounds 7] [--new-tokens 32]
+    python bench/capture.py --generation-only --rounds 5 --new-tokens 64 --threads 1
 """
 
 from __future__ import annotations
@@ -187,40 +188,62 @@ def time_forwards(bundle, lengths: list[int], rounds: int) -> dict:
 
 
 def time_generation(bundle, n_prompt: int, new_tokens: int, rounds: int) -> dict:
+    """Tokens/s of plain `generate`, a run capturing (b), and a run of the app's live spec,
+    interleaved round by round; ratios of medians by wall and by process CPU time."""
     ids = prompt_ids(bundle.tokenizer, n_prompt)
     prompt = bundle.tokenizer.decode(ids)
-    spec = SPECS["b"]
     live_spec = default_spec(bundle, n_prompt + new_tokens)  # the app's: lens left for later
     opts = GenerationOptions(max_new_tokens=new_tokens, stop_at_eos=False)
-    plain_t, run_t, live_t = [], [], []
     inputs = torch.tensor([bundle.tokenizer(prompt)["input_ids"]])
-    for _ in range(rounds):
-        t0 = time.perf_counter()
+
+    def plain() -> None:
         bundle.model.generate(
             inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False
         )
-        plain_t.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        run(bundle, prompt, spec, opts)
-        run_t.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        run(bundle, prompt, live_spec, opts, lens_later=True)
-        live_t.append(time.perf_counter() - t0)
-    spread = {
-        name: (new_tokens / max(t), new_tokens / min(t))
-        for name, t in (("plain", plain_t), ("captured", run_t), ("live", live_t))
+
+    variants = {
+        "plain": plain,
+        "captured": lambda: run(bundle, prompt, SPECS["b"], opts),
+        "live": lambda: run(bundle, prompt, live_spec, opts, lens_later=True),
     }
-    plain_tps = new_tokens / statistics.median(plain_t)
-    run_tps = new_tokens / statistics.median(run_t)
-    live_tps = new_tokens / statistics.median(live_t)
-    return {
-        "plain_tps": plain_tps,
-        "captured_tps": run_tps,
-        "ratio": run_tps / plain_tps,
-        "live_tps": live_tps,
-        "live_ratio": live_tps / plain_tps,
-        "spread": spread,
+    wall: dict[str, list[float]] = {k: [] for k in variants}
+    cpu: dict[str, list[float]] = {k: [] for k in variants}
+    for fn in variants.values():  # warm-up
+        fn()
+    for _ in range(rounds):
+        for key, fn in variants.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            wall[key].append(time.perf_counter() - t0)
+            cpu[key].append(time.process_time() - c0)
+    out: dict = {"spread": {}}
+    for key in variants:
+        out[f"{key}_tps"] = new_tokens / statistics.median(wall[key])
+        out[f"{key}_cpu_tps"] = new_tokens / statistics.median(cpu[key])
+        out["spread"][key] = (new_tokens / max(wall[key]), new_tokens / min(wall[key]))
+    for key in ("captured", "live"):
+        out[f"{key}_ratio"] = out[f"{key}_tps"] / out["plain_tps"]
+        out[f"{key}_cpu_ratio"] = out[f"{key}_cpu_tps"] / out["plain_cpu_tps"]
+    return out
+
+
+def print_generation(gen: dict, new_tokens: int) -> None:
+    print(f"\ngeneration, 32-token prompt + {new_tokens} new tokens (CPU tokens/s in brackets)")
+    names = {
+        "plain": "plain generate",
+        "captured": "run with (b) captured",
+        "live": "run with the app's live spec, lens left for later",
     }
+    for key, label in names.items():
+        lo, hi = gen["spread"][key]
+        line = f"  {label:<52} {gen[f'{key}_tps']:6.1f} tokens/s ({gen[f'{key}_cpu_tps']:.1f})"
+        line += f"  wall spread {lo:.1f}-{hi:.1f}"
+        if key != "plain":
+            line += (
+                f"\n  {'':<4}ratio {gen[f'{key}_ratio']:.3f}, by CPU time "
+                f"{gen[f'{key}_cpu_ratio']:.3f}  (target >= 0.95)"
+            )
+        print(line)
 
 
 def main() -> None:
@@ -232,6 +255,11 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: torch's)"
     )
+    parser.add_argument(
+        "--generation-only",
+        action="store_true",
+        help="only the generation part, --rounds interleaved rounds",
+    )
     parser.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
@@ -241,8 +269,12 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     bundle = load_model("smollm2", device="cpu", dtype="float32")
-    lengths = [int(x) for x in args.lengths.split(",")]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, SmolLM2-135M float32")
+    if args.generation_only:
+        gen = time_generation(bundle, 32, args.new_tokens, args.rounds)
+        print_generation(gen, args.new_tokens)
+        return
+    lengths = [int(x) for x in args.lengths.split(",")]
     results = time_forwards(bundle, lengths, args.rounds)
     for n in lengths:
         print(f"\n{n} prompt tokens (median of {args.rounds} interleaved rounds)")
@@ -258,16 +290,7 @@ def main() -> None:
                 f"  {r['spread'][0] * 1000:.0f}-{r['spread'][1] * 1000:.0f}"
             )
     gen = time_generation(bundle, 32, args.new_tokens, max(3, args.rounds // 2))
-    print(f"\ngeneration, 32-token prompt + {args.new_tokens} new tokens")
-    lo_hi = {k: f"({lo:.1f}-{hi:.1f})" for k, (lo, hi) in gen["spread"].items()}
-    print(f"  plain generate        {gen['plain_tps']:8.1f} tokens/s {lo_hi['plain']}")
-    print(f"  run with (b) captured {gen['captured_tps']:8.1f} tokens/s {lo_hi['captured']}")
-    print(f"  ratio                 {gen['ratio']:8.3f}  (target >= 0.95)")
-    print(
-        f"  run with the app's live spec, lens left for later {gen['live_tps']:8.1f} tokens/s "
-        f"{lo_hi['live']}"
-    )
-    print(f"  ratio                 {gen['live_ratio']:8.3f}  (target >= 0.95)")
+    print_generation(gen, args.new_tokens)
     a512 = results.get(512, {}).get("a", {}).get("ratio", np.nan)
     print(f"\n(a) at 512 tokens: {a512:.3f} x plain (target <= 1.05)")
     if 2048 in results:  # python bench/capture.py --lengths 2048

@@ -72,21 +72,26 @@ def _find_inner_function(module: torch.nn.Module, inner: str) -> Callable[..., A
 
 
 def _tap_call(inner: str, module, query, key, value, attention_mask, **kwargs):
-    tap = getattr(module, "_neuroscope_tap", None)
+    tap = module.__dict__.get("_neuroscope_tap")
     if tap is None:
+        return _inner_function(module, inner)(module, query, key, value, attention_mask, **kwargs)
+    defer = tap.defer
+    if defer is not None and query.shape[-2] <= DEFER_QUERIES:
+        # A generated token: the model's own (fused) function computes the output; the
+        # logits wait, so one batch of kernels scores every layer at the end of the step.
+        # This runs for every layer of every token, so it skips what costs Python time:
+        # a no_grad context where grad is already off (a run), the inner function's lookup.
+        if torch.is_grad_enabled():
+            with torch.no_grad():
+                defer(tap.layer, _call_scores(tap.ws, query, key, attention_mask, kwargs))
+        else:
+            defer(tap.layer, _call_scores(tap.ws, query, key, attention_mask, kwargs))
         return _inner_function(module, inner)(module, query, key, value, attention_mask, **kwargs)
     # Features the tap does not reproduce (attention sinks, a position bias, dropout while
     # training): let the model's own function compute the output, and observe beside it.
     own_output = module.training or any(
         kwargs.get(name) is not None for name in ("s_aux", "sinks", "position_bias")
     )
-    defer = getattr(tap.sink, "defer_scores", None)
-    if defer is not None and query.shape[-2] <= DEFER_QUERIES:
-        # A generated token: the model's own (fused) function computes the output; the
-        # logits wait, so one batch of kernels scores every layer at the end of the step.
-        with torch.no_grad():
-            defer(tap.layer, _call_scores(tap.ws, query, key, attention_mask, kwargs))
-        return _inner_function(module, inner)(module, query, key, value, attention_mask, **kwargs)
     with torch.no_grad():
         out = _observe(tap, query, key, None if own_output else value, attention_mask, kwargs)
     if own_output:
@@ -147,6 +152,7 @@ class _Tap:
         self.sink = sink
         self.ids = ids
         self.ws = workspace
+        self.defer = getattr(sink, "defer_scores", None)  # looked up once, not per call
 
 
 def _repeat_pairs(ws: _Workspace, ids: torch.Tensor, q_pos: torch.Tensor):
@@ -226,10 +232,13 @@ def _call_scores(ws: _Workspace, query, key, attention_mask, kwargs) -> torch.Te
     if n_q == 1 and attention_mask is None and not softcap and not (window and window < n_k):
         # A generated token without padding: the last query sees every key, so there is no
         # mask to add, and one kernel per layer does it (this runs 30 times a token).
-        n_heads, n_kv, d = query.shape[1], key.shape[1], query.shape[-1]
-        qg = query[0].float().reshape(n_kv, n_heads // n_kv, d)  # [KV, group, D]
+        _, n_heads, _, d = query.shape
+        n_kv = key.shape[1]
+        if query.dtype != torch.float32:
+            query, key = query.float(), key.float()
+        qg = query.reshape(n_kv, n_heads // n_kv, d)  # [KV, group, D]: the one query row
         s = torch.baddbmm(
-            ws.zero(query.device), qg, key[0].float().transpose(-1, -2),
+            ws.zero(query.device), qg, key[0].transpose(-1, -2),
             beta=0.0, alpha=kwargs.get("scaling") or d**-0.5,
         )  # fmt: skip
         return s.view(n_heads, 1, n_k)

@@ -98,6 +98,10 @@ class Recorder:
         self.keep_neurons = spec.full_neurons
         self._neuron_cols: torch.Tensor | None = None
         self.full_dtype = torch.float16 if spec.full_dtype == "float16" else torch.float32
+        # layers whose attention logits a generated token keeps (looked up 30 times a token)
+        self._scored_layers = {
+            layer for layer in self.layers if spec.head_scores or self.patterns.get(layer)
+        }
 
     def kept_neurons(self, x: torch.Tensor) -> torch.Tensor:
         """The columns of x [..., d_mlp] that `spec.neuron_subset` keeps (all when None)."""
@@ -124,7 +128,9 @@ class Recorder:
             if self.keep_stream:
                 self.stream[layer] = x_out[0].detach()
             if self.defer:
-                self._raw.setdefault("block", {})[layer] = (_rows(x_in), _rows(x_out))
+                # shapes as the model gave them ([1, T, D]); _reduce_deferred reshapes the
+                # stacks (one call, not one per layer)
+                self._raw.setdefault("block", {})[layer] = (x_in, x_out)
                 return
             if layer == 0:
                 self._put("embed.norm", 0, torch.linalg.vector_norm(x_in[0].float(), dim=-1))
@@ -152,7 +158,7 @@ class Recorder:
             if self.paused:
                 return
             if self.defer:
-                self._raw.setdefault(site, {})[layer] = _rows(_first_tensor(output))
+                self._raw.setdefault(site, {})[layer] = _first_tensor(output)
                 return
             for stat, val in summarise(_first_tensor(output), near_zero).items():
                 self._put(f"{site}.{stat}", layer, val)
@@ -166,7 +172,7 @@ class Recorder:
             if self.paused:
                 return
             if self.defer:
-                self._raw.setdefault("neurons", {})[layer] = _rows(_first_tensor(args))
+                self._raw.setdefault("neurons", {})[layer] = _first_tensor(args)
                 return
             x = _rows(_first_tensor(args)).float()  # [T, d_mlp]
             mag = x.abs()
@@ -204,7 +210,7 @@ class Recorder:
         if self.paused:
             return
         self.attention_calls += 1
-        if layer in self.layers and (self.spec.head_scores or self.wants_patterns(layer)):
+        if layer in self._scored_layers:
             self._raw.setdefault("scores", {})[layer] = scores
 
     # ---- per step ----------------------------------------------------------------------------
@@ -235,33 +241,31 @@ class Recorder:
                     for j, layer in enumerate(layers):
                         self._put(f"{prefix}.{name}", layer, val[j])
 
-        for site in ("attn", "mlp"):
-            got = stacked(site)
+        if not self._summarise_together(raw, rows, near_zero):
+            for site in ("attn", "mlp"):
+                got = stacked(site)
+                if got:
+                    xs = torch.stack([_rows(x) for x in got[1]]).float()
+                    emit(site, got[0], summarise_rows(xs, near_zero))
+            got = stacked("block")
             if got:
-                emit(site, got[0], summarise_rows(torch.stack(got[1]).float(), near_zero))
-        got = stacked("block")
-        if got:
-            layers, pairs = got
-            x_in = torch.stack([a for a, _ in pairs]).float()  # [L, T, D]
-            x_out = torch.stack([b for _, b in pairs]).float()
-            stats = summarise_rows(x_out, near_zero)
-            in_norm = torch.linalg.vector_norm(x_in, dim=-1)
-            stats["delta"] = torch.linalg.vector_norm(x_out - x_in, dim=-1) / in_norm.clamp_min(
-                1e-12
-            )
-            stats["cos"] = torch.linalg.vecdot(x_in, x_out) / (in_norm * stats["norm"]).clamp_min(
-                1e-12
-            )
-            emit("resid", layers, stats)
-            if layers and layers[0] == 0:
-                self._put("embed.norm", 0, in_norm[0])
-            for j, layer in enumerate(layers):
-                if layer in self.full_layers:
-                    self._put("resid.full", layer, pairs[j][1])
+                layers, pairs = got
+                x_in = torch.stack([_rows(a) for a, _ in pairs]).float()  # [L, T, D]
+                x_out = torch.stack([_rows(b) for _, b in pairs]).float()
+                stats = summarise_rows(x_out, near_zero)
+                in_norm = torch.linalg.vector_norm(x_in, dim=-1)
+                stats.update(_change(x_in, x_out, in_norm, stats["norm"]))
+                emit("resid", layers, stats)
+                if layers and layers[0] == 0:
+                    self._put("embed.norm", 0, in_norm[0])
+                for j, layer in enumerate(layers):
+                    if layer in self.full_layers:
+                        self._put("resid.full", layer, _rows(pairs[j][1]))
         got = stacked("neurons")
         if got:
             layers, xs = got
-            x = torch.stack(xs).float()  # [L, T, N]
+            x = torch.stack(xs).float()
+            x = x.view(len(xs), -1, x.shape[-1])  # [L, T, N]
             mag = x.abs()
             top = mag.topk(min(k, x.shape[-1]), dim=-1)
             emit(
@@ -273,12 +277,71 @@ class Recorder:
                     "top_val": x.gather(-1, top.indices),
                 },
             )
-            for j, layer in enumerate(layers):
-                if self.keep_neurons and layer in self.full_layers:
-                    self._put("neurons.full", layer, self.kept_neurons(x[j]))
+            if self.keep_neurons and layers == self.full_layers == self.layers:
+                # every layer's full row: the stack itself, not 30 rows stacked again
+                rows["neurons.full"] = self.kept_neurons(x).to(self.full_dtype)
+            else:
+                for j, layer in enumerate(layers):
+                    if self.keep_neurons and layer in self.full_layers:
+                        self._put("neurons.full", layer, self.kept_neurons(x[j]))
         if "scores" in raw:
             self._score_deferred(raw["scores"], rows)
         return rows
+
+    def _summarise_together(
+        self, raw: dict[str, dict[int, Any]], rows: dict[str, torch.Tensor], near_zero: float
+    ) -> bool:
+        """The residual, attention and MLP summaries of a generated token in one stack and one
+        batch of reductions, where every layer was seen, the blocks chain (block l's input is
+        block l-1's output, the same tensor) and every site has one shape. Returns False
+        (nothing done) otherwise, and the per-site path runs instead.
+
+        One stack [1 + 3L, T, D] holds block 0's input, every block's output, every attention
+        and MLP output: block l's input is row l, its output row l + 1, so the stream's change
+        and cosine come from two views of it, and the input norms are the output norms of the
+        row before (the same numbers: the same rows, reduced the same way).
+        """
+        blocks, attn, mlp = raw.get("block"), raw.get("attn"), raw.get("mlp")
+        layers = self.layers
+        n = len(layers)
+        if not blocks or not attn or not mlp or not (len(blocks) == len(attn) == len(mlp) == n):
+            return False
+        if layers != list(range(layers[0], layers[0] + n)):
+            return False
+        pairs = [blocks[layer] for layer in layers]
+        for j in range(1, n):
+            if pairs[j][0] is not pairs[j - 1][1]:
+                return False
+        parts = [pairs[0][0], *(b for _, b in pairs)]
+        parts += [attn[layer] for layer in layers]
+        parts += [mlp[layer] for layer in layers]
+        shape = parts[0].shape
+        if any(p.shape != shape for p in parts):
+            # OPT runs its MLP on [T, D] where the blocks give [1, T, D]: the same rows
+            if any(p.numel() != parts[0].numel() for p in parts):
+                return False
+            parts = [p.reshape(shape) for p in parts]
+        big = torch.stack(parts).float()
+        big = big.view(1 + 3 * n, -1, big.shape[-1])  # [1 + 3L, T, D]
+        stats = summarise_rows(big, near_zero)
+        x_in, x_out = big[:n], big[1 : n + 1]
+        resid = {name: val[1 : n + 1] for name, val in stats.items()}
+        resid.update(_change(x_in, x_out, stats["norm"][:n], resid["norm"]))
+        for name, val in resid.items():
+            rows[f"resid.{name}"] = val
+        for k, site in enumerate(("attn", "mlp")):
+            lo = 1 + (k + 1) * n
+            for name, val in stats.items():
+                rows[f"{site}.{name}"] = val[lo : lo + n]
+        if layers[0] == 0:
+            self._put("embed.norm", 0, stats["norm"][0])
+        if self.full_layers == layers:
+            rows["resid.full"] = x_out.to(self.full_dtype)
+        else:
+            for j, layer in enumerate(layers):
+                if layer in self.full_layers:
+                    self._put("resid.full", layer, x_out[j])
+        return True
 
     def _score_deferred(
         self, per_layer: dict[int, torch.Tensor], rows: dict[str, torch.Tensor]
@@ -321,6 +384,16 @@ class Recorder:
             else:
                 rows[name] = torch.stack([per_layer[layer] for layer in self.layers])
         return {name: _to_numpy(t, name.endswith(".full")) for name, t in rows.items()}
+
+
+def _change(
+    x_in: torch.Tensor, x_out: torch.Tensor, in_norm: torch.Tensor, out_norm: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """How much each block changed the stream: ||x_out - x_in|| / ||x_in|| and cos(x_in, x_out)."""
+    return {
+        "delta": torch.linalg.vector_norm(x_out - x_in, dim=-1) / in_norm.clamp_min(1e-12),
+        "cos": torch.linalg.vecdot(x_in, x_out) / (in_norm * out_norm).clamp_min(1e-12),
+    }
 
 
 def _to_numpy(t: torch.Tensor, full_row: bool = False) -> np.ndarray:

@@ -182,6 +182,7 @@ class _Run:
         # rebuilding it from the Python list each step would cost O(tokens) per token.
         self._ids = torch.empty(0, dtype=torch.long, device=self.device)
         self._n_ids = 0
+        self._placeholders: tuple[int, dict[str, np.ndarray]] | None = None
 
     def _all_ids(self, new_ids: list[int]) -> torch.Tensor:
         """Every id so far plus `new_ids`, as a view of the growing device buffer."""
@@ -241,7 +242,11 @@ class _Run:
         asked = self.spec.lens_positions
         layers = self.rec.layers
         if asked != () and self.lens_later:
-            return lens_placeholders(len(layers), n_new, self.spec.top_k)
+            # the same "not computed" rows every step: Trace.append copies them, so one set
+            # per row count serves the whole run
+            if self._placeholders is None or self._placeholders[0] != n_new:
+                self._placeholders = (n_new, lens_placeholders(len(layers), n_new, self.spec.top_k))
+            return dict(self._placeholders[1])
         if asked == () or not self.rec.stream:
             return {}
         local = list(range(n_new))
@@ -278,7 +283,10 @@ def _between_steps(
         return
     rec.paused = True
     try:
-        on_step(trace, start, stop)
+        # out of the run's inference mode: what the caller computes (attribution's gradients,
+        # tensors it keeps) must be ordinary tensors; grad stays off as it was
+        with torch.inference_mode(False), torch.no_grad():
+            on_step(trace, start, stop)
     finally:
         rec.paused = False
 
@@ -346,7 +354,10 @@ def run(
     anatomy = bundle.anatomy
     original_impl = getattr(bundle.model.config, "_attn_implementation", None)
     try:
-        with torch.no_grad(), recording(anatomy, spec) as rec:
+        # inference mode, not just no_grad: tensors skip autograd's version counters and
+        # view tracking, which cuts the Python-side cost of every op of a generated token
+        # (the model's own and the capture's); nothing made here outlives the run as a tensor
+        with torch.inference_mode(), recording(anatomy, spec) as rec:
             state = _Run(bundle, spec, trace, rec)
             state.lens_later = lens_later and spec_keeps_stream(spec, anatomy.n_layers)
             # the tap only observes; with no head scores or patterns asked it would compute
