@@ -209,3 +209,24 @@ def worst_examples(projections: np.ndarray, y: np.ndarray, layer: int, k: int = 
     side = np.where(np.asarray(y) == 0, 1.0, -1.0) * np.asarray(projections)[:, layer]
     order = np.argsort(side, kind="stable")
     return [int(i) for i in order[:k] if side[i] <= 0]
+
+
+def trace_projection(trace, direction: np.ndarray, midpoint: np.ndarray) -> np.ndarray:
+    """The concept's projection u . x - b of every recorded layer's residual at every token:
+    float32 [len(trace.layers()), n_tokens], NaN for layers whose full rows were not kept.
+
+    This is the live metric's number, computed from the trace's `resid.full` rows.
+    """
+    layers = trace.layers()
+    out = np.full((len(layers), trace.n_tokens), np.nan, dtype=np.float32)
+    if not trace.has("resid.full"):
+        return out
+    full = trace.spec.full_layers
+    kept = [layer for layer in (layers if full is None else full) if layer in layers]
+    rows = trace.get("resid.full")  # [len(kept), T, D]
+    for j, layer in enumerate(kept[: rows.shape[0]]):
+        x = np.asarray(rows[j], dtype=np.float64)
+        out[layers.index(layer)] = x @ np.asarray(direction[layer], np.float64) - float(
+            midpoint[layer]
+        )
+    return out
