@@ -248,3 +248,69 @@ def add_concept_rows(trace, concepts: list[Concept]) -> None:
         trace.extras[CONCEPT_EXTRA + c.name] = trace_projection(trace, c.direction, c.midpoint)
         notes.append({"name": c.name, "labels": list(c.labels), "position": c.manifest.position})
     trace.notes["concepts"] = notes
+
+
+def concept_metric(concept: Concept):
+    """The scan heatmap's metric for `concept`: each cell is the projection u . x - b of that
+    layer's residual at that token (positive = the first label's side).
+
+    Reads the trace's "concept.NAME" rows where a capture kept them, else computes them from
+    the trace's full residual rows; NaN (empty cells) for a trace of another model's shape.
+    """
+    from neuroscope_tui.analysis.concepts import trace_projection
+    from neuroscope_tui.analysis.metrics import Metric
+
+    key = CONCEPT_EXTRA + concept.name
+    model = concept.manifest.model
+
+    def values(trace) -> np.ndarray:
+        shape = (len(trace.layers()), trace.n_tokens)
+        if (trace.model.n_layers, trace.model.d_model) != (model.n_layers, model.d_model):
+            return np.full(shape, np.nan, dtype=np.float32)
+        kept = trace.extras.get(key)
+        if kept is not None and kept.shape == shape:
+            return np.asarray(kept, dtype=np.float32)
+        return trace_projection(trace, concept.direction, concept.midpoint)
+
+    a, b = concept.labels
+    return Metric(name=key, label=f"concept {concept.name} ({a} vs {b})", unit="u·x-b", fn=values)
+
+
+def stored_concept_metric(trace, name: str):
+    """A metric for "concept.NAME" rows a snapshot holds (no concept file needed)."""
+    from neuroscope_tui.analysis.metrics import Metric
+
+    key = CONCEPT_EXTRA + name
+    labels = next(
+        (c.get("labels") for c in trace.notes.get("concepts", []) if c.get("name") == name),
+        None,
+    )
+    words = (
+        f" ({labels[0]} vs {labels[1]})" if isinstance(labels, list) and len(labels) == 2 else ""
+    )
+
+    def values(t) -> np.ndarray:
+        kept = t.extras.get(key)
+        shape = (len(t.layers()), t.n_tokens)
+        if kept is None or kept.shape != shape:
+            return np.full(shape, np.nan, dtype=np.float32)
+        return np.asarray(kept, dtype=np.float32)
+
+    return Metric(name=key, label=f"concept {name}{words}", unit="u·x-b", fn=values)
+
+
+def register_concept_metrics(concepts: list[Concept], trace=None) -> list[str]:
+    """Add a heatmap metric per concept (and per concept row a snapshot `trace` holds);
+    return their metric names, in the order the metric key reaches them."""
+    from neuroscope_tui.analysis.metrics import add_metric
+
+    names = []
+    for c in concepts:
+        add_metric(concept_metric(c))
+        names.append(CONCEPT_EXTRA + c.name)
+    if trace is not None:
+        for key in sorted(trace.extras):
+            if key.startswith(CONCEPT_EXTRA) and key not in names:
+                add_metric(stored_concept_metric(trace, key[len(CONCEPT_EXTRA) :]))
+                names.append(key)
+    return names

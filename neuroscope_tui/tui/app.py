@@ -94,8 +94,10 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
         spec: CaptureSpec | None = None,
         generation: dict[str, Any] | None = None,
         save_dir: str | Path | None = None,
+        concepts: list[Any] | None = None,
     ) -> None:
         super().__init__()
+        self.concepts = list(concepts or [])  # fitted concepts (concept_file.Concept)
         self.engine = ModelEngine(post=self.post_message, model=model)
         self.model_name = model_name or (model.name if model is not None else None)
         self.load_options = load_options or {}
@@ -251,9 +253,21 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
         )  # fmt: skip
         self._draw_header()
         self.query_one("#run-line", Static).update("", layout=False)
+        self._check_concepts(model)
         queued, self.queued_prompt = self.queued_prompt, None
         if queued is not None:
             self.start_run(queued)
+
+    def _check_concepts(self, model: Any) -> None:
+        """A concept fitted on another model's shape is a notice (its cells stay empty)."""
+        from neuroscope_tui.errors import NeuroscopeError
+
+        a = model.anatomy
+        for concept in self.concepts:
+            try:
+                concept.check_model(a.n_layers, a.d_model, model.name)
+            except NeuroscopeError as err:
+                self.notify(str(err), title="concept", severity="error", timeout=20)
 
     def model_missing(self) -> str:
         """Why there is no live model now: still loading, failed to load, or `view` mode."""
