@@ -49,6 +49,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="a fitted concept (neuroscope-tui concept fit): a heatmap metric (m cycles to it)",
     )
+    parser.add_argument(
+        "--concept-set",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="labelled examples the concept view (key 0) fits first (as concept fit --set)",
+    )
+    parser.add_argument(
+        "--concept-transfer",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="the second labelled set of the concept view (as concept fit --transfer)",
+    )
     add_generation_arguments(parser)
     add_sampling_arguments(parser)
 
@@ -80,6 +94,14 @@ def run(args: argparse.Namespace) -> int:
 
     concepts = [load_concept(path) for path in getattr(args, "concept", [])]
     register_concept_metrics(concepts)
+    concept_sets = list(getattr(args, "concept_set", []))
+    concept_transfer = list(getattr(args, "concept_transfer", []))
+    if concept_sets:
+        from neuroscope_tui.concept_sets import read_sets
+
+        labels = read_sets(concept_sets).classes  # a bad set: one sentence, before the screen
+        if concept_transfer:
+            read_sets(concept_transfer, what="--concept-transfer").label_ids(labels)
     gen = generation_options(args)
     instead = "pass --prompt TEXT to print a run, or use `neuroscope-tui capture` to save one"
     if not stdout_is_terminal():  # a script reads our output: give it the run, not a screen
@@ -99,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
         generation=gen,
         save_dir=args.save_dir,
         concepts=concepts,
+        concept_sets=concept_sets,
+        concept_transfer=concept_transfer,
     )
     app.run()
     status = 0

@@ -95,9 +95,14 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
         generation: dict[str, Any] | None = None,
         save_dir: str | Path | None = None,
         concepts: list[Any] | None = None,
+        concept_sets: list[str] | None = None,
+        concept_transfer: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.concepts = list(concepts or [])  # fitted concepts (concept_file.Concept)
+        # the labelled sets the concept view fits first (before the shipped examples)
+        self.concept_sets = tuple(concept_sets or ())
+        self.concept_transfer = tuple(concept_transfer or ())
         self.engine = ModelEngine(post=self.post_message, model=model)
         self.model_name = model_name or (model.name if model is not None else None)
         self.load_options = load_options or {}
