@@ -149,6 +149,10 @@ class ConceptView(TraceView):
                 yield PlotextPlot(id="concept-hist")
             yield Static(id="concept-worst")
 
+    def on_mount(self) -> None:
+        # the concept view needs no run: draw its sets and keys at once
+        self.call_after_refresh(self.refresh_view)
+
     # ---- the sets ---------------------------------------------------------------------------
 
     def choices(self) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
@@ -315,7 +319,7 @@ class ConceptView(TraceView):
         for k, name in enumerate(r.labels):
             values = [float(v) for v in p[r.y == k]]
             if values:
-                plt.hist(values, bins=20, label=visible(name)[:20])
+                plt.hist(values, bins=16, label=visible(name)[:20])
         plt.vline(0.0, "red")
         plot.refresh()
 
