@@ -171,3 +171,24 @@ def test_truncated_nan_and_missing_files(fitted, tmp_path):
     (tmp_path / "text.safetensors").write_text("hello")
     with pytest.raises(ConceptError, match="not a"):
         load_concept(tmp_path / "text.safetensors")
+
+
+def test_score_prints_the_projection_per_layer_and_token(tiny, fitted, capsys):
+    import torch
+
+    from tests.tiny_models import build_tokenizer
+
+    argv = ["concept", "score", str(tiny), "--device", "cpu", "--concept", str(fitted)]
+    assert main([*argv, "--prompt", "The cat sat", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    c = load_concept(fitted)
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny)
+    ids = build_tokenizer()("The cat sat")["input_ids"]
+    with torch.no_grad():
+        hidden = model(torch.tensor([ids]), output_hidden_states=True).hidden_states
+    want = hidden[1][0].double().numpy() @ c.direction[0].astype(np.float64) - c.midpoint[0]
+    np.testing.assert_allclose(got["projection"][0], want, atol=1e-4)
+    assert len(got["tokens"]) == len(ids) and got["labels"] == ["pos", "neg"]
+    fails(capsys, [*argv, "--prompt", "  "], "prompt is empty")

@@ -76,3 +76,18 @@ def collect_activations(
             if progress is not None:
                 progress((i + 1) / len(texts), f"{label} {i + 1}/{len(texts)}")
     return out
+
+
+@torch.no_grad()
+def prompt_rows(bundle: LoadedModel, text: str) -> tuple[list[str], np.ndarray]:
+    """(each token's text, the residual stream after every block at every token [L, T, D])
+    of one prompt, by one forward pass through the recorder."""
+    from neuroscope_tui.capture.run import token_texts
+
+    ids = tokenize_prompt(bundle, text, GenerationOptions())
+    with recording(bundle.anatomy, _SPEC) as rec:
+        bundle.model(
+            input_ids=torch.tensor([ids], device=torch.device(bundle.device)), use_cache=False
+        )
+        rows = rec.flush()["resid.full"].astype(np.float32, copy=False)
+    return token_texts(bundle.tokenizer, ids), rows

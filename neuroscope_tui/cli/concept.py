@@ -23,7 +23,7 @@ POSITIONS = ("last", "mean")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="action", required=True, metavar="fit")
+    sub = parser.add_subparsers(dest="action", required=True, metavar="fit|score")
     fit = sub.add_parser("fit", help="fit a concept's directions and probes per layer")
     add_model_arguments(fit)
     fit.add_argument(
@@ -53,6 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--name", default=None, help="the concept's name (default: the file name)")
     fit.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
     fit.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    score = sub.add_parser("score", help="print a concept's projection per layer and token")
+    add_model_arguments(score)
+    score.add_argument("--concept", required=True, metavar="FILE", help="a fitted concept")
+    score.add_argument("--prompt", required=True, help="the text to score")
+    score.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def concept_name(text: str) -> str:
@@ -62,6 +67,8 @@ def concept_name(text: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "score":
+        return _score(args)
     from neuroscope_tui.concept_sets import read_sets
     from neuroscope_tui.snapshot import check_output_path
 
@@ -199,3 +206,45 @@ def table_text(concept) -> str:
         lines.append(f"{r['layer']:>5}  " + "  ".join(f"{r[k]:>12.3f}" for k in keys))
     lines.append(f"best layer (probe cv): {concept.manifest.best_layer}")
     return "\n".join(lines)
+
+
+def _score(args: argparse.Namespace) -> int:
+    """Per layer and token: u . x - b of the concept (positive = its first label's side)."""
+    from neuroscope_tui.concept_file import load_concept
+
+    concept = load_concept(args.concept)  # a bad file fails before the model loads
+    if not args.prompt.strip():
+        raise UsageError("the prompt is empty; give some text with --prompt")
+    from neuroscope_tui.analysis.concepts import project
+    from neuroscope_tui.capture.concepts import prompt_rows
+    from neuroscope_tui.models.loader import load_model
+
+    def say(text: str) -> None:
+        print(visible(text, newlines=True), file=sys.stderr, flush=True)
+
+    say(f"loading {args.model}")
+    bundle = load_model(args.model, progress=say, **loader_options(args))
+    a = bundle.anatomy
+    concept.check_model(a.n_layers, a.d_model, bundle.name)
+    tokens, rows = prompt_rows(bundle, args.prompt)  # [L, T, D]
+    values = project(rows.transpose(1, 0, 2), concept.direction, concept.midpoint).T  # [L, T]
+    if args.json:
+        out = {
+            "concept": concept.name,
+            "labels": list(concept.labels),
+            "tokens": tokens,
+            "projection": [[round(float(v), 5) for v in row] for row in values],
+        }
+        print(json.dumps(out, ensure_ascii=False))
+        return 0
+    first, second = concept.labels
+    print(
+        visible(
+            f"concept {concept.name}: u.x-b per layer (rows) and token (columns); "
+            f"> 0 leans {first}, < 0 leans {second}"
+        )
+    )
+    print("layer " + " ".join(f"{visible(t)[:8]:>8}" for t in tokens))
+    for layer, row in enumerate(values):
+        print(f"{layer:>5} " + " ".join(f"{v:8.2f}" for v in row))
+    return 0
