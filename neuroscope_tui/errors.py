@@ -35,3 +35,7 @@ class OutputPathError(NeuroscopeError):
 
 class UsageError(NeuroscopeError):
     """A command-line value is out of range or inconsistent (a layer or head index, say)."""
+
+
+class ConceptError(NeuroscopeError):
+    """A concept set or a fitted concept file is unusable (unreadable, one label, wrong model)."""

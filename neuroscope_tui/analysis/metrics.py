@@ -66,6 +66,12 @@ METRICS: dict[str, Metric] = {
 NORMALISATIONS: tuple[str, ...] = ("global", "per layer", "per token")
 
 
+def add_metric(metric: Metric) -> None:
+    """Add `metric` at the end of the cycle (a loaded concept, say); one of the same name is
+    replaced, so loading a concept twice adds it once."""
+    METRICS[metric.name] = metric
+
+
 def metric_values(trace: Trace, name: str) -> np.ndarray:
     """The values of metric `name` for `trace`, float32 [layer, token] (NaN = not recorded).
 

@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "write one view's numbers from a snapshot as CSV or JSON"),
     "heads": ("heads", "print every attention head's scores and types"),
     "compare": ("compare", "compare two prompts (or two snapshots) layer by layer"),
+    "concept": ("concept", "fit a concept (two labelled prompt sets) per layer, save it"),
 }
 
 

@@ -31,6 +31,7 @@ from neuroscope_tui.cli.model_options import (
     parse_heads,
     parse_layer_list,
 )
+from neuroscope_tui.concept_file import add_concept_rows, load_concept
 from neuroscope_tui.errors import ModelLoadError, OutputPathError, PromptError, UsageError
 from neuroscope_tui.snapshot import SUFFIX, check_output_path, save_snapshot
 from neuroscope_tui.text_safety import visible
@@ -61,6 +62,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--json",
         action="store_true",
         help="print one JSON object per snapshot written (with the memory estimate)",
+    )
+    parser.add_argument(
+        "--concept",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a fitted concept (neuroscope-tui concept fit): its projection per layer and "
+        "token is kept in the snapshot (needs the full residual rows, --full-layers)",
     )
     parser.add_argument(
         "--attribution",
@@ -194,6 +203,7 @@ def json_summary(path: Path, trace: Trace, fitted) -> dict:
 def run(args: argparse.Namespace) -> int:
     """Check everything cheap, load the model, capture each prompt, write each snapshot."""
     _check_options(args)
+    args.concepts = [load_concept(path) for path in args.concept]  # checked before the load
     prompts = read_prompts(args)
     outputs, created = output_paths(args, len(prompts))
     try:
@@ -217,6 +227,8 @@ def _capture_all(args: argparse.Namespace, prompts: list[str], outputs: list[Pat
     if args.attribution:
         _check_attribution_words(bundle, args)
     anatomy = bundle.anatomy
+    for concept in args.concepts:
+        concept.check_model(anatomy.n_layers, anatomy.d_model, bundle.name)
     sampling = sampling_from(args)
     spec = capture_spec(args, anatomy.n_layers, anatomy.n_heads, args.model)
     spec = sampling.apply(spec, anatomy.n_layers, anatomy.d_mlp, args.model)
@@ -244,6 +256,7 @@ def _capture_all(args: argparse.Namespace, prompts: list[str], outputs: list[Pat
                 say(f"note: {trace.notes['truncated']}")
             if args.attribution and not cancel.is_set():
                 _attribute(bundle, trace, args, say)
+            add_concept_rows(trace, args.concepts)
             save_snapshot(trace, out, force=args.force)
             if args.json:
                 print(json.dumps(json_summary(out, trace, fitted)), flush=True)

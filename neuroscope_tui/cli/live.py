@@ -42,6 +42,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip the per-layer logit lens (on CPU it about halves the token rate)",
     )
+    parser.add_argument(
+        "--concept",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a fitted concept (neuroscope-tui concept fit): a heatmap metric (m cycles to it)",
+    )
+    parser.add_argument(
+        "--concept-set",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="labelled examples the concept view (key 0) fits first (as concept fit --set)",
+    )
+    parser.add_argument(
+        "--concept-transfer",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="the second labelled set of the concept view (as concept fit --transfer)",
+    )
     add_generation_arguments(parser)
     add_sampling_arguments(parser)
 
@@ -69,6 +90,18 @@ def run(args: argparse.Namespace) -> int:
         read_prompts(args)  # an empty prompt is refused here, as `capture` refuses it
     locate(args.model)  # a typo fails here, before the screen starts
     check_save_dir(args.save_dir)
+    from neuroscope_tui.concept_file import load_concept, register_concept_metrics
+
+    concepts = [load_concept(path) for path in getattr(args, "concept", [])]
+    register_concept_metrics(concepts)
+    concept_sets = list(getattr(args, "concept_set", []))
+    concept_transfer = list(getattr(args, "concept_transfer", []))
+    if concept_sets:
+        from neuroscope_tui.concept_sets import read_sets
+
+        labels = read_sets(concept_sets).classes  # a bad set: one sentence, before the screen
+        if concept_transfer:
+            read_sets(concept_transfer, what="--concept-transfer").label_ids(labels)
     gen = generation_options(args)
     instead = "pass --prompt TEXT to print a run, or use `neuroscope-tui capture` to save one"
     if not stdout_is_terminal():  # a script reads our output: give it the run, not a screen
@@ -87,6 +120,9 @@ def run(args: argparse.Namespace) -> int:
         prompt=args.prompt,
         generation=gen,
         save_dir=args.save_dir,
+        concepts=concepts,
+        concept_sets=concept_sets,
+        concept_transfer=concept_transfer,
     )
     app.run()
     status = 0

@@ -36,6 +36,10 @@ def run(args: argparse.Namespace) -> int:
 
     check_save_dir(args.save_dir)
     trace = load_snapshot(args.file)
+    from neuroscope_tui.concept_file import register_concept_metrics
+
+    # concept rows a capture kept (capture --concept) become heatmap metrics
+    register_concept_metrics([], trace)
     require_terminal(
         "view",
         "run it in a terminal, or use `neuroscope-tui info` or `export` for the numbers",

@@ -94,8 +94,15 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
         spec: CaptureSpec | None = None,
         generation: dict[str, Any] | None = None,
         save_dir: str | Path | None = None,
+        concepts: list[Any] | None = None,
+        concept_sets: list[str] | None = None,
+        concept_transfer: list[str] | None = None,
     ) -> None:
         super().__init__()
+        self.concepts = list(concepts or [])  # fitted concepts (concept_file.Concept)
+        # the labelled sets the concept view fits first (before the shipped examples)
+        self.concept_sets = tuple(concept_sets or ())
+        self.concept_transfer = tuple(concept_transfer or ())
         self.engine = ModelEngine(post=self.post_message, model=model)
         self.model_name = model_name or (model.name if model is not None else None)
         self.load_options = load_options or {}
@@ -251,9 +258,21 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
         )  # fmt: skip
         self._draw_header()
         self.query_one("#run-line", Static).update("", layout=False)
+        self._check_concepts(model)
         queued, self.queued_prompt = self.queued_prompt, None
         if queued is not None:
             self.start_run(queued)
+
+    def _check_concepts(self, model: Any) -> None:
+        """A concept fitted on another model's shape is a notice (its cells stay empty)."""
+        from neuroscope_tui.errors import NeuroscopeError
+
+        a = model.anatomy
+        for concept in self.concepts:
+            try:
+                concept.check_model(a.n_layers, a.d_model, model.name)
+            except NeuroscopeError as err:
+                self.notify(str(err), title="concept", severity="error", timeout=20)
 
     def model_missing(self) -> str:
         """Why there is no live model now: still loading, failed to load, or `view` mode."""

@@ -42,4 +42,5 @@ VIEWS: list[ViewEntry] = [
         "Input attribution",
         "neuroscope_tui.tui.views.attribution:AttributionView",
     ),
+    ViewEntry("0", "concepts", "Concepts", "neuroscope_tui.tui.views.concepts:ConceptView"),
 ]
