@@ -32,6 +32,36 @@ def _targets(clean: Trace) -> list[int]:
 
 
 @torch.no_grad()
+def intervened_logits(
+    bundle: LoadedModel,
+    ids: list[int],
+    interventions: Sequence[Intervention],
+    n_prompt: int | None = None,
+    options: GenerationOptions | None = None,
+) -> torch.Tensor:
+    """Logits [T, vocab] (float32) of one forward over `ids` with the interventions applied.
+
+    The first `n_prompt` ids (default: all) are the prompt: mean ablations average over them,
+    and source prompts must have that many tokens (tokenized with `options`).
+    """
+    n_prompt = len(ids) if n_prompt is None else n_prompt
+    options = options or GenerationOptions()
+    intervener = prepare_intervener(
+        bundle,
+        interventions,
+        ids[:n_prompt],
+        model_info(bundle),
+        lambda text: tokenize_prompt(bundle, text, options),
+    )
+    inputs = torch.tensor([ids], device=torch.device(bundle.device))
+    if intervener is None:
+        return bundle.model(input_ids=inputs, use_cache=False).logits[0].float()
+    intervener.begin(0, len(ids))
+    with recording(bundle.anatomy, EMPTY_SPEC, intervener):
+        return bundle.model(input_ids=inputs, use_cache=False).logits[0].float()
+
+
+@torch.no_grad()
 def intervened_logit_difference(
     bundle: LoadedModel,
     clean: Trace,
@@ -50,22 +80,8 @@ def intervened_logit_difference(
             f"{len(targets)} target tokens were given for a run of {len(ids)} positions"
         )
     options = GenerationOptions(chat="chat_template" in clean.notes)
-    prompt_ids = ids[: clean.n_prompt]
-    intervener = prepare_intervener(
-        bundle,
-        interventions,
-        prompt_ids,
-        model_info(bundle),
-        lambda text: tokenize_prompt(bundle, text, options),
-    )
-    inputs = torch.tensor([ids], device=torch.device(bundle.device))
-    plain = bundle.model(input_ids=inputs, use_cache=False).logits[0].float()  # [T, vocab]
-    if intervener is None:
-        changed = plain
-    else:
-        intervener.begin(0, len(ids))
-        with recording(bundle.anatomy, EMPTY_SPEC, intervener):
-            changed = bundle.model(input_ids=inputs, use_cache=False).logits[0].float()
+    plain = intervened_logits(bundle, ids, (), clean.n_prompt)
+    changed = intervened_logits(bundle, ids, interventions, clean.n_prompt, options)
     known = torch.tensor([t >= 0 for t in targets], device=plain.device)
     index = torch.tensor([max(t, 0) for t in targets], device=plain.device)[:, None]
     delta = (changed.gather(1, index) - plain.gather(1, index))[:, 0]
