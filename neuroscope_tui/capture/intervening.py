@@ -170,7 +170,9 @@ class Intervener:
                 rows = [self.start + j for j in idx]
                 target[:, idx, cols] = src[rows][:, cols].to(y.dtype)
             else:  # add
-                target[:, idx, :] += w.vector.to(device=y.device, dtype=y.dtype)
+                if w.vector.device != y.device or w.vector.dtype != y.dtype:
+                    w.vector = w.vector.to(device=y.device, dtype=y.dtype)  # once, not per step
+                target[:, idx, :] += w.vector
         return None if y is None else y.reshape(x.shape)
 
     # ---- hooks -----------------------------------------------------------------------------
