@@ -122,12 +122,37 @@ class ProbeNote(_Strict):
     heads: list[ProbeRow]
 
 
+class PatchingNote(_Strict):
+    """A patching sweep's figures (analysis/patching.py); its grid is in the extras."""
+
+    site: str
+    rows: list[str]
+    clean_diff: float
+    corrupt_diff: float
+    target: str = ""
+    foil: str = ""
+    target_id: Index = -1
+    foil_id: Index = -1
+    clean: str = ""
+    corrupt: str = ""
+    partial: bool = False
+
+
+class CleanRunNote(_Strict):
+    """The run without interventions that an intervened run is compared with."""
+
+    token_ids: list[TokenId] = []
+    token_text: list[str] = []
+
+
 class NotesSchema(BaseModel):
     model_config = ConfigDict(strict=True, extra="allow")
     id_text: dict[str, str] = {}
     attribution: AttributionNote | None = None
     features: dict[str, FeatureNote] = {}
     heads_probe: ProbeNote | None = None
+    patching: PatchingNote | None = None
+    clean_run: CleanRunNote | None = None
 
     @field_validator("id_text")
     @classmethod
@@ -152,6 +177,8 @@ class ManifestSchema(_Strict):
     finished: bool = True
     stop_reason: str = ""
     notes: NotesSchema = NotesSchema()
+    # what was done to the model; each checked by capture/interventions.py (older files: none)
+    interventions: list[dict[str, Any]] = []
     arrays: list[str] = []
     extras: list[str] = []
     text_extras: dict[str, TextExtra] = {}
@@ -190,12 +217,30 @@ def check_manifest(manifest: dict[str, Any], header: Header) -> tuple[ManifestSc
         spec = CaptureSpec.from_dict(manifest.get("spec") or {})
     except (TypeError, ValueError, OverflowError, KeyError, AttributeError) as err:
         raise HeaderProblem(f"has a damaged manifest (spec: {type(err).__name__})") from None
+    _check_interventions(m)
     problem = _against_arrays(m, header)
     if problem.startswith("lacks"):
         raise HeaderProblem(problem)
     if problem:
         raise HeaderProblem(f"is inconsistent ({problem})")
     return m, spec
+
+
+def _check_interventions(m: ManifestSchema) -> None:
+    """Each intervention is one `intervention_from_dict` accepts and fits the model."""
+    from neuroscope_tui.capture.interventions import (
+        InterventionError,
+        check_interventions,
+        intervention_from_dict,
+    )
+    from neuroscope_tui.trace import ModelInfo
+
+    try:
+        ivs = [intervention_from_dict(d) for d in m.interventions]
+        check_interventions(ivs, ModelInfo(**m.model.model_dump()))
+    except InterventionError as err:
+        words = shown(str(err))[1:-1]
+        raise HeaderProblem(f"has a damaged manifest (interventions: {words})") from None
 
 
 def _against_arrays(m: ManifestSchema, header: Header) -> str:
@@ -210,6 +255,9 @@ def _against_arrays(m: ManifestSchema, header: Header) -> str:
         return f"{n_tok} token ids but {len(m.token_text)} token texts"
     if m.n_prompt > n_tok:
         return f"n_prompt {m.n_prompt} is outside 0..{n_tok}"
+    clean = m.notes.clean_run
+    if clean is not None and len(clean.token_text) != len(clean.token_ids):
+        return "notes.clean_run has unequal numbers of token ids and texts"
     model, spec = m.model, m.spec
     layers = spec.layers if spec.layers is not None else list(range(model.n_layers))
     if any(layer >= model.n_layers for layer in layers):
@@ -225,6 +273,15 @@ def _against_arrays(m: ManifestSchema, header: Header) -> str:
         if name.startswith(EXTRAS_PREFIX):
             if len(shape) == 0:
                 return f"array {shown(name)} has no axes"
+            patching = m.notes.patching
+            if name.startswith(EXTRAS_PREFIX + "patching."):
+                rows = len(patching.rows) if patching is not None else -1
+                if list(shape) != [rows, n_tok]:
+                    return f"array {shown(name)} has shape {list(shape)} for the sweep's cells"
+            if name == EXTRAS_PREFIX + "interventions.logit_diff":
+                clean = m.notes.clean_run
+                if clean is None or list(shape) != [len(clean.token_ids)]:
+                    return f"array {shown(name)} has shape {list(shape)} for the clean run"
             if name.startswith(EXTRAS_PREFIX + "attribution.") and (
                 len(shape) != 1 or shape[0] > n_tok
             ):

@@ -58,6 +58,14 @@ EXPORTS: dict[str, tuple[str, str]] = {
         "neuroscope_tui.analysis.feature_tables:attribution_table",
         "per input token: attribution score and signed share of the last output token",
     ),
+    "patching": (
+        "neuroscope_tui.analysis.patching:patching_table",
+        "a patching sweep (neuroscope-tui patch): recovered logit difference per cell",
+    ),
+    "interventions": (
+        "neuroscope_tui.analysis.interventions:interventions_table",
+        "a run with interventions against its clean run: tokens and logit difference",
+    ),
 }
 
 

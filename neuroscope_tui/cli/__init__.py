@@ -1,5 +1,5 @@
 """The `neuroscope-tui` command: `neuroscope-tui [MODEL]` opens the live scan; subcommands
-work without a screen (`capture`, `info`, `export`, `heads`, `compare`) or open a snapshot
+work without a screen (`capture`, `info`, `export`, `heads`, `compare`, `patch`) or open a snapshot
 (`view`).
 
 Each subcommand lives in its own module with `add_arguments(parser)` and `run(args) -> int`.
@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "heads": ("heads", "print every attention head's scores and types"),
     "compare": ("compare", "compare two prompts (or two snapshots) layer by layer"),
     "concept": ("concept", "fit a concept (two labelled prompt sets) per layer, save it"),
+    "patch": ("patch", "patch a clean prompt's activations into a corrupted one, cell by cell"),
 }
 
 
