@@ -173,6 +173,7 @@ class ModelEngine:
                     on_step=on_step,
                     cancel=self.cancel,
                     lens_later=True,  # derived on demand, then in complete_when_idle
+                    entropy_later=True,  # a long prompt's: in complete_when_idle
                 )
             ended = RunEnded(trace, None)
         except Exception as err:
