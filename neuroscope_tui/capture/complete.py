@@ -45,10 +45,10 @@ def _complete_pattern(pattern: Any, n_tokens: int) -> bool:
 def complete_for_save(bundle: Any, trace: Trace) -> Trace:
     """`trace` with everything a snapshot should hold that the live run left out.
 
-    The lens cells and head entropy still missing are derived in place (capture/derive.py `complete_trace`).
-    Returns `trace` itself when no pattern is missing, else a copy (the arrays are shared,
-    not copied) with the missing head-averaged patterns [T, T] added and its spec updated to
-    say it holds them; the live trace's patterns are never changed. Needs
+    The lens cells and head entropy still missing are derived in place (capture/derive.py
+    `complete_trace`). Returns `trace` itself when no pattern is missing, else a copy (the
+    arrays are shared, not copied) with the missing head-averaged patterns [T, T] added and
+    its spec updated to say it holds them; the live trace's patterns are never changed. Needs
     the model (`bundle`, a LoadedModel), so it runs in the model worker; errors propagate.
     """
     if trace.n_tokens == 0:

@@ -194,8 +194,9 @@ def _remember(bundle: LoadedModel, trace: Trace, ids: np.ndarray) -> None:
 
 def complete_trace(bundle: LoadedModel, trace: Trace, chunk: int = COMPLETE_CHUNK) -> Trace:
     """Fill in every derived figure the run left for later (a long prompt's head entropy, the
-    lens at every position its spec asks for), in place, and return the trace. Call it with the model's lock held, before
-    a trace is saved; a trace with nothing missing is returned at once."""
+    lens at every position its spec asks for), in place, and return the trace. Call it with
+    the model's lock held, before a trace is saved; a trace with nothing missing is returned
+    at once."""
     while complete_some(bundle, trace, chunk):
         pass
     return trace

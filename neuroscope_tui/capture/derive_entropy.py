@@ -49,29 +49,35 @@ def derive_entropy(bundle: LoadedModel, trace: Trace) -> int:
     """Fill in the NaN entropy of `trace` (positions up to the last one missing) from one
     forward pass under the tap, in place; returns how many (layer, position) rows it filled.
     Call it in the model worker, with the model's lock held."""
-    import torch
-
-    from neuroscope_tui.capture.attention_tap import tapped
-
     if not missing_entropy(trace):
         return 0
     entropy = trace.arrays["heads.entropy"]  # [recorded layers, T, H]
     missing = np.isnan(entropy[:, : trace.n_tokens]).any(axis=2)  # [L, T]
     last = int(np.flatnonzero(missing.any(axis=0))[-1])
+    got = entropy_pass(bundle, trace.token_ids[: last + 1])
+    filled = 0
+    for row, layer in enumerate(trace.layers()):
+        todo = np.flatnonzero(missing[row, : last + 1])
+        if todo.size and layer in got:
+            entropy[row, todo] = got[layer][todo]
+            filled += int(todo.size)
+    return filled
+
+
+def entropy_pass(bundle: LoadedModel, token_ids: list[int]) -> dict[int, np.ndarray]:
+    """Every layer's head entropy [T, H] over `token_ids`, from one forward pass under the
+    tap (empty when the model cannot use it: then no run left entropy out)."""
+    import torch
+
+    from neuroscope_tui.capture.attention_tap import tapped
+
     sink = _EntropySink()
-    device = torch.device(bundle.device)
-    ids = torch.tensor([trace.token_ids[: last + 1]], device=device)
+    ids = torch.tensor([list(token_ids)], device=torch.device(bundle.device))
     with torch.no_grad(), tapped(bundle.model, bundle.anatomy.attention, sink, lambda: None) as ok:
-        if not ok:  # no tap, no fused route: nothing would have been left out
-            return 0
+        if not ok:
+            return {}
         try:  # the full-vocabulary logits of every position are not needed
             bundle.model(input_ids=ids, use_cache=False, logits_to_keep=1)
         except TypeError:
             bundle.model(input_ids=ids, use_cache=False)
-    filled = 0
-    for row, layer in enumerate(trace.layers()):
-        todo = np.flatnonzero(missing[row, : last + 1])
-        if todo.size and layer in sink.entropy:
-            entropy[row, todo] = sink.entropy[layer][todo]
-            filled += int(todo.size)
-    return filled
+    return sink.entropy
