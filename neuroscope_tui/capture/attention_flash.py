@@ -122,44 +122,53 @@ _BLOCK = 256
 _SIZES = (2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 
 
-def _repeat_groups(ws, ids: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+def _repeat_groups(ws, ids: torch.Tensor, n_heads: int, n_kv: int) -> list[tuple]:
     """The dense products that dup and induction need, for these token ids: a list of
-    (query positions [S, Pq], key positions [S, 2 Pk], keep-mask [S, Pq, 2 Pk] as
-    0/1 floats).
+    (query rows [KV * S * group * Pq], key rows [KV * S * 2 Pk], keep-mask [S, Pq, 2 Pk] as
+    0/1 floats), rows of q [H * T, D] and k [KV * T, D] laid out as the products read them.
 
     Each group is one token's occurrences (only tokens seen at least twice can score): its
     queries against its own earlier occurrences (dup) and against the positions right after
-    them (induction), in one product. Groups are padded to a few sizes and batched. Cached
-    on the workspace: every layer of a pass sees the same ids.
+    them (induction), in one product. Groups are padded to a few sizes and batched; one
+    gather of whole rows builds each batch (gathers along an inner axis and the copies to
+    reorder them cost more than the products). Cached on the workspace: every layer of a
+    pass sees the same ids.
     """
     cache = ws.repeats
-    if cache is not None and cache[0].shape == ids.shape and torch.equal(cache[0], ids):
-        return cache[1]
+    shape = (ids.shape[0], n_heads, n_kv)
+    if cache is not None and cache[0] == shape and torch.equal(cache[1], ids):
+        return cache[2]
     n = ids.shape[0]
+    group = n_heads // n_kv
     order = torch.argsort(ids, stable=True)  # positions grouped by token, ascending inside
     _, counts = torch.unique_consecutive(ids[order], return_counts=True)
     pos = order.tolist()
     items: dict[tuple[int, int], list[tuple[list[int], list[int]]]] = {}
     start = 0
     for c in counts.tolist():
-        group = pos[start : start + c]
+        occurrences = pos[start : start + c]
         start += c
         if c < 2:
             continue  # a token seen once has no earlier copy: dup and induction are 0
-        for a in range(0, c, _BLOCK):  # query blocks; keys are every earlier occurrence
-            queries, keys = group[a : a + _BLOCK], group[: min(c, a + _BLOCK)]
-            shape = (_padded(len(queries)), _padded(len(keys)))
-            items.setdefault(shape, []).append((queries, keys))
+        for a in range(0, c, _BLOCK):  # query blocks; keys: the occurrences up to the last
+            queries, keys = occurrences[a : a + _BLOCK], occurrences[: min(c, a + _BLOCK)]
+            items.setdefault((_padded(len(queries)), _padded(len(keys))), []).append(
+                (queries, keys)
+            )
     groups = []
+    heads = torch.arange(n_heads).view(n_kv, 1, group, 1) * n  # row offset of each head
+    kv_heads = torch.arange(n_kv).view(n_kv, 1, 1) * n
     for (pq, pk), members in items.items():
         # padding: query -1 and key n hide every pair (k < q and k + 1 < q both fail)
-        qp = torch.tensor([m[0] + [-1] * (pq - len(m[0])) for m in members])
-        kp = torch.tensor([m[1] + [n] * (pk - len(m[1])) for m in members])
+        qp = torch.tensor([m[0] + [-1] * (pq - len(m[0])) for m in members])  # [S, Pq]
+        kp = torch.tensor([m[1] + [n] * (pk - len(m[1])) for m in members])  # [S, Pk]
         keep_dup = kp[:, None, :] < qp[:, :, None]  # an earlier copy of the query's token
         keep_ind = (kp + 1)[:, None, :] < qp[:, :, None]  # the token after an earlier copy
         keys = torch.cat([kp, kp + 1], dim=1).clamp_(0, n - 1)  # dup keys, then induction's
-        groups.append((qp, keys, torch.cat([keep_dup, keep_ind], dim=2).float()))
-    ws.repeats = (ids.clone(), groups)
+        q_rows = (heads + qp.clamp(min=0)[None, :, None, :]).reshape(-1)  # [KV, S, group, Pq]
+        k_rows = (kv_heads + keys[None]).reshape(-1)  # [KV, S, 2 Pk]
+        groups.append((q_rows, k_rows, torch.cat([keep_dup, keep_ind], dim=2).float()))
+    ws.repeats = (shape, ids.clone(), groups)
     return groups
 
 
@@ -174,33 +183,28 @@ def _repeat_weights(ws, q, k, lse, ids, scaling: float) -> tuple[torch.Tensor, t
     """(dup, induction) [H, T]: the weight each query puts on earlier copies of its token, and
     on the tokens right after them, from dense products over each repeated token's occurrences.
 
-    q [H, T, D], k [KV, T, D] (each KV head serves H // KV query heads, in one product), lse
-    [H, T]. Pairs of different tokens are never multiplied (tiles of tokens sorted by id did,
-    at 2x the cost), and gathering the pairs one by one reads a query and a key row per pair
-    (64 times the data of a probability) and cost 3x a forward.
+    q [H, T, D] and k [KV, T, D] contiguous (each KV head serves H // KV query heads, in one
+    product), lse [H, T]. Pairs of different tokens are never multiplied (tiles of tokens
+    sorted by id did, at 2x the cost), and gathering the pairs one by one reads a query and a
+    key row per pair (64 times the data of a probability) and cost 3x a forward.
     """
     n_heads, n, d = q.shape
     n_kv = k.shape[0]
     group = n_heads // n_kv
-    q4, lse3 = q.view(n_kv, group, n, d), lse.view(n_kv, group, n)
-    dup, ind = q.new_zeros(n_heads, n), q.new_zeros(n_heads, n)
-    for qp, keys, keep in _repeat_groups(ws, ids):
-        n_groups, pq = qp.shape
-        pk = keys.shape[1] // 2
-        q_at = qp.clamp(min=0).view(-1)
-        # rows (KV head, group): (head in group, query); columns: dup keys, induction keys
-        qs = q4.index_select(2, q_at).view(n_kv, group, n_groups, pq, d).transpose(1, 2)
-        ls = lse3.index_select(2, q_at).view(n_kv, group, n_groups, pq).transpose(1, 2)
-        ks = k.index_select(1, keys.view(-1)).view(n_kv * n_groups, 2 * pk, d)
-        logit = torch.baddbmm(
-            ls.reshape(n_kv * n_groups, group * pq, 1).neg(), qs.reshape(n_kv * n_groups, -1, d),
-            ks.transpose(1, 2), alpha=scaling,
-        ).view(n_kv, n_groups, group, pq, 2 * pk)  # fmt: skip
+    q_flat, k_flat, lse_flat = q.reshape(-1, d), k.reshape(-1, d), lse.reshape(-1)
+    dup, ind = q.new_zeros(n_heads * n), q.new_zeros(n_heads * n)
+    for q_rows, k_rows, keep in _repeat_groups(ws, ids, n_heads, n_kv):
+        n_groups, pq, two_pk = keep.shape
+        batch = n_kv * n_groups  # (KV head, group); rows: (head in group, query)
+        qs = q_flat.index_select(0, q_rows).view(batch, group * pq, d)
+        ks = k_flat.index_select(0, k_rows).view(batch, two_pk, d)
+        minus_lse = lse_flat.index_select(0, q_rows).neg_().view(batch, group * pq, 1)
+        logit = torch.baddbmm(minus_lse, qs, ks.transpose(1, 2), alpha=scaling)
         # clamped: exp of a hidden later key may overflow (zeroed next), and exp below -87
         # makes float32 denormals, 20x slower on CPU; e^-80 is below float32's resolution of 1
-        weights = logit.clamp_(-80.0, 80.0).exp_().mul_(keep.view(1, n_groups, 1, pq, 2 * pk))
-        both = weights.view(n_kv, n_groups, group, pq, 2, pk).sum(-1)  # [KV, S, group, Pq, 2]
-        both = both.permute(4, 0, 2, 1, 3).reshape(2, n_heads, n_groups * pq)
-        dup.index_add_(1, q_at, both[0])
-        ind.index_add_(1, q_at, both[1])
-    return dup, ind
+        weights = logit.view(n_kv, n_groups, group, pq, two_pk).clamp_(-80.0, 80.0).exp_()
+        weights.mul_(keep.view(1, n_groups, 1, pq, two_pk))
+        both = weights.view(n_kv, n_groups, group, pq, 2, two_pk // 2).sum(-1)
+        dup.index_add_(0, q_rows, both[..., 0].reshape(-1))
+        ind.index_add_(0, q_rows, both[..., 1].reshape(-1))
+    return dup.view(n_heads, n), ind.view(n_heads, n)
