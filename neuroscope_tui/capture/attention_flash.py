@@ -10,7 +10,11 @@ ever built. Entropy is the one score that needs every key:
 
 and sum_j p_ij k_j is the same kernel's output with the keys in the place of the values:
 a second fused call, exact, with no pattern in memory (a chunked product of our own over
-every key cost 1.6x that call on one CPU core, bench/attention_kernels.py).
+every key cost 1.6x that call on one CPU core, bench/attention_kernels.py). At 2048 tokens
+that call alone is about 19% of SmolLM2's forward pass on CPU (attention is near the core's
+peak arithmetic, and entropy needs at least the q·k half of it), so no exact inline route
+fits a 10% budget: a sink with `entropy_later` leaves a long prompt's entropy NaN, and
+capture/derive_entropy.py fills it in after the run (always before a snapshot is saved).
 
 `flash_scores` answers only what it reproduces exactly: the prompt's own pass (queries =
 keys, causal, no padding mask, no soft-capping, no sliding window shorter than the prompt),
