@@ -8,6 +8,8 @@ noise hits every variant alike:
     (b)    (a) plus per-head summary scores for every head (the attention tap)
     (c)    full residual capture of every layer
     (d)    eager attention with output_attentions=True (the usual way, the peer)
+    (e)    (b) with a long prompt's entropy left for later (the app's live run)
+    (f)    the forward pass that derives (e)'s entropy (capture/derive_entropy.py)
 
 and prints each as a ratio to plain, with the peak memory each pass needs (measured in a fresh
 subprocess per variant, on its first pass after loading: the peak resident set above the
@@ -15,7 +17,7 @@ resident set at its start, with the kernel's high-water mark reset just before i
 bytes it captured. Then it generates 32 tokens with plain `generate`, with a run capturing
 (b), and with a run of the app's live spec (every site, full rows, the lens left for
 capture/derive.py), and prints tokens/s and their ratios. With 2048 among --lengths it
-prints (b)'s head scores at 2048 tokens against plain and eager.
+prints the head scores at 2048 tokens ((b), (e), and (e) + (f)) against plain and eager.
 
     python bench/capture.py [--lengths 32,128,512] [--rounds 7] [--new-tokens 32]
     python bench/capture.py --generation-only --rounds 5 --new-tokens 64 --threads 1
@@ -36,6 +38,7 @@ import numpy as np
 import torch
 
 from neuroscope_tui.capture.attention_tap import DEFER_QUERIES, tapped
+from neuroscope_tui.capture.derive_entropy import entropy_pass
 from neuroscope_tui.capture.recorder import recording
 from neuroscope_tui.capture.run import GenerationOptions, run
 from neuroscope_tui.models.loader import load_model
@@ -59,6 +62,8 @@ LABELS = {
     "b": "(b) (a) + head scores",
     "c": "(c) full residual",
     "d": "(d) eager output_attentions",
+    "e": "(e) (b), entropy later",
+    "f": "(f) (e)'s entropy derived",
 }
 
 
@@ -79,13 +84,14 @@ def make_variants(bundle):
         model(input_ids=ids)
         return 0
 
-    def captured(key: str):
+    def captured(key: str, entropy_later: bool = False):
         spec = SPECS[key]
 
         def go(ids: torch.Tensor) -> int:
             with recording(bundle.anatomy, spec) as rec:
                 rec.ids = ids[0]
                 rec.defer = ids.shape[1] <= DEFER_QUERIES  # as run() does
+                rec.entropy_later = entropy_later  # as the app's run() does
                 if spec.head_scores:
                     with tapped(model, bundle.anatomy.attention, rec, lambda: rec.ids):
                         model(input_ids=ids)
@@ -95,6 +101,10 @@ def make_variants(bundle):
             return sum(a.nbytes for a in rows.values())
 
         return go
+
+    def derive(ids: torch.Tensor) -> int:  # what completing (e) costs (derive_entropy)
+        got = entropy_pass(bundle, ids[0].tolist())
+        return sum(a.nbytes for a in got.values())
 
     def eager_attn(ids: torch.Tensor) -> int:
         out = eager(input_ids=ids, output_attentions=True)
@@ -106,6 +116,8 @@ def make_variants(bundle):
         "b": captured("b"),
         "c": captured("c"),
         "d": eager_attn,
+        "e": captured("b", entropy_later=True),
+        "f": derive,
     }
 
 
@@ -294,8 +306,13 @@ def main() -> None:
     a512 = results.get(512, {}).get("a", {}).get("ratio", np.nan)
     print(f"\n(a) at 512 tokens: {a512:.3f} x plain (target <= 1.05)")
     if 2048 in results:  # python bench/capture.py --lengths 2048
-        b, d = results[2048]["b"]["ratio"], results[2048]["d"]["ratio"]
-        print(f"head scores (b) at 2048 tokens: {b:.3f} x plain (target <= 1.10); eager {d:.3f}")
+        r = results[2048]
+        b, d, e, f = (r[k]["ratio"] for k in "bdef")
+        cb, ce, cf = (r[k]["cpu_ratio"] for k in "bef")
+        print(f"head scores at 2048 tokens (target <= 1.10 x plain; eager {d:.3f}):")
+        print(f"  (b) every score now            {b:.3f} x plain (CPU {cb:.3f})")
+        print(f"  (e) entropy later, at capture  {e:.3f} x plain (CPU {ce:.3f})")
+        print(f"  (e) + (f) with the entropy     {e + f:.3f} x plain (CPU {ce + cf:.3f})")
 
 
 if __name__ == "__main__":

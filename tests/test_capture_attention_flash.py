@@ -67,14 +67,16 @@ def test_flash_scores_equal_eager(arch: str, flash_calls: list[int]) -> None:
         assert flash_calls, f"{arch}: the prompt did not take the flash route"
 
 
-def test_flash_scores_in_many_small_gathers(
+def test_flash_scores_in_many_small_blocks(
     flash_calls: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Tiles of a few queries and keys give the same dup and induction scores as one tile."""
+    """Blocks of a few queries per repeated token give the same dup and induction scores as
+    one block per token."""
     bundle = tiny_bundle("llama")
     spec = CaptureSpec(sites=("resid",), head_scores=True, lens_positions=())
     whole = run(bundle, PROMPT, spec, GenerationOptions(max_new_tokens=0))
-    monkeypatch.setattr(flash_module, "_TILE", 3)
+    monkeypatch.setattr(flash_module, "_BLOCK", 2)
+    monkeypatch.setattr(flash_module, "_SIZES", (2,))
     pieces = run(bundle, PROMPT, spec, GenerationOptions(max_new_tokens=0))
     assert len(flash_calls) == 4
     assert whole.get("heads.dup").max() > 0 and whole.get("heads.induction").max() > 0
@@ -97,9 +99,14 @@ def test_flash_route_is_skipped_where_it_would_differ() -> None:
     assert not flash_module.can_use_flash(q, k, None, None, {}, False)  # own output
 
 
-def test_flash_scores_with_peaked_logits_and_many_repeats() -> None:
-    """Large logits (a later key's logit far above a query's log-sum-exp) and few distinct
-    tokens (groups spanning several tiles) give the plain formulas' scores."""
+@pytest.mark.parametrize("block", [256, 16])
+def test_flash_scores_with_peaked_logits_and_many_repeats(
+    block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large logits (a later key's logit far above a query's log-sum-exp, probabilities below
+    float32's smallest normal number) and few distinct tokens (each repeated ~140 times, so in
+    many blocks when a block is 16 queries) give the plain formulas' scores."""
+    monkeypatch.setattr(flash_module, "_BLOCK", block)
     from neuroscope_tui.capture.attention_scores import attention_probs
     from neuroscope_tui.capture.attention_tap import _Workspace
 
@@ -109,6 +116,7 @@ def test_flash_scores_with_peaked_logits_and_many_repeats() -> None:
     k = torch.randn(1, kv, n, d, generator=gen) * 3
     v = torch.randn(1, kv, n, d, generator=gen)
     ids = torch.randint(0, 5, (n,), generator=gen)
+    ids[100:103] = 7  # a token right after itself: no induction from the copy just before
     out, stats = flash_module.flash_scores(_Workspace(), q, k, v, ids, d**-0.5)
     probs = attention_probs(q[0], k[0], None, d**-0.5, None, 0)  # [H, T, T]
     ref = head_stats(probs, torch.arange(n), ids)

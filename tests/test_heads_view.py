@@ -79,6 +79,27 @@ async def test_score_key_cycles_the_grid_colouring():
 
 
 @pytest.mark.anyio
+async def test_entropy_derived_after_the_run_reaches_the_grid():
+    """A long prompt's entropy arrives after the run, in place in the same trace
+    (capture/derive_entropy.py): the next refresh shows it, not the scores from before."""
+    trace = make_trace()
+    entropy = trace.arrays["heads.entropy"]
+    kept = entropy.copy()
+    entropy[:] = np.nan
+    app = HeadsHost(trace)
+    async with app.run_test(size=SIZE) as pilot:
+        view = view_of(app)
+        grid = app.query_one(HeadGrid)
+        while view.score_name != "entropy":
+            await pilot.press("c")
+        assert np.isnan(grid.values).all()
+        entropy[:] = kept  # what derive_entropy does, in the worker
+        view.refresh_view()
+        await pilot.pause()
+        np.testing.assert_allclose(grid.values, head_scores(trace).values["entropy"])
+
+
+@pytest.mark.anyio
 async def test_pattern_panel_shows_the_selected_heads_pattern_and_query():
     trace = make_trace()
     app = HeadsHost(trace)

@@ -20,7 +20,11 @@ from typing import Any, Protocol
 
 import torch
 
-from neuroscope_tui.capture.attention_flash import can_use_flash, flash_scores
+from neuroscope_tui.capture.attention_flash import (
+    ENTROPY_LATER_TOKENS,
+    can_use_flash,
+    flash_scores,
+)
 
 SDPA_KEY = "neuroscope_sdpa"
 EAGER_KEY = "neuroscope_eager"
@@ -120,6 +124,8 @@ class _Workspace:
         self.masks: tuple | None = None
         self.bias: dict[tuple, torch.Tensor] = {}
         self._zero: torch.Tensor | None = None
+        # (token ids, dense products) of dup and induction on the flash route
+        self.repeats: tuple | None = None
 
     def zero(self, device) -> torch.Tensor:
         """A float32 zero that broadcasts to any batched product (baddbmm with beta=0)."""
@@ -284,7 +290,10 @@ def _observe(tap: _Tap, query, key, value, attention_mask, kwargs):
         ids = ids.to(query.device)[-n_k:] if ids.shape[0] >= n_k else None
     heads_wanted = tap.sink.wants_patterns(tap.layer)
     if can_use_flash(query, key, value, attention_mask, kwargs, bool(heads_wanted)):
-        out, stats = flash_scores(tap.ws, query, key, value, ids, scaling)
+        # a sink may take a long prompt's entropy later: the one score that needs a second
+        # pass over every key (capture/derive_entropy.py)
+        later = n_q > ENTROPY_LATER_TOKENS and getattr(tap.sink, "entropy_later", False)
+        out, stats = flash_scores(tap.ws, query, key, value, ids, scaling, not later)
         tap.sink.attention(tap.layer, stats, {})
         return out
     # Query chunks: bounded memory, and causality lets a chunk skip the keys after its last

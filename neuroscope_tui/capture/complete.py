@@ -2,7 +2,8 @@
 
 The live scan records less than `capture` while it runs, to keep up with the model: it leaves
 out each layer's head-averaged attention pattern (`pattern.{l}.-1`, layers x tokens^2 floats,
-which the flow view and `export flow` need), and it derives the logit lens on demand for what
+which the flow view and `export flow` need), a long prompt's head entropy
+(capture/derive_entropy.py), and it derives the logit lens on demand for what
 is on screen (capture/derive.py) rather than at every step. `complete_for_save` computes
 whatever is still missing with the live model and returns a trace that has it. It runs in the
 model worker (the app's save action submits it as a model task). What a snapshot must hold
@@ -22,8 +23,9 @@ from neuroscope_tui.trace import Trace
 def needs_completion(trace: Trace) -> bool:
     """Whether saving `trace` must first compute something with the model."""
     from neuroscope_tui.capture.derive import missing_positions
+    from neuroscope_tui.capture.derive_entropy import missing_entropy
 
-    return bool(missing_for_save(trace) or missing_positions(trace))
+    return bool(missing_for_save(trace) or missing_positions(trace) or missing_entropy(trace))
 
 
 def missing_for_save(trace: Trace) -> list[tuple[int, int]]:
@@ -43,10 +45,10 @@ def _complete_pattern(pattern: Any, n_tokens: int) -> bool:
 def complete_for_save(bundle: Any, trace: Trace) -> Trace:
     """`trace` with everything a snapshot should hold that the live run left out.
 
-    The lens cells still missing are derived in place (capture/derive.py `complete_trace`).
-    Returns `trace` itself when no pattern is missing, else a copy (the arrays are shared,
-    not copied) with the missing head-averaged patterns [T, T] added and its spec updated to
-    say it holds them; the live trace's patterns are never changed. Needs
+    The lens cells and head entropy still missing are derived in place (capture/derive.py
+    `complete_trace`). Returns `trace` itself when no pattern is missing, else a copy (the
+    arrays are shared, not copied) with the missing head-averaged patterns [T, T] added and
+    its spec updated to say it holds them; the live trace's patterns are never changed. Needs
     the model (`bundle`, a LoadedModel), so it runs in the model worker; errors propagate.
     """
     if trace.n_tokens == 0:

@@ -201,17 +201,23 @@ def _remember(bundle: LoadedModel, trace: Trace, ids: np.ndarray) -> None:
 
 
 def complete_trace(bundle: LoadedModel, trace: Trace, chunk: int = COMPLETE_CHUNK) -> Trace:
-    """Fill in every derived figure the run left for later (the lens at every position its
-    spec asks for), in place, and return the trace. Call it with the model's lock held, before
-    a trace is saved; a trace with nothing missing is returned at once."""
+    """Fill in every derived figure the run left for later (a long prompt's head entropy, the
+    lens at every position its spec asks for), in place, and return the trace. Call it with
+    the model's lock held, before a trace is saved; a trace with nothing missing is returned
+    at once."""
     while complete_some(bundle, trace, chunk):
         pass
     return trace
 
 
 def complete_some(bundle: LoadedModel, trace: Trace, chunk: int = COMPLETE_CHUNK) -> int:
-    """Derive the lens for the first `chunk` positions still missing it; returns how many
-    positions it did (0 when the trace is complete)."""
+    """Derive a long prompt's head entropy if the run left it out (one forward pass), else
+    the lens for the first `chunk` positions still missing it; returns how many positions it
+    did (0 when the trace is complete)."""
+    from neuroscope_tui.capture.derive_entropy import derive_entropy, missing_entropy
+
+    if missing_entropy(trace) and (filled := derive_entropy(bundle, trace)):
+        return filled
     todo = missing_positions(trace)[:chunk]
     if todo:
         derive_lens(bundle, trace, todo)

@@ -92,6 +92,8 @@ class Recorder:
         # layer in one batch of kernels: per-layer reductions of a single row cost more in
         # kernel launches than in arithmetic.
         self.defer = False
+        # leave a long prompt's entropy "not computed" (NaN) for capture/derive_entropy.py
+        self.entropy_later = False
         # True while the run's caller works between steps (a view's pattern or probe runs the
         # same model then): those forward passes are not the run's and must leave no rows.
         self.paused = False

@@ -331,6 +331,7 @@ def run(
     cancel: threading.Event | None = None,
     lens_later: bool = False,
     interventions: Sequence[Intervention] = (),
+    entropy_later: bool = False,
 ) -> Trace:
     """Run `prompt` and generate; return the Trace (stop_reason: "eos", "length",
     "context", "cancelled").
@@ -343,6 +344,9 @@ def run(
     `lens_later`: when the spec keeps the full residual stream of every layer it records,
     the lens arrays are left "not computed" (-1 / NaN) for capture/derive.py to fill in on
     demand (`derive_lens`) or all at once (`complete_trace`); otherwise it is computed now.
+    `entropy_later`: a prompt longer than ENTROPY_LATER_TOKENS leaves its head entropy NaN
+    where the tap's fused route scores it, for capture/derive_entropy.py to fill in
+    (`complete_trace` does); every other score is computed now.
 
     Raises PromptError for an empty prompt or (too_long="refuse") one past the context.
     Hooks are removed when this returns or raises.
@@ -378,6 +382,7 @@ def run(
         with torch.inference_mode(), recording(anatomy, spec, intervener) as rec:
             state = _Run(bundle, spec, trace, rec)
             state.lens_later = lens_later and spec_keeps_stream(spec, anatomy.n_layers)
+            rec.entropy_later = entropy_later
             # the tap only observes; with no head scores or patterns asked it would compute
             # scores nobody keeps, so the model's own attention runs alone
             wants_attention = spec.head_scores or bool(spec.pattern_heads)

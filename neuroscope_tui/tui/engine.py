@@ -173,6 +173,7 @@ class ModelEngine:
                     on_step=on_step,
                     cancel=self.cancel,
                     lens_later=True,  # derived on demand, then in complete_when_idle
+                    entropy_later=True,  # a long prompt's: in complete_when_idle
                 )
             ended = RunEnded(trace, None)
         except Exception as err:
@@ -196,9 +197,9 @@ class ModelEngine:
             self.complete_when_idle(ended.trace)
 
     def complete_when_idle(self, trace: Trace) -> None:
-        """Derive what the run left for later (the lens), a chunk of positions at a time,
-        while no new run wants the model; view tasks still run between chunks. Posts a
-        TraceGrew after each chunk so the views on screen show the new figures."""
+        """Derive what the run left for later (a long prompt's head entropy, then the lens a
+        chunk of positions at a time) while no new run wants the model; view tasks still run
+        between chunks. Posts a TraceGrew after each chunk so the views show the new figures."""
         from neuroscope_tui.capture.derive import complete_some
 
         bundle = self.model
@@ -218,7 +219,7 @@ class ModelEngine:
                     self._posted.set()
                     self.post(self.latest)
         except Exception as err:  # the run is kept; its lens cells say "not computed"
-            self.derive_error = f"completing the logit lens failed ({describe(err)})"
+            self.derive_error = f"completing the lens and head entropy failed ({describe(err)})"
         finally:
             self.deriving = False
 

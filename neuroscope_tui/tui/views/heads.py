@@ -32,6 +32,7 @@ from neuroscope_tui.analysis.heads import (
     trace_patterns,
     type_letters,
 )
+from neuroscope_tui.capture.derive_entropy import missing_entropy
 from neuroscope_tui.tui.views.base import TraceView
 from neuroscope_tui.tui.widgets.head_grid import HeadGrid
 from neuroscope_tui.tui.widgets.pattern import (
@@ -113,7 +114,7 @@ class HeadsView(TraceView):
         self.scores: HeadScores | None = None
         # (trace, n_tokens) of self.scores: the trace itself, not its id(), which a later
         # trace may reuse once this one is freed
-        self._scored_at: tuple[Any, int] | None = None
+        self._scored_at: tuple[Any, int, bool] | None = None
         self._on_demand: set[tuple[int, int]] = set()  # patterns this view added to the trace
         # ... and the arrays themselves: while a run grows, each update is a new copy of the
         # trace, so they are put back into every copy instead of being asked for again
@@ -234,9 +235,10 @@ class HeadsView(TraceView):
         # Keyed on the trace object itself, not id(): a later trace may reuse an id. A growing
         # run hands a new trace object every update, so per-run state (computed patterns,
         # failures) is cleared by reset_run() when a new run starts, not here.
-        key = (trace, trace.n_tokens)
+        # a long prompt's entropy arrives after the run (capture/derive_entropy.py), in place
+        key = (trace, trace.n_tokens, missing_entropy(trace))
         scored = self._scored_at
-        if self.scores is None or scored is None or scored[0] is not trace or scored[1] != key[1]:
+        if self.scores is None or scored is None or scored[0] is not trace or scored[1:] != key[1:]:
             recorded = {k: v for k, v in trace_patterns(trace).items() if k not in self._on_demand}
             self.scores = head_scores(trace, patterns=recorded)
             self._scored_at = key
