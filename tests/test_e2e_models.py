@@ -73,7 +73,7 @@ def test_capture_then_info_describes_the_run(run_snapshot, capsys):
     assert PROMPT in text and "2 layers x 4 heads" in text
 
 
-@pytest.mark.parametrize("view", [v for v in EXPORTS if v != "attribution"])
+@pytest.mark.parametrize("view", [v for v in EXPORTS if v not in ("attribution", "sweep", "side_by_side")])
 def test_every_view_exports_as_csv_and_json_with_the_same_rows(
     run_snapshot, tmp_path, capsys, view
 ):

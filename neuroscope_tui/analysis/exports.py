@@ -58,6 +58,14 @@ EXPORTS: dict[str, tuple[str, str]] = {
         "neuroscope_tui.analysis.feature_tables:attribution_table",
         "per input token: attribution score and signed share of the last output token",
     ),
+    "sweep": (
+        "neuroscope_tui.analysis.intervention_tables:sweep_table",
+        "activation patching sweep: recovered logit difference per layer (or head) and position",
+    ),
+    "side_by_side": (
+        "neuroscope_tui.analysis.intervention_tables:side_by_side_table",
+        "a run with interventions against the clean run: tokens and logit difference per position",
+    ),
 }
 
 

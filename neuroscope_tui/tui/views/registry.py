@@ -42,4 +42,10 @@ VIEWS: list[ViewEntry] = [
         "Input attribution",
         "neuroscope_tui.tui.views.attribution:AttributionView",
     ),
+    ViewEntry(
+        "9",
+        "interventions",
+        "Interventions",
+        "neuroscope_tui.tui.views.interventions:InterventionsView",
+    ),
 ]
