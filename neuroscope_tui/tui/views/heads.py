@@ -2,7 +2,8 @@
 
 Top left, the layers x heads overview coloured by one head score (`c` cycles the score) with
 each head's type letters; top right, the selected head's scores and types and the one-query
-view (the tokens coloured by the weight the selected query puts on them). Below, the selected
+view (the tokens coloured by the weight the selected query puts on them). `a` ablates the
+selected head and runs the prompt again (tui/intervening.py). Below, the selected
 head's full pattern as a query x key grid (`g` switches linear/log colours), and, when the
 terminal is large enough, all heads of the selected layer as small multiples.
 
@@ -32,6 +33,7 @@ from neuroscope_tui.analysis.heads import (
     trace_patterns,
     type_letters,
 )
+from neuroscope_tui.capture.interventions import Ablation
 from neuroscope_tui.tui.views.base import TraceView
 from neuroscope_tui.tui.widgets.head_grid import HeadGrid
 from neuroscope_tui.tui.widgets.pattern import (
@@ -98,6 +100,7 @@ class HeadsView(TraceView):
         Binding("c", "cycle_score", "score"),
         Binding("g", "toggle_log", "log/linear"),
         Binding("p", "probe", "induction probe"),
+        Binding("a", "ablate_head", "ablate head"),
         # the app binds these too (and lists them in its help); here they also work when the
         # view is hosted alone, and keep the cursor and pattern in step without a round trip
         Binding("[", "step_layer(-1)", "", show=False),
@@ -172,6 +175,12 @@ class HeadsView(TraceView):
             self.refresh_view()
 
         self.app.run_model_task(probe_or_error, on_done=done)
+
+    def action_ablate_head(self) -> None:
+        """Switch off the selected head (zero its output) and run the prompt again."""
+        if self._n_heads():
+            head = min(self.selection.head, self._n_heads() - 1)
+            self.app.intervene(Ablation("head", self._layer(), head))
 
     def action_step_layer(self, step: int) -> None:
         layers = self._layers()

@@ -21,6 +21,7 @@ from neuroscope_tui.capture.interventions import (
     intervention_from_dict,
 )
 from neuroscope_tui.text_safety import visible
+from neuroscope_tui.trace import Trace
 
 BAR_WIDTH = 10  # characters of the widest logit-difference bar
 
@@ -145,3 +146,23 @@ def sweep_cell_text(sweep: SweepFigures, row: int, column: int) -> Text:
     out.append(f"{value:.2f}" if math.isfinite(value) else "not computed", "bold")
     out.append("\n\n1 = the clean logit difference restored,\n0 = the corrupted one.", "dim")
     return out
+
+
+def metric_difference(clean: Trace, intervened: Trace, metric: str) -> np.ndarray:
+    """The scan metric of the intervened run minus the clean run's, [layer, token] over the
+    positions both have (the layers of the intervened run; NaN where either lacks a value)."""
+    from neuroscope_tui.analysis.metrics import metric_values
+
+    mine, theirs = metric_values(intervened, metric), metric_values(clean, metric)
+    if clean.layers() != intervened.layers():
+        rows = [clean.layers().index(x) if x in clean.layers() else -1 for x in intervened.layers()]
+        theirs = np.stack([theirs[r] if r >= 0 else np.full(theirs.shape[1], np.nan) for r in rows])
+    n = min(mine.shape[1], theirs.shape[1])
+    return (mine[:, :n] - theirs[:, :n]).astype(np.float32)
+
+
+def symmetric_scale(diff: np.ndarray) -> tuple[np.ndarray, float]:
+    """Colours in [0, 1] with 0.5 = no change, and the scale's half-width (largest |diff|)."""
+    finite = np.abs(diff[np.isfinite(diff)])
+    half = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    return np.where(np.isfinite(diff), np.clip(0.5 + diff / (2 * half), 0.0, 1.0), np.nan), half

@@ -46,8 +46,8 @@ class InterventionPanel(OptionList):
         else:
             lines = interventions_lines(saved) or [EMPTY_SAVED]
         self.add_options([Text(visible(line)) for line in lines])
-        if at is not None and self.option_count:
-            self.highlighted = min(at, self.option_count - 1)
+        if self.option_count:  # keep the cursor where it was (on the first line at first)
+            self.highlighted = min(at or 0, self.option_count - 1)
 
     # ---- actions: the app owns the list; the view redraws after each --------------------
 
