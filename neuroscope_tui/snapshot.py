@@ -108,6 +108,7 @@ def _to_tensors(trace: Trace) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         "finished": bool(trace.finished),
         "stop_reason": trace.stop_reason,
         "notes": trace.notes,
+        "interventions": list(trace.interventions),
         "arrays": sorted(trace.arrays),
         "extras": sorted(n for n in trace.extras if n not in text_extras),
         "text_extras": text_extras,
@@ -224,6 +225,7 @@ def load_snapshot(path: str | os.PathLike[str]) -> Trace:
         finished=m.finished,
         stop_reason=m.stop_reason,
         version=m.trace_version,
+        interventions=list(raw.get("interventions") or []),
     )
 
 

@@ -152,6 +152,8 @@ class ManifestSchema(_Strict):
     finished: bool = True
     stop_reason: str = ""
     notes: NotesSchema = NotesSchema()
+    # what was done to the model; each checked by capture/interventions.py (older files: none)
+    interventions: list[dict[str, Any]] = []
     arrays: list[str] = []
     extras: list[str] = []
     text_extras: dict[str, TextExtra] = {}
@@ -190,12 +192,30 @@ def check_manifest(manifest: dict[str, Any], header: Header) -> tuple[ManifestSc
         spec = CaptureSpec.from_dict(manifest.get("spec") or {})
     except (TypeError, ValueError, OverflowError, KeyError, AttributeError) as err:
         raise HeaderProblem(f"has a damaged manifest (spec: {type(err).__name__})") from None
+    _check_interventions(m)
     problem = _against_arrays(m, header)
     if problem.startswith("lacks"):
         raise HeaderProblem(problem)
     if problem:
         raise HeaderProblem(f"is inconsistent ({problem})")
     return m, spec
+
+
+def _check_interventions(m: ManifestSchema) -> None:
+    """Each intervention is one `intervention_from_dict` accepts and fits the model."""
+    from neuroscope_tui.capture.interventions import (
+        InterventionError,
+        check_interventions,
+        intervention_from_dict,
+    )
+    from neuroscope_tui.trace import ModelInfo
+
+    try:
+        ivs = [intervention_from_dict(d) for d in m.interventions]
+        check_interventions(ivs, ModelInfo(**m.model.model_dump()))
+    except InterventionError as err:
+        words = shown(str(err))[1:-1]
+        raise HeaderProblem(f"has a damaged manifest (interventions: {words})") from None
 
 
 def _against_arrays(m: ManifestSchema, header: Header) -> str:

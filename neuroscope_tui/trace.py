@@ -179,6 +179,8 @@ class Trace:
     finished: bool = False
     stop_reason: str = ""
     version: int = TRACE_VERSION
+    # what was done to the model (capture/interventions.py `intervention_to_dict`), in order
+    interventions: list[dict[str, Any]] = field(default_factory=list)
     # Growth buffers with spare room on the token axis; `arrays` holds views of their filled
     # part. Appending a token then costs its own rows, not a copy of the whole trace.
     _buffers: dict[str, np.ndarray] = field(
@@ -307,6 +309,7 @@ class Trace:
             "n_prompt": self.n_prompt,
             "n_generated": self.n_generated,
             "stop_reason": self.stop_reason,
+            "interventions": list(self.interventions),
             "arrays": {
                 k: {"shape": list(v.shape), "dtype": str(v.dtype)}
                 for k, v in sorted({**self.arrays, **self.extras}.items())

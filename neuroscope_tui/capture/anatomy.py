@@ -8,6 +8,9 @@ Found from the module tree and the config, not from a table per architecture:
   layers; where a block has none (OPT keeps `fc1`/`fc2` on the block itself), the block's own
   linear layer that maps the MLP width back to the model width stands for the MLP output;
 - neurons: the input of the MLP's down projection (the linear layer out of the MLP width);
+- attention output projection: the attention module's linear layer named like `o_proj`,
+  `c_proj`, `dense`, `out_proj` (else the last one from heads x d_head to d_model); its input
+  is the heads' outputs side by side, head h in columns h*d_head:(h+1)*d_head (interventions);
 - final norm: the norm module beside the block list (`norm`, `ln_f`, `final_layer_norm`);
 - unembedding: `model.get_output_embeddings()`.
 
@@ -17,7 +20,7 @@ A model it cannot map raises AnatomyError naming what it could not find.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -26,6 +29,7 @@ from neuroscope_tui.errors import AnatomyError
 
 _ATTN_NAME = re.compile(r"^(self_?attn|self_attention|attn|attention)$", re.I)
 _MLP_NAME = re.compile(r"^(mlp|feed_?forward|ffn|block_sparse_moe)$", re.I)
+_OUT_PROJ_NAME = re.compile(r"^(o_proj|c_proj|dense|out_proj|o|wo|out)$", re.I)
 
 
 @dataclass
@@ -47,6 +51,8 @@ class Anatomy:
     d_mlp: int
     vocab_size: int
     architecture: str
+    # module whose input is the heads' outputs side by side [.., n_heads * d_head]
+    out_proj: list[nn.Module | None] = field(default_factory=list)
 
     def layer_of(self) -> dict[int, int]:
         """id(attention module) -> layer index, for the attention tap."""
@@ -131,6 +137,23 @@ def _find_mlp(block: nn.Module, attn: nn.Module, d_model: int, layer: int):
     return candidate[0], candidate[0], candidate[1]
 
 
+def _find_out_proj(attn: nn.Module, width: int, d_model: int) -> nn.Module | None:
+    """The attention module's output projection: a linear layer from `width` (heads x d_head)
+    to d_model, preferring the conventional names (GPT-2's c_attn maps the other way).
+
+    None where there is none: capture does not need it, only head interventions do (they
+    say so when asked)."""
+    fallback = None
+    for name, sub in attn.named_modules():
+        dims = _linear_dims(sub)
+        if dims != (width, d_model):
+            continue
+        if _OUT_PROJ_NAME.match(name.rsplit(".", 1)[-1]):
+            return sub
+        fallback = sub
+    return fallback
+
+
 def _find_final_norm(parent: nn.Module, blocks: nn.ModuleList) -> nn.Module | None:
     """The norm module registered beside the block list (the last one, if several)."""
     norm = None
@@ -163,7 +186,7 @@ def find_anatomy(model: nn.Module) -> Anatomy:
     d_head = getattr(cfg, "head_dim", None) or d_model // n_heads
 
     blocks, parent = _find_blocks(model, n_layers)
-    attention, mlp, down = [], [], []
+    attention, mlp, down, out_proj = [], [], [], []
     d_mlp = 0
     for i, block in enumerate(blocks):
         attn = _named_child(block, _ATTN_NAME)
@@ -174,6 +197,7 @@ def find_anatomy(model: nn.Module) -> Anatomy:
             )
         m, d, width = _find_mlp(block, attn, d_model, i)
         attention.append(attn)
+        out_proj.append(_find_out_proj(attn, n_heads * d_head, d_model))
         mlp.append(m)
         down.append(d)
         d_mlp = max(d_mlp, width)
@@ -200,4 +224,5 @@ def find_anatomy(model: nn.Module) -> Anatomy:
         d_mlp=d_mlp,
         vocab_size=int(getattr(cfg, "vocab_size", 0) or 0),
         architecture=str(getattr(cfg, "model_type", type(model).__name__)),
+        out_proj=out_proj,
     )

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from neuroscope_tui.capture.anatomy import Anatomy
 from neuroscope_tui.trace import CaptureSpec
+
+if TYPE_CHECKING:
+    from neuroscope_tui.capture.intervening import Intervener
 
 
 def _first_tensor(x: object) -> torch.Tensor:
@@ -98,6 +101,7 @@ class Recorder:
         self.keep_neurons = spec.full_neurons
         self._neuron_cols: torch.Tensor | None = None
         self.full_dtype = torch.float16 if spec.full_dtype == "float16" else torch.float32
+        self.intervener: Intervener | None = None  # set by recording()
 
     def kept_neurons(self, x: torch.Tensor) -> torch.Tensor:
         """The columns of x [..., d_mlp] that `spec.neuron_subset` keeps (all when None)."""
@@ -333,11 +337,21 @@ def _to_numpy(t: torch.Tensor, full_row: bool = False) -> np.ndarray:
 
 
 @contextmanager
-def recording(anatomy: Anatomy, spec: CaptureSpec) -> Iterator[Recorder]:
-    """Hooks for `spec` on the model that `anatomy` describes; removed when the block ends."""
+def recording(
+    anatomy: Anatomy, spec: CaptureSpec, intervener: Intervener | None = None
+) -> Iterator[Recorder]:
+    """Hooks for `spec` on the model that `anatomy` describes; removed when the block ends.
+
+    `intervener` (capture/intervening.py) adds the hooks that ablate, patch and steer; they
+    run before the recorder's, which records what flows on, and pause with the recorder.
+    """
     rec = Recorder(anatomy, spec)
+    rec.intervener = intervener
     handles = []
     try:
+        if intervener is not None:
+            intervener.recorder = rec
+            handles.extend(intervener.register(anatomy))
         for layer in rec.layers:
             if "resid" in spec.sites or layer in rec.full_layers or spec.lens_positions != ():
                 handles.append(

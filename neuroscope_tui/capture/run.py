@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -25,6 +25,8 @@ from neuroscope_tui.capture.attention_tap import (
     tapped,
 )
 from neuroscope_tui.capture.derive import lens_placeholders, spec_keeps_stream
+from neuroscope_tui.capture.intervening import prepare_intervener
+from neuroscope_tui.capture.interventions import Intervention, intervention_to_dict
 from neuroscope_tui.capture.lens import logit_lens
 from neuroscope_tui.capture.recorder import Recorder, recording
 from neuroscope_tui.errors import PromptError
@@ -198,6 +200,8 @@ class _Run:
         """One forward pass over `new_ids`; records their rows into the trace."""
         all_ids = self._all_ids(new_ids)
         self.rec.ids = all_ids
+        if self.rec.intervener is not None:
+            self.rec.intervener.begin(self._n_ids - len(new_ids), len(new_ids))
         self.rec.keep_stream = self.spec.lens_positions != () and not self.lens_later
         self.rec.defer = len(new_ids) <= DEFER_QUERIES
         # a fresh tensor, not a view of the id buffer: handing the model a view of the buffer
@@ -318,9 +322,15 @@ def run(
     on_step: StepCallback | None = None,
     cancel: threading.Event | None = None,
     lens_later: bool = False,
+    interventions: Sequence[Intervention] = (),
 ) -> Trace:
     """Run `prompt` and generate; return the Trace (stop_reason: "eos", "length",
     "context", "cancelled").
+
+    `interventions` (capture/interventions.py): the enabled ones are applied at every forward,
+    the prompt's and each generated token's; all are listed in `trace.interventions`. Raises
+    InterventionError for one that does not fit the model, or a second prompt whose token
+    length differs from the prompt's.
 
     `lens_later`: when the spec keeps the full residual stream of every layer it records,
     the lens arrays are left "not computed" (-1 / NaN) for capture/derive.py to fill in on
@@ -339,6 +349,14 @@ def run(
         trace.notes["truncated"] = (
             f"the prompt was cut from the left to the last {len(ids)} tokens to fit the context"
         )
+    trace.interventions = [intervention_to_dict(iv) for iv in interventions]
+    intervener = prepare_intervener(
+        bundle,
+        interventions,
+        ids,
+        trace.model,
+        lambda text: _prompt_ids(bundle, text, options)[0],
+    )
     gen = None
     if options.seed is not None:
         gen = torch.Generator().manual_seed(options.seed)
@@ -346,7 +364,7 @@ def run(
     anatomy = bundle.anatomy
     original_impl = getattr(bundle.model.config, "_attn_implementation", None)
     try:
-        with torch.no_grad(), recording(anatomy, spec) as rec:
+        with torch.no_grad(), recording(anatomy, spec, intervener) as rec:
             state = _Run(bundle, spec, trace, rec)
             state.lens_later = lens_later and spec_keeps_stream(spec, anatomy.n_layers)
             # the tap only observes; with no head scores or patterns asked it would compute
