@@ -161,14 +161,16 @@ async def test_side_by_side_and_sweep_of_a_saved_run_in_view_mode(tmp_path):
                          "steer L2 +4 x refusal.safetensors:dir"]  # fmt: skip
         grid = app.query_one("#iv-grid", LayerHeatmap)
         np.testing.assert_array_equal(grid._raw, fake_sweep().recovered)
-        await pilot.press("tab", "down", "down", "right", "right", "right")
+        await pilot.press("tab", "tab")  # panel -> side by side -> sweep grid
+        assert grid.has_focus
+        await pilot.press("down", "down", "right", "right", "right")
         cell = str(app.query_one("#iv-cell").render())
         assert "L2 · position 3" in cell and "recovered: 0.95" in cell
         await pilot.press("x")
         await pilot.pause()
-        written = sorted(tmp_path.glob("*.csv"))
-        assert [p.name.split("-")[1] for p in written] == ["side", "sweep"]
-        rows = list(csv.DictReader(io.StringIO(written[1].read_text())))
+        written = {p.name.split("-")[2]: p for p in tmp_path.glob("*.csv")}
+        assert sorted(written) == ["side", "sweep"]  # synthetic-6L-sweep-<time>.csv
+        rows = list(csv.DictReader(io.StringIO(written["sweep"].read_text())))
         assert len(rows) == N_LAYERS * N_PROMPT and float(rows[3]["recovered"]) == 1.0
 
 

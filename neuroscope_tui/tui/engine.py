@@ -188,7 +188,7 @@ class ModelEngine:
                     on_step=on_step,
                     cancel=self.cancel,
                     lens_later=True,  # derived on demand, then in complete_when_idle
-                    **({"interventions": ivs} if ivs else {}),
+                    interventions=ivs,
                 )
             if not ivs and not self.cancel.is_set():
                 self.interventions.keep_clean(trace, prompt, asked)
