@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from _fixtures_app import N_LAYERS, N_PROMPT, SCAN_FIXTURE, synthetic_trace, wait_until
-from _fixtures_interventions import INTERVENTIONS, clean_and_intervened, fake_sweep
+from _fixtures_interventions import clean_and_intervened, fake_sweep
 from neuroscope_tui.analysis.intervention_tables import (
     SIDE_NOTE,
     SWEEP_NOTE,
@@ -70,7 +70,7 @@ async def test_a_in_the_heads_view_ablates_the_selected_head_and_reruns():
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("2", "]", "]", "}", "a")
         assert app.interventions.items == [Ablation("head", 2, 1)]
-        prompt, spec, options, ivs = started[-1]
+        prompt, _spec, _options, ivs = started[-1]
         assert prompt == app.shown.prompt and ivs == [Ablation("head", 2, 1)]
         app.engine.running = False
         await pilot.press("a")  # the same head again: taken back, and the clean run again

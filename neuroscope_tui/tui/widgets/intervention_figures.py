@@ -120,14 +120,15 @@ def sweep_grid(sweep: SweepFigures) -> SweepGrid:
 
 
 def sweep_title(sweep: SweepFigures) -> str:
-    """One line: the two prompts, target and foil, the two logit differences."""
-    target = f" target {sweep.target!r}" if sweep.target else ""
-    foil = f" foil {sweep.foil!r}" if sweep.foil else ""
+    """One line, numbers first (a long prompt is cut at the screen's edge, not the figures)."""
+    contrast = f" {token_shown(sweep.target)!r}" if sweep.target else " the clean next token"
+    contrast += f" vs {token_shown(sweep.foil)!r}" if sweep.foil else ""
     part = " (partial: cancelled)" if sweep.partial else ""
-    return visible(
-        f"sweep {sweep.site}: {sweep.clean!r} -> {sweep.corrupt!r}{target}{foil}  "
-        f"logit diff clean {sweep.clean_diff:+.2f}, corrupt {sweep.corrupt_diff:+.2f}{part}"
-    ).replace("\n", "⏎")
+    return (
+        f"{sweep.site} sweep{part}  logit diff clean {sweep.clean_diff:+.2f}, corrupted "
+        f"{sweep.corrupt_diff:+.2f} for{contrast}  ·  {token_shown(sweep.clean)!r} -> "
+        f"{token_shown(sweep.corrupt)!r}"
+    )
 
 
 def sweep_cell_text(sweep: SweepFigures, row: int, column: int) -> Text:
