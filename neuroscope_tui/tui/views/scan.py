@@ -50,9 +50,9 @@ class ScanView(TraceView):
         Binding("n", "cycle_normalisation", "normalise"),
         Binding("o", "toggle_clip", "clip outliers"),
         Binding("u", "pick_neuron", "neuron"),
-        Binding("a", "ablate_neuron", "ablate neuron"),
+        Binding("a", "ablate_neuron", "ablate"),
         Binding("b", "ablate_block", "ablate block"),
-        Binding("d", "toggle_difference", "difference"),
+        Binding("d", "toggle_difference", "vs clean"),
     ]
 
     DEFAULT_CSS = """
