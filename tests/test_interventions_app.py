@@ -275,3 +275,43 @@ def test_side_by_side_survives_a_snapshot_and_lists_the_interventions(tmp_path):
     assert side.clean_tokens[N_PROMPT] == " Paris" and side.tokens[N_PROMPT] == " Berlin"
     assert side.logit_diff[5] == pytest.approx(-5.2)
     assert back.notes[SIDE_NOTE]["clean_prompt"] == mine.notes[SIDE_NOTE]["clean_prompt"]
+
+
+def test_export_writes_the_sweep_and_the_side_by_side_as_csv_and_json(tmp_path, capsys):
+    from _fixtures_interventions import intervened_trace_with_sweep
+    from neuroscope_tui.cli import main
+    from neuroscope_tui.snapshot import save_snapshot
+
+    path = str(save_snapshot(intervened_trace_with_sweep(), tmp_path / "iv.nscope"))
+    assert main(["export", path, "sweep"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    grid = fake_sweep().recovered
+    assert len(rows) == grid.size
+    at = {(r["row"], int(r["position"])): r["recovered"] for r in rows}
+    assert float(at[("L2", 3)]) == pytest.approx(grid[2, 3]) and at[("L5", 0)] == ""  # NaN
+    out = tmp_path / "side.json"
+    assert main(["export", path, "side_by_side", "-o", str(out)]) == 0
+    import json
+
+    records = json.loads(out.read_text())["records"]
+    changed = [(r["position"], r["clean_token"], r["intervened_token"]) for r in records
+               if r["differs"]]  # fmt: skip
+    assert changed == [(6, " Paris", " Berlin"), (9, " is", " was"), (10, " big", " old")]
+    assert records[5]["logit_diff"] == pytest.approx(-5.2)
+
+
+async def test_a_malformed_saved_sweep_is_a_sentence_in_export_and_in_the_view(tmp_path, capsys):
+    from _fixtures_interventions import intervened_trace_with_sweep
+    from neuroscope_tui.cli import main
+    from neuroscope_tui.snapshot import load_snapshot, save_snapshot
+
+    trace = intervened_trace_with_sweep()
+    trace.notes[SWEEP_NOTE]["rows"] = ["L0"]  # 1 row label for a 6-row grid
+    path = save_snapshot(trace, tmp_path / "bad.nscope")
+    assert main(["export", str(path), "sweep"]) == 2
+    err = capsys.readouterr().err
+    assert "does not match its rows and tokens" in err and err.count("\n") == 1
+    app = NeuroscopeApp(snapshot=load_snapshot(path), snapshot_path=str(path))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("9")
+        assert "does not match its rows" in str(app.query_one("#iv-status").render())
