@@ -122,12 +122,37 @@ class ProbeNote(_Strict):
     heads: list[ProbeRow]
 
 
+class PatchingNote(_Strict):
+    """A patching sweep's figures (analysis/patching.py); its grid is in the extras."""
+
+    site: str
+    rows: list[str]
+    clean_diff: float
+    corrupt_diff: float
+    target: str = ""
+    foil: str = ""
+    target_id: Index = -1
+    foil_id: Index = -1
+    clean: str = ""
+    corrupt: str = ""
+    partial: bool = False
+
+
+class CleanRunNote(_Strict):
+    """The run without interventions that an intervened run is compared with."""
+
+    token_ids: list[TokenId] = []
+    token_text: list[str] = []
+
+
 class NotesSchema(BaseModel):
     model_config = ConfigDict(strict=True, extra="allow")
     id_text: dict[str, str] = {}
     attribution: AttributionNote | None = None
     features: dict[str, FeatureNote] = {}
     heads_probe: ProbeNote | None = None
+    patching: PatchingNote | None = None
+    clean_run: CleanRunNote | None = None
 
     @field_validator("id_text")
     @classmethod
@@ -230,6 +255,9 @@ def _against_arrays(m: ManifestSchema, header: Header) -> str:
         return f"{n_tok} token ids but {len(m.token_text)} token texts"
     if m.n_prompt > n_tok:
         return f"n_prompt {m.n_prompt} is outside 0..{n_tok}"
+    clean = m.notes.clean_run
+    if clean is not None and len(clean.token_text) != len(clean.token_ids):
+        return "notes.clean_run has unequal numbers of token ids and texts"
     model, spec = m.model, m.spec
     layers = spec.layers if spec.layers is not None else list(range(model.n_layers))
     if any(layer >= model.n_layers for layer in layers):
@@ -245,6 +273,15 @@ def _against_arrays(m: ManifestSchema, header: Header) -> str:
         if name.startswith(EXTRAS_PREFIX):
             if len(shape) == 0:
                 return f"array {shown(name)} has no axes"
+            patching = m.notes.patching
+            if name.startswith(EXTRAS_PREFIX + "patching."):
+                rows = len(patching.rows) if patching is not None else -1
+                if list(shape) != [rows, n_tok]:
+                    return f"array {shown(name)} has shape {list(shape)} for the sweep's cells"
+            if name == EXTRAS_PREFIX + "interventions.logit_diff":
+                clean = m.notes.clean_run
+                if clean is None or list(shape) != [len(clean.token_ids)]:
+                    return f"array {shown(name)} has shape {list(shape)} for the clean run"
             if name.startswith(EXTRAS_PREFIX + "attribution.") and (
                 len(shape) != 1 or shape[0] > n_tok
             ):

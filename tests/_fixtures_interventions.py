@@ -5,12 +5,12 @@ numbers so SVG snapshots see the same screen every time."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from _fixtures_app import N_LAYERS, N_PROMPT, TOKENS, synthetic_trace
-from neuroscope_tui.analysis.intervention_tables import store_side_by_side, store_sweep
+from neuroscope_tui.analysis.intervention_store import store_side_by_side, store_sweep
+from neuroscope_tui.analysis.patching import PatchSweep
 from neuroscope_tui.capture.interventions import Ablation, Steering, intervention_to_dict
 from neuroscope_tui.trace import Trace
 
@@ -21,34 +21,20 @@ INTERVENTIONS = [
 ]
 
 
-@dataclass
-class FakeSweep:
-    """The fields of the engine's PatchSweep that the app reads."""
-
-    site: str
-    tokens: list[str]
-    rows: list[str]
-    recovered: np.ndarray
-    clean_diff: float
-    corrupt_diff: float
-    target: str
-    foil: str
-    clean: str
-    corrupt: str
-    partial: bool = False
-
-
-def fake_sweep() -> FakeSweep:
-    """Germany -> France: the country token recovers up to layer 3, the last one from 4 on."""
+def fake_sweep() -> PatchSweep:
+    """France (the run's prompt) patched into Germany: the country token recovers up to layer 3,
+    the last position from layer 4 on."""
     tokens = TOKENS[:N_PROMPT]
     grid = np.zeros((N_LAYERS, len(tokens)), np.float32)
     grid[:4, 3] = [1.0, 0.98, 0.95, 0.9]
     grid[4:, 5] = [0.85, 1.0]
     grid[2, 4] = 0.3
     grid[5, 0] = math.nan  # not computed
-    return FakeSweep(
-        "resid", tokens, [f"L{i}" for i in range(N_LAYERS)], grid, 6.5, -2.0, " Berlin",
-        " Paris", "The capital of Germany is\n", "The capital of France is\n",
+    # the clean prompt is the synthetic run's own, so the sweep is kept on that run
+    return PatchSweep(
+        "resid", tokens, [f"L{i}" for i in range(N_LAYERS)], grid, 6.5, -2.0, " Paris",
+        " Berlin", "".join(TOKENS[:N_PROMPT]), "The capital of Germany is\n", target_id=7,
+        foil_id=3,
     )  # fmt: skip
 
 

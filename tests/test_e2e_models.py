@@ -73,7 +73,7 @@ def test_capture_then_info_describes_the_run(run_snapshot, capsys):
     assert PROMPT in text and "2 layers x 4 heads" in text
 
 
-NOT_IN_A_PLAIN_RUN = ("attribution", "sweep", "side_by_side")  # asked for separately
+NOT_IN_A_PLAIN_RUN = ("attribution", "patching", "interventions")  # asked for separately
 
 
 @pytest.mark.parametrize("view", [v for v in EXPORTS if v not in NOT_IN_A_PLAIN_RUN])

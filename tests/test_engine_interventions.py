@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from _fixtures_app import tiny_llama_bundle, wait_until
-from neuroscope_tui.analysis.intervention_tables import stored_side_by_side
+from neuroscope_tui.analysis.intervention_store import stored_side_by_side
 from neuroscope_tui.capture import run as run_module
 from neuroscope_tui.capture.interventions import Ablation, intervention_to_dict
 from neuroscope_tui.tui.engine import ModelEngine
@@ -87,11 +87,9 @@ async def test_a_in_the_heads_view_reruns_the_tiny_model_and_fills_the_side_by_s
         assert counted == [[], [Ablation("head", 1, 0)]]
         assert app.shown.interventions == [intervention_to_dict(Ablation("head", 1, 0))]
         side = stored_side_by_side(app.shown)
-        assert side.clean_tokens == clean.token_text and side.tokens == app.shown.token_text
-        from neuroscope_tui.capture import intervening
-
-        if hasattr(intervening, "intervened_logit_difference"):  # the engine's, once it lands
-            await wait_until(lambda: np.isfinite(stored_side_by_side(app.shown).logit_diff).any())
+        assert side.clean_tokens == clean.token_text
+        assert side.intervened_tokens == app.shown.token_text
+        await wait_until(lambda: np.isfinite(stored_side_by_side(app.shown).logit_diff).any())
         await pilot.press("9")
         assert "ablate L1.H0 (zero)" in str(
             app.query_one("#iv-panel").get_option_at_index(0).prompt

@@ -17,8 +17,8 @@ import pytest
 
 from _fixtures_app import N_LAYERS, N_PROMPT, SCAN_FIXTURE, synthetic_trace, wait_until
 from _fixtures_interventions import clean_and_intervened, fake_sweep
-from neuroscope_tui.analysis.intervention_tables import (
-    SIDE_NOTE,
+from neuroscope_tui.analysis.intervention_store import (
+    CLEAN_NOTE,
     SWEEP_NOTE,
     stored_side_by_side,
     stored_sweep,
@@ -112,7 +112,7 @@ async def test_a_run_the_engine_refuses_leaves_the_clean_run_on_screen():
         app.post_message(RunEnded(None, "the source prompt has 5 tokens but this prompt 6"))
         await wait_until(lambda: "failed" in app.figures.state)
         assert app.shown is shown and "the source prompt has 5 tokens" in " ".join(notices(app))
-        assert SIDE_NOTE not in shown.notes
+        assert CLEAN_NOTE not in shown.notes
 
 
 async def test_view_mode_keys_say_they_need_the_model():
@@ -272,46 +272,51 @@ def test_side_by_side_survives_a_snapshot_and_lists_the_interventions(tmp_path):
     _, mine = clean_and_intervened()
     back = load_snapshot(save_snapshot(mine, tmp_path / "side.nscope"))
     side = stored_side_by_side(back)
-    assert side.clean_tokens[N_PROMPT] == " Paris" and side.tokens[N_PROMPT] == " Berlin"
+    assert side.clean_tokens[N_PROMPT] == " Paris" and side.intervened_tokens[N_PROMPT] == " Berlin"
     assert side.logit_diff[5] == pytest.approx(-5.2)
-    assert back.notes[SIDE_NOTE]["clean_prompt"] == mine.notes[SIDE_NOTE]["clean_prompt"]
+    assert side.interventions == ["ablate L4.H2 (mean)", "ablate L3.N17 (zero)",
+                                  "steer L2 +4 x refusal.safetensors:dir"]  # fmt: skip
+    assert side.first_divergence == N_PROMPT
 
 
 def test_export_writes_the_sweep_and_the_side_by_side_as_csv_and_json(tmp_path, capsys):
+    """What the app keeps on a run is what `export ... patching|interventions` writes."""
+    import json
+
     from _fixtures_interventions import intervened_trace_with_sweep
     from neuroscope_tui.cli import main
     from neuroscope_tui.snapshot import save_snapshot
 
-    path = str(save_snapshot(intervened_trace_with_sweep(), tmp_path / "iv.nscope"))
-    assert main(["export", path, "sweep"]) == 0
+    trace = intervened_trace_with_sweep()
+    path = str(save_snapshot(trace, tmp_path / "iv.nscope"))
+    assert main(["export", path, "patching"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     grid = fake_sweep().recovered
-    assert len(rows) == grid.size
+    assert len(rows) == N_LAYERS * trace.n_tokens  # generated positions: not computed
     at = {(r["row"], int(r["position"])): r["recovered"] for r in rows}
     assert float(at[("L2", 3)]) == pytest.approx(grid[2, 3]) and at[("L5", 0)] == ""  # NaN
+    assert at[("L0", N_PROMPT)] == ""
     out = tmp_path / "side.json"
-    assert main(["export", path, "side_by_side", "-o", str(out)]) == 0
-    import json
-
+    assert main(["export", path, "interventions", "-o", str(out)]) == 0
     records = json.loads(out.read_text())["records"]
     changed = [(r["position"], r["clean_token"], r["intervened_token"]) for r in records
-               if r["differs"]]  # fmt: skip
+               if not r["same"]]  # fmt: skip
     assert changed == [(6, " Paris", " Berlin"), (9, " is", " was"), (10, " big", " old")]
     assert records[5]["logit_diff"] == pytest.approx(-5.2)
 
 
-async def test_a_malformed_saved_sweep_is_a_sentence_in_export_and_in_the_view(tmp_path, capsys):
+async def test_a_malformed_sweep_is_a_sentence_in_export_and_in_the_view(tmp_path, capsys):
     from _fixtures_interventions import intervened_trace_with_sweep
     from neuroscope_tui.cli import main
-    from neuroscope_tui.snapshot import load_snapshot, save_snapshot
+    from neuroscope_tui.snapshot import save_snapshot
 
     trace = intervened_trace_with_sweep()
     trace.notes[SWEEP_NOTE]["rows"] = ["L0"]  # 1 row label for a 6-row grid
     path = save_snapshot(trace, tmp_path / "bad.nscope")
-    assert main(["export", str(path), "sweep"]) == 2
+    assert main(["export", str(path), "patching"]) == 2
     err = capsys.readouterr().err
-    assert "does not match its rows and tokens" in err and err.count("\n") == 1
-    app = NeuroscopeApp(snapshot=load_snapshot(path), snapshot_path=str(path))
+    assert "for the sweep's cells" in err and err.count("\n") == 1
+    app = NeuroscopeApp(snapshot=trace, snapshot_path=str(path))  # damaged in memory
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("9")
         assert "does not match its rows" in str(app.query_one("#iv-status").render())

@@ -58,13 +58,13 @@ EXPORTS: dict[str, tuple[str, str]] = {
         "neuroscope_tui.analysis.feature_tables:attribution_table",
         "per input token: attribution score and signed share of the last output token",
     ),
-    "sweep": (
-        "neuroscope_tui.analysis.intervention_tables:sweep_table",
-        "activation patching sweep: recovered logit difference per layer (or head) and position",
+    "patching": (
+        "neuroscope_tui.analysis.patching:patching_table",
+        "a patching sweep (neuroscope-tui patch): recovered logit difference per cell",
     ),
-    "side_by_side": (
-        "neuroscope_tui.analysis.intervention_tables:side_by_side_table",
-        "a run with interventions against the clean run: tokens and logit difference per position",
+    "interventions": (
+        "neuroscope_tui.analysis.interventions:interventions_table",
+        "a run with interventions against its clean run: tokens and logit difference",
     ),
 }
 

@@ -1,5 +1,5 @@
 """The `neuroscope-tui` command: `neuroscope-tui [MODEL]` opens the live scan; subcommands
-work without a screen (`capture`, `info`, `export`, `heads`, `compare`) or open a snapshot
+work without a screen (`capture`, `info`, `export`, `heads`, `compare`, `patch`) or open a snapshot
 (`view`).
 
 Each subcommand lives in its own module with `add_arguments(parser)` and `run(args) -> int`.
@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "write one view's numbers from a snapshot as CSV or JSON"),
     "heads": ("heads", "print every attention head's scores and types"),
     "compare": ("compare", "compare two prompts (or two snapshots) layer by layer"),
+    "patch": ("patch", "patch a clean prompt's activations into a corrupted one, cell by cell"),
 }
 
 

@@ -20,6 +20,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from neuroscope_tui.capture.sampling import plan_for_model, sampling_from
+from neuroscope_tui.cli.intervention_options import (
+    add_intervention_arguments,
+    check_intervention_options,
+    interventions_from_args,
+)
 from neuroscope_tui.cli.model_options import (
     add_capture_arguments,
     add_generation_arguments,
@@ -57,6 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_generation_arguments(parser)
     add_capture_arguments(parser)
     add_sampling_arguments(parser)
+    add_intervention_arguments(parser)
     parser.add_argument(
         "--json",
         action="store_true",
@@ -144,6 +150,7 @@ def _check_options(args: argparse.Namespace) -> None:
     parse_layer_list(args.full_layers)
     parse_heads(args.heads)
     sampling_from(args)
+    check_intervention_options(args)
     if args.foil is not None and not args.attribution:
         raise UsageError("--foil only means something with --attribution; add --attribution")
     if args.foil == "":
@@ -205,7 +212,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _capture_all(args: argparse.Namespace, prompts: list[str], outputs: list[Path]) -> int:
     """Load the model once, then capture and save each prompt in turn."""
-    from neuroscope_tui.capture.run import GenerationOptions, tokenize_prompt
+    from neuroscope_tui.capture.interventions import check_interventions, describe
+    from neuroscope_tui.capture.run import GenerationOptions, model_info, tokenize_prompt
     from neuroscope_tui.capture.run import run as capture_run
     from neuroscope_tui.models.loader import load_model
 
@@ -216,6 +224,10 @@ def _capture_all(args: argparse.Namespace, prompts: list[str], outputs: list[Pat
     bundle = load_model(args.model, progress=say, **loader_options(args))
     if args.attribution:
         _check_attribution_words(bundle, args)
+    interventions = interventions_from_args(args)
+    check_interventions(interventions, model_info(bundle))  # before any prompt runs
+    for iv in interventions:
+        say(f"intervention: {describe(iv)}")
     anatomy = bundle.anatomy
     sampling = sampling_from(args)
     spec = capture_spec(args, anatomy.n_layers, anatomy.n_heads, args.model)
@@ -238,8 +250,10 @@ def _capture_all(args: argparse.Namespace, prompts: list[str], outputs: list[Pat
             fitted = plan_for_model(bundle, spec, n_prompt, options.max_new_tokens, sampling)
             say(fitted.line())
             trace = _capture_one(
-                capture_run, bundle, prompt, fitted.spec, options, out, args, cancel
+                capture_run, bundle, prompt, fitted.spec, options, out, args, cancel, interventions
             )
+            if args.side_by_side and not cancel.is_set():
+                _compare_with_clean(bundle, trace, fitted.spec, options, interventions, say)
             if "truncated" in trace.notes:
                 say(f"note: {trace.notes['truncated']}")
             if args.attribution and not cancel.is_set():
@@ -305,7 +319,26 @@ def _first_ctrl_c_stops(cancel: threading.Event, say: Callable[[str], None]) -> 
         signal.signal(signal.SIGTERM, previous_term)
 
 
-def _capture_one(capture_run, bundle, prompt, spec, options, out, args, cancel) -> Trace:
+def _compare_with_clean(bundle, trace: Trace, spec, options, interventions, say) -> None:
+    """Run the prompt without the interventions and keep, in `trace`, the clean run's tokens
+    and the per-token logit difference (analysis/interventions.py reads them)."""
+    from neuroscope_tui.analysis.interventions import LOGIT_DIFF
+    from neuroscope_tui.capture.run import run as capture_run
+    from neuroscope_tui.capture.side_by_side import intervened_logit_difference
+
+    say("running the prompt without the interventions, for the side by side")
+    clean = capture_run(bundle, trace.prompt, spec, options)
+    trace.notes["clean_run"] = {
+        "token_ids": list(clean.token_ids),
+        "token_text": list(clean.token_text),
+    }
+    trace.extras[LOGIT_DIFF] = intervened_logit_difference(bundle, clean, interventions)
+    say(f"without them it generates: {clean.generated_text!r}")
+
+
+def _capture_one(
+    capture_run, bundle, prompt, spec, options, out, args, cancel, interventions=()
+) -> Trace:
     """One run, counting tokens as they come on a terminal; out of memory saves the partial
     trace (so nothing captured is lost)."""
     import torch
@@ -318,7 +351,15 @@ def _capture_one(capture_run, bundle, prompt, spec, options, out, args, cancel) 
             print(f"\r  {count} tokens", end="", file=sys.stderr, flush=True)
 
     try:
-        trace = capture_run(bundle, prompt, spec, options, on_step=on_step, cancel=cancel)
+        trace = capture_run(
+            bundle,
+            prompt,
+            spec,
+            options,
+            on_step=on_step,
+            cancel=cancel,
+            interventions=interventions,
+        )
     except torch.cuda.OutOfMemoryError as err:
         partial = getattr(err, "trace", None)
         saved = ""

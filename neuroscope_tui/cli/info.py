@@ -65,6 +65,17 @@ def note_text(key: str, value: Any) -> str:
         return text if len(text) <= NOTE_WIDTH else text[: NOTE_WIDTH - 1] + "…"
     if isinstance(value, str):
         return value
+    if key == "patching" and isinstance(value, dict) and "rows" in value:
+        partial = ", partial (cancelled)" if value.get("partial") else ""
+        return (
+            f"{value.get('site')} sweep of {len(value['rows'])} rows, "
+            f"{value.get('target')!r} vs {value.get('foil')!r}: clean difference "
+            f"{value.get('clean_diff', float('nan')):.3f}, corrupted "
+            f"{value.get('corrupt_diff', float('nan')):.3f}{partial}"
+        )
+    if key == "clean_run" and isinstance(value, dict):
+        texts = value.get("token_text") or []
+        return f"the run without interventions ({len(texts)} tokens): {''.join(texts)!r}"
     if key == "attribution" and isinstance(value, dict) and "target_text" in value:
         foil = value.get("foil_text")
         parts = [f"why {value['target_text']!r} at position {value.get('position')}"]
@@ -87,6 +98,13 @@ def note_text(key: str, value: Any) -> str:
     return text
 
 
+def intervention_text(item: Any) -> str:
+    """One line for an intervention recorded in the snapshot (checked when it was loaded)."""
+    from neuroscope_tui.capture.interventions import describe, intervention_from_dict
+
+    return describe(intervention_from_dict(item))
+
+
 def render(info: dict[str, Any]) -> str:
     """The human-readable report of `describe`'s dict; every line printable (the file's
     texts, which may hold terminal escapes, show their control characters as escapes)."""
@@ -104,6 +122,8 @@ def render(info: dict[str, Any]) -> str:
         f"generated  {info['generated']!r} ({info['n_generated']} tokens, "
         f"stop: {info['stop_reason'] or 'unknown'})",
     ]
+    for item in info.get("interventions") or []:
+        lines.append(f"intervened {intervention_text(item)}")
     for key, value in info["notes"].items():
         lines.append(f"note       {key}: {note_text(key, value)}")
     arrays = info["arrays"]

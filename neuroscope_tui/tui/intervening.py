@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from neuroscope_tui.analysis.intervention_tables import store_side_by_side
+from neuroscope_tui.analysis.intervention_store import store_side_by_side
 from neuroscope_tui.capture.interventions import (
     Intervention,
     InterventionError,
@@ -101,7 +101,7 @@ class InterventionActions:
 def logit_difference_or_error(bundle: Any, clean: Trace, ivs: list[Intervention]) -> Any:
     """Model worker: `intervened_logit_difference` over the clean run; a failure is a phrase."""
     try:
-        from neuroscope_tui.capture.intervening import intervened_logit_difference
+        from neuroscope_tui.capture.side_by_side import intervened_logit_difference
     except ImportError:  # an engine without it: the side by side keeps the texts
         return "this build cannot compute the logit difference yet"
     try:

@@ -15,20 +15,20 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Input, Static
 
-from neuroscope_tui.analysis.intervention_tables import (
-    SWEEP_ARRAY,
-    side_by_side_table,
+from neuroscope_tui.analysis.intervention_store import (
     store_sweep,
     stored_side_by_side,
     stored_sweep,
-    sweep_table,
+    sweep_fits,
 )
+from neuroscope_tui.analysis.interventions import side_by_side_table
 from neuroscope_tui.errors import NeuroscopeError
 from neuroscope_tui.tasks import TaskCancelled
 from neuroscope_tui.text_safety import visible
@@ -119,7 +119,7 @@ class InterventionsView(TraceView):
     def refresh_view(self) -> None:
         if not self._ready:
             return
-        if self.sweep is not None and self.trace is not None:
+        if self.sweep is not None and self.trace is not None and sweep_fits(self.trace, self.sweep):
             store_sweep(self.trace, self.sweep)  # so `s` saves it with the run on screen
         self._draw_panel()
         self._draw_side()
@@ -142,6 +142,9 @@ class InterventionsView(TraceView):
         out.update(side_by_side_text(side) if side is not None else Text(NO_SIDE, "italic"))
 
     def _current_sweep(self) -> Any:
+        """The sweep computed in this session, else the one kept on the trace (a snapshot)."""
+        if self.sweep is not None:
+            return self.sweep
         try:
             return stored_sweep(self.trace)
         except NeuroscopeError as err:
@@ -159,13 +162,14 @@ class InterventionsView(TraceView):
             self._drawn = None
             return
         title.update(Text(sweep_title(sweep)))
-        # rebuilt only when the grid changed (a new trace holds the same kept array)
-        if self._drawn is not self.trace.extras.get(SWEEP_ARRAY):
+        # rebuilt only when the sweep changed (not for each new copy of a growing trace)
+        key = (sweep.note(), sweep.recovered.shape, float(np.nansum(sweep.recovered)))
+        if self._drawn != key:
             g = sweep_grid(sweep)
             grid.set_data(g.values_norm, g.raw, g.labels, len(g.labels), g.layer_ids,
                           value_name="recovered")  # fmt: skip
             self.query_one(ColorBar).set_scale("recovered", "", g.lo, g.hi, "global")
-            self._drawn = self.trace.extras.get(SWEEP_ARRAY)
+            self._drawn = key
         self._draw_cell(sweep)
 
     def _draw_cell(self, sweep: Any) -> None:
@@ -301,12 +305,18 @@ class InterventionsView(TraceView):
         if self.trace is None:
             self.notify("nothing to write yet", severity="warning")
             return
+        tables = []
+        sweep = self._current_sweep()
+        if sweep is not None:
+            tables.append(("sweep", sweep.table()))
+        try:
+            side = stored_side_by_side(self.trace)
+        except NeuroscopeError:
+            side = None  # said in the panel already
+        if side is not None:
+            tables.append(("side-by-side", side_by_side_table(side)))
         written = []
-        for what, table_fn in (("sweep", sweep_table), ("side-by-side", side_by_side_table)):
-            try:
-                table = table_fn(self.trace)
-            except NeuroscopeError:
-                continue  # this one does not exist yet
+        for what, table in tables:
             try:
                 written.append(write_text(str(csv_path(self.app, self.trace, what)),
                                           table_csv(table), force=False))  # fmt: skip
@@ -320,8 +330,6 @@ class InterventionsView(TraceView):
 
 
 def _empty() -> tuple:
-    import numpy as np
-
     return np.zeros((0, 0)), np.zeros((0, 0)), [], 0, []
 
 

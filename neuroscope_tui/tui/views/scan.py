@@ -22,6 +22,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual_plotext import PlotextPlot
 
+from neuroscope_tui.analysis.interventions import metric_difference
 from neuroscope_tui.analysis.metrics import (
     METRICS,
     NORMALISATIONS,
@@ -38,7 +39,7 @@ from neuroscope_tui.tui.views.base import Selection, TraceView
 from neuroscope_tui.tui.widgets.colorbar import ColorBar
 from neuroscope_tui.tui.widgets.detail import DetailPanel
 from neuroscope_tui.tui.widgets.heatmap import LayerHeatmap
-from neuroscope_tui.tui.widgets.intervention_figures import metric_difference, symmetric_scale
+from neuroscope_tui.tui.widgets.intervention_figures import symmetric_scale
 from neuroscope_tui.tui.widgets.series import draw_series, neuron_series
 
 
@@ -153,6 +154,8 @@ class ScanView(TraceView):
         state, trace = getattr(self.app, "interventions", None), self.trace
         clean = state.clean if state is not None else None
         if clean is None or trace is None or clean is trace or clean.prompt != trace.prompt:
+            return None
+        if clean.layers() != trace.layers():  # sampled alike or not at all
             return None
         return clean if getattr(trace, "interventions", None) else None
 

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 import numpy as np
 from rich.text import Text
 
-from neuroscope_tui.analysis.intervention_tables import SideBySide, SweepFigures
+from neuroscope_tui.analysis.interventions import SideBySide
+from neuroscope_tui.analysis.patching import PatchSweep
 from neuroscope_tui.capture.interventions import (
     InterventionError,
     describe,
     intervention_from_dict,
 )
 from neuroscope_tui.text_safety import visible
-from neuroscope_tui.trace import Trace
 
 BAR_WIDTH = 10  # characters of the widest logit-difference bar
 
@@ -56,27 +56,25 @@ def diff_bar(value: float, scale: float) -> Text:
 def side_by_side_text(side: SideBySide) -> Text:
     """Both runs' generated text, then per position: tokens and the logit difference."""
     out = Text()
-    prompt = visible(side.clean_prompt.replace("\n", "⏎"))
+    prompt = token_shown(side.prompt)
     out.append("prompt      ", "bold")
     out.append(prompt[:200] + ("…" if len(prompt) > 200 else "") + "\n")
-    clean_gen = "".join(side.clean_tokens[side.clean_n_prompt :])
-    mine_gen = "".join(side.tokens[side.n_prompt :])
     out.append("clean       ", "bold")
-    out.append(token_shown(clean_gen) or "(nothing generated)", "green")
+    out.append(token_shown(side.clean_text) or "(nothing generated)", "green")
     out.append("\nintervened  ", "bold")
-    out.append(token_shown(mine_gen) or "(nothing generated)", "magenta")
+    out.append(token_shown(side.intervened_text) or "(nothing generated)", "magenta")
     out.append("\n\n")
-    target = f"{side.target!r}" if side.target else "the clean run's next token"
-    out.append(f"logit of {visible(target)}: with the interventions minus without\n", "italic")
+    out.append("logit of the clean run's next token: with the interventions minus without\n",
+               "italic")  # fmt: skip
     finite = np.abs(side.logit_diff[np.isfinite(side.logit_diff)])
     scale = float(finite.max()) if finite.size else 0.0
     if not finite.size:
         out.append("(computing the logit difference…)\n", "dim")
-    n = max(len(side.tokens), len(side.clean_tokens))
+    clean, mine = side.clean_tokens, side.intervened_tokens
     out.append(f"{'pos':>4} {'clean next':<14}{'intervened next':<16}{'Δ logit':>8}\n", "bold")
-    for t in range(max(0, side.clean_n_prompt - 1), n - 1):
-        clean_next = side.clean_tokens[t + 1] if t + 1 < len(side.clean_tokens) else ""
-        mine_next = side.tokens[t + 1] if t + 1 < len(side.tokens) else ""
+    for t in range(max(0, side.n_prompt - 1), max(len(clean), len(mine)) - 1):
+        clean_next = clean[t + 1] if t + 1 < len(clean) else ""
+        mine_next = mine[t + 1] if t + 1 < len(mine) else ""
         value = float(side.logit_diff[t]) if t < len(side.logit_diff) else math.nan
         style = "" if clean_next == mine_next else "bold yellow"
         out.append(f"{t:>4} ")
@@ -106,7 +104,7 @@ def row_layer(label: str, fallback: int) -> int:
     return int(head) if head.isdigit() else fallback
 
 
-def sweep_grid(sweep: SweepFigures) -> SweepGrid:
+def sweep_grid(sweep: PatchSweep) -> SweepGrid:
     """Colours on a fixed 0..1 scale (0 = the corrupted run, 1 = the clean one), widened only
     when a cell overshoots, so two sweeps read alike; NaN (not computed) stays empty."""
     raw = np.asarray(sweep.recovered, dtype=np.float32)
@@ -119,7 +117,7 @@ def sweep_grid(sweep: SweepFigures) -> SweepGrid:
     return SweepGrid(norm, raw, labels, layer_ids, lo, hi)
 
 
-def sweep_title(sweep: SweepFigures) -> str:
+def sweep_title(sweep: PatchSweep) -> str:
     """One line, numbers first (a long prompt is cut at the screen's edge, not the figures)."""
     contrast = f" {token_shown(sweep.target)!r}" if sweep.target else " the clean next token"
     contrast += f" vs {token_shown(sweep.foil)!r}" if sweep.foil else ""
@@ -131,7 +129,7 @@ def sweep_title(sweep: SweepFigures) -> str:
     )
 
 
-def sweep_cell_text(sweep: SweepFigures, row: int, column: int) -> Text:
+def sweep_cell_text(sweep: PatchSweep, row: int, column: int) -> Text:
     """The side panel for a cell: where it is and how much it recovered."""
     if not sweep.rows or not sweep.tokens:
         return Text("empty sweep", "italic")
@@ -147,19 +145,6 @@ def sweep_cell_text(sweep: SweepFigures, row: int, column: int) -> Text:
     out.append(f"{value:.2f}" if math.isfinite(value) else "not computed", "bold")
     out.append("\n\n1 = the clean logit difference restored,\n0 = the corrupted one.", "dim")
     return out
-
-
-def metric_difference(clean: Trace, intervened: Trace, metric: str) -> np.ndarray:
-    """The scan metric of the intervened run minus the clean run's, [layer, token] over the
-    positions both have (the layers of the intervened run; NaN where either lacks a value)."""
-    from neuroscope_tui.analysis.metrics import metric_values
-
-    mine, theirs = metric_values(intervened, metric), metric_values(clean, metric)
-    if clean.layers() != intervened.layers():
-        rows = [clean.layers().index(x) if x in clean.layers() else -1 for x in intervened.layers()]
-        theirs = np.stack([theirs[r] if r >= 0 else np.full(theirs.shape[1], np.nan) for r in rows])
-    n = min(mine.shape[1], theirs.shape[1])
-    return (mine[:, :n] - theirs[:, :n]).astype(np.float32)
 
 
 def symmetric_scale(diff: np.ndarray) -> tuple[np.ndarray, float]:
