@@ -320,3 +320,20 @@ async def test_a_malformed_sweep_is_a_sentence_in_export_and_in_the_view(tmp_pat
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("9")
         assert "does not match its rows" in str(app.query_one("#iv-status").render())
+
+
+async def test_a_sweep_file_opens_on_its_grid(tmp_path):
+    """`neuroscope-tui view sweep.nscope` (a file of `patch -o`) shows view 9 at once."""
+    from neuroscope_tui.snapshot import load_snapshot, save_snapshot
+
+    run = synthetic_trace()
+    path = save_snapshot(fake_sweep().to_trace(run.model, run.token_ids[:N_PROMPT]),
+                         tmp_path / "sweep.nscope")  # fmt: skip
+    app = NeuroscopeApp(snapshot=load_snapshot(path), snapshot_path=str(path))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(lambda: app.current_view == "interventions")
+        await pilot.pause()
+        grid = app.query_one("#iv-grid", LayerHeatmap)
+        np.testing.assert_array_equal(grid._raw, fake_sweep().recovered)
+        side = str(app.query_one("#iv-side-text").render())
+        assert "saved without a side-by-side" in side

@@ -172,6 +172,8 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, InterventionActi
             )  # fmt: skip
             self._show_trace()
             self._focus_view()
+            if "patching" in trace.notes and not trace.arrays:  # a sweep file (`patch -o`)
+                self.call_after_refresh(self.run_action, "show_view('interventions')")
             sampled = trace.spec.sampling_notes(trace.n_layers, trace.model.d_mlp)
             if sampled:  # say once what a sampled capture lacks; views refuse what needs it
                 self.notify("; ".join(sampled), title="sampled capture", timeout=10)

@@ -46,10 +46,11 @@ from neuroscope_tui.tui.widgets.intervention_panel import InterventionPanel
 
 SITES = ("resid", "heads", "mlp")
 NO_SIDE = (
-    "No run with interventions yet. Press a in the heads view (2) on a head, or in the scan (1)\n"
-    "on a neuron (b: the block), and the prompt runs again with it switched off; this panel then\n"
-    "shows both runs side by side."
+    "No run with interventions yet. Press a in the heads view (2) on a head, or in the scan (1) "
+    "on a neuron (b: the block), and the prompt runs again with it switched off; both runs "
+    "then show here side by side."
 )
+NO_SIDE_SAVED = "This run was saved without a side-by-side comparison (no interventions)."
 
 
 class InterventionsView(TraceView):
@@ -139,7 +140,11 @@ class InterventionsView(TraceView):
         except NeuroscopeError as err:
             out.update(Text(visible(str(err)), "italic"))
             return
-        out.update(side_by_side_text(side) if side is not None else Text(NO_SIDE, "italic"))
+        if side is None:
+            live = getattr(self.app, "live", False)
+            out.update(Text(NO_SIDE if live else NO_SIDE_SAVED, "italic"))
+            return
+        out.update(side_by_side_text(side))
 
     def _current_sweep(self) -> Any:
         """The sweep computed in this session, else the one kept on the trace (a snapshot)."""
