@@ -94,3 +94,32 @@ async def test_a_in_the_heads_view_reruns_the_tiny_model_and_fills_the_side_by_s
         assert "ablate L1.H0 (zero)" in str(
             app.query_one("#iv-panel").get_option_at_index(0).prompt
         )
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_sweep_from_view_9_on_the_tiny_model_and_a_refused_one(tiny, anyio_backend):
+    from neuroscope_tui.analysis.intervention_store import stored_sweep
+    from neuroscope_tui.capture.patching import patch_sweep
+    from neuroscope_tui.tui.app import NeuroscopeApp
+    from neuroscope_tui.tui.views.interventions import InterventionsView
+
+    app = NeuroscopeApp(model=tiny, generation=dict(OPTIONS))
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.query_one("#prompt").focus()
+        await pilot.press(*"The capital of Paris is", "enter")
+        await wait_until(lambda: app.figures.state.startswith("done"))
+        run = app.shown
+        corrupt = "The city of France is"  # 8 tokens, as the clean one, with this tokenizer
+        await pilot.press("9", "w", *corrupt, "tab", *" the", "tab", *" of", "enter")
+        view = app.query_one(InterventionsView)
+        await wait_until(lambda: view.sweep is not None or view.message)
+        assert view.message == ""
+        expected = patch_sweep(tiny, "The capital of Paris is", corrupt, target=" the",
+                               foil=" of")  # fmt: skip
+        np.testing.assert_allclose(view.sweep.recovered, expected.recovered, atol=1e-5)
+        assert app.shown is run and stored_sweep(run).rows == expected.rows
+        await pilot.press("w", *"The city", "enter")  # fewer tokens: refused, the run stays
+        await wait_until(lambda: bool(view.message))
+        assert "same token length" in view.message and app.shown is run
+        assert view.sweep is not None  # the last good sweep stays on screen
