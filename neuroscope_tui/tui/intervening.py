@@ -50,6 +50,9 @@ class InterventionActions:
         if trace is None or self.last_prompt is None:
             self.notify(FIRST_RUN, severity="warning")
             return
+        if self.engine.running:  # the list changes only with the run it applies to
+            self.notify("a run is in progress; press Esc to stop it first", severity="warning")
+            return
         try:
             check_interventions([iv], trace.model)
         except InterventionError as err:  # the run on screen stays as it is
