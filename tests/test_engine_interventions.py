@@ -82,7 +82,9 @@ async def test_a_in_the_heads_view_reruns_the_tiny_model_and_fills_the_side_by_s
         await pilot.press(*"the cat sat on", "enter")
         await wait_until(lambda: app.figures.state.startswith("done"))
         clean = app.shown
-        await pilot.press("2", "]", "a")
+        await pilot.press("2")
+        await wait_until(lambda: app.view.has_focus_within)  # keys after this go to the view
+        await pilot.press("]", "a")
         await wait_until(lambda: app.shown is not clean and app.figures.state.startswith("done"))
         assert counted == [[], [Ablation("head", 1, 0)]]
         assert app.shown.interventions == [intervention_to_dict(Ablation("head", 1, 0))]
@@ -111,7 +113,9 @@ async def test_a_sweep_from_view_9_on_the_tiny_model_and_a_refused_one(tiny, any
         await wait_until(lambda: app.figures.state.startswith("done"))
         run = app.shown
         corrupt = "The city of France is"  # 8 tokens, as the clean one, with this tokenizer
-        await pilot.press("9", "w", *corrupt, "tab", *" the", "tab", *" of", "enter")
+        await pilot.press("9")
+        await wait_until(lambda: app.view.has_focus_within)
+        await pilot.press("w", *corrupt, "tab", *" the", "tab", *" of", "enter")
         view = app.query_one(InterventionsView)
         await wait_until(lambda: view.sweep is not None or view.message)
         assert view.message == ""

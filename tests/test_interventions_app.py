@@ -56,19 +56,41 @@ def live_app(trace=None) -> tuple[NeuroscopeApp, list]:
         return real_spawn(name, fn, *args)
 
     app.engine.spawn = spawn
+    recording_notices(app)
     app.shown = app.trace = trace if trace is not None else synthetic_trace()
     app.last_prompt = app.shown.prompt
     return app, started
 
 
 def notices(app) -> list[str]:
-    return [n.message for n in app._notifications]
+    """Every notice the app was asked to show (toasts expire; this list does not)."""
+    return app.said
+
+
+async def show(pilot, app, key: str) -> None:
+    """Press a view's number key and wait until that view holds the keyboard (on a loaded
+    machine the focus moves a refresh later, and a key pressed before goes to the last view)."""
+    await pilot.press(key)
+    await wait_until(lambda: app.view.has_focus_within)
+
+
+def recording_notices(app: NeuroscopeApp) -> NeuroscopeApp:
+    app.said = []
+    real = app.notify
+
+    def notify(message, *args, **kwargs):
+        app.said.append(str(message))
+        return real(message, *args, **kwargs)
+
+    app.notify = notify
+    return app
 
 
 async def test_a_in_the_heads_view_ablates_the_selected_head_and_reruns():
     app, started = live_app()
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("2", "]", "]", "}", "a")
+        await show(pilot, app, "2")
+        await pilot.press("]", "]", "}", "a")
         assert app.interventions.items == [Ablation("head", 2, 1)]
         prompt, _spec, _options, ivs = started[-1]
         assert prompt == app.shown.prompt and ivs == [Ablation("head", 2, 1)]
@@ -107,7 +129,8 @@ async def test_a_run_the_engine_refuses_leaves_the_clean_run_on_screen():
     app, started = live_app()
     async with app.run_test(size=SIZE) as pilot:
         shown = app.shown
-        await pilot.press("2", "a")
+        await show(pilot, app, "2")
+        await pilot.press("a")
         assert started  # the re-run was asked for; the engine refuses it before running
         app.post_message(RunEnded(None, "the source prompt has 5 tokens but this prompt 6"))
         await wait_until(lambda: "failed" in app.figures.state)
@@ -116,9 +139,14 @@ async def test_a_run_the_engine_refuses_leaves_the_clean_run_on_screen():
 
 
 async def test_view_mode_keys_say_they_need_the_model():
-    app = NeuroscopeApp(snapshot=synthetic_trace(), snapshot_path=str(SCAN_FIXTURE))
+    app = recording_notices(
+        NeuroscopeApp(snapshot=synthetic_trace(), snapshot_path=str(SCAN_FIXTURE))
+    )
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("2", "a", "9", "w")
+        await show(pilot, app, "2")
+        await pilot.press("a")
+        await show(pilot, app, "9")
+        await pilot.press("w")
         said = " ".join(notices(app))
         assert "interventions need the live model" in said and "sweep needs the live model" in said
 
@@ -131,7 +159,8 @@ async def test_the_panel_toggles_removes_changes_mode_and_alpha_then_reruns():
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("9")
         panel = app.query_one(InterventionPanel)
-        assert panel.has_focus and panel.option_count == 2
+        await wait_until(lambda: panel.has_focus)  # the app focuses a view after a refresh
+        assert panel.option_count == 2
         await pilot.press("m")  # zero -> mean
         await pilot.press("down", "plus", "plus", "minus")  # alpha 1 -> 2
         await pilot.press("up", "space")  # the head off
@@ -211,7 +240,8 @@ async def test_a_sweep_runs_in_the_worker_with_progress_and_lands_on_the_trace(m
     monkeypatch.setattr(views.interventions, "sweep_or_error", fake)
     app, _ = live_app()
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("9", "e", "e", "e", "w")  # e three times: back to resid
+        await show(pilot, app, "9")
+        await pilot.press("e", "e", "e", "w")  # e three times: back to resid
         await pilot.press(*"The capital of Germany is", "tab", *" Berlin", "enter")
         view = app.query_one(InterventionsView)
         await wait_until(lambda: view.progress is not None)
@@ -234,7 +264,8 @@ async def test_esc_cancels_a_running_sweep(monkeypatch):
     monkeypatch.setattr(views.interventions, "sweep_or_error", fake)
     app, _ = live_app()
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("9", "w", *"x y", "enter")
+        await show(pilot, app, "9")
+        await pilot.press("w", *"x y", "enter")
         view = app.query_one(InterventionsView)
         await wait_until(lambda: view.progress is not None)
         await pilot.press("escape")
