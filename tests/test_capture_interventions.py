@@ -301,3 +301,24 @@ def test_the_snapshot_says_what_was_done(tmp_path):
     save_file(tensors, str(tmp_path / "bad.nscope"), {key: json.dumps(manifest)})
     with pytest.raises(SnapshotError, match="interventions"):
         load_snapshot(tmp_path / "bad.nscope")
+
+
+def test_a_lens_derived_later_sees_the_intervened_stream():
+    from neuroscope_tui.capture.derive import derive_lens
+    from neuroscope_tui.trace import CaptureSpec
+
+    bundle = tiny_bundle("llama")
+    ivs = [Ablation("head", 1, 2, mode="mean"), Ablation("mlp", 0)]
+    now = run(bundle, PROMPT, CaptureSpec(full_layers=()), OPTIONS, interventions=ivs)
+    later = run(
+        bundle, PROMPT, CaptureSpec(full_layers=(), lens_positions=(0,)), OPTIONS, interventions=ivs
+    )
+    assert np.isnan(later.arrays["lens.kl"][:, 3]).all()
+    derive_lens(bundle, later, [3, later.n_tokens - 2])
+    for t in (3, later.n_tokens - 2):
+        np.testing.assert_allclose(
+            later.arrays["lens.kl"][:, t], now.arrays["lens.kl"][:, t], atol=1e-5
+        )
+        np.testing.assert_array_equal(
+            later.arrays["lens.top_ids"][:, t], now.arrays["lens.top_ids"][:, t]
+        )

@@ -149,3 +149,31 @@ def test_capture_refuses_bad_interventions_and_writes_nothing(
     extra = [e.replace("{v}", str(vectors)) for e in extra]
     fails(capsys, ["capture", str(tiny), "--prompt", CLEAN, "-o", str(out), *extra], message)
     assert not out.exists()
+
+
+def test_steer_diff_is_the_difference_of_last_token_means(tiny, tmp_path, capsys):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("The cat sat\n\nthe dog ran\n")
+    b.write_text("One two three\n")
+    out = tmp_path / "run.nscope"
+    argv = ["capture", str(tiny), "--prompt", CLEAN, "--max-new-tokens", "2", "-o", str(out)]
+    assert main([*argv, "--steer-diff", f"{a}:{b}@0:3"]) == 0
+    steer = intervention_from_dict(load_snapshot(out).interventions[0])
+    assert steer.label == "mean(a.txt)-mean(b.txt)" and steer.alpha == 3.0 and steer.layer == 0
+    model, tok = AutoModelForCausalLM.from_pretrained(tiny), AutoTokenizer.from_pretrained(tiny)
+
+    def last(text: str) -> torch.Tensor:
+        with torch.no_grad():
+            ids = torch.tensor([tok(text)["input_ids"]])
+            return model(input_ids=ids, output_hidden_states=True).hidden_states[1][0, -1]
+
+    want = (last("The cat sat") + last("the dog ran")) / 2 - last("One two three")
+    np.testing.assert_allclose(steer.direction, want.numpy(), atol=1e-5)
+    fails(
+        capsys, [*argv, "--force", "--steer-diff", f"{a}:{tmp_path}/none.txt@0:1"], "no prompt file"
+    )
+    fails(capsys, [*argv, "--force", "--steer-diff", f"{a}@0:1"], "A.txt:B.txt@LAYER:ALPHA")
+    fails(capsys, [*argv, "--force", "--steer-diff", f"{a}:{b}@5:1"], "layer 5 is out of range")

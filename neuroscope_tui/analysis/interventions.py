@@ -103,7 +103,7 @@ def interventions_table(trace: Trace) -> Table:
     (`capture --ablate ...` saves the clean run's tokens and the logit difference)."""
     note = trace.notes.get("clean_run")
     if not isinstance(note, dict) or LOGIT_DIFF not in trace.extras:
-        raise KeyError("interventions.logit_diff")
+        raise KeyError("a side by side: capture with --ablate or --steer and --side-by-side")
     clean_tokens = [str(t) for t in note.get("token_text", [])]
     n = len(clean_tokens)
     lines = [describe(intervention_from_dict(d)) for d in trace.interventions]

@@ -119,7 +119,7 @@ class PatchSweep:
         """The sweep a sweep file holds; KeyError when the trace holds none."""
         note = trace.notes.get("patching")
         if not isinstance(note, dict) or RECOVERED not in trace.extras:
-            raise KeyError("patching")
+            raise KeyError("a patching sweep: write one with `neuroscope-tui patch ... -o FILE`")
         return cls.from_arrays(trace.extras, note, trace.token_text)
 
     def table(self) -> Table:

@@ -121,13 +121,21 @@ def _streams(bundle: LoadedModel, trace: Trace, positions: list[int]) -> list[An
 
         return hook
 
+    from neuroscope_tui.capture.side_by_side import replaying
+
     handles = [block.register_forward_hook(keep(i)) for i, block in enumerate(anatomy.blocks)]
     try:
-        ids = torch.tensor([trace.token_ids[: max(positions) + 1]], device=device)
-        try:  # the full-vocabulary logits of every position are not needed
-            bundle.model(input_ids=ids, use_cache=False, logits_to_keep=1)
-        except TypeError:
-            bundle.model(input_ids=ids, use_cache=False)
+        # a run with interventions saw an intervened stream: recompute that one (over the
+        # whole prompt at least, which a mean ablation averages over)
+        stop = max(positions) + 1
+        if trace.interventions:
+            stop = max(stop, trace.n_prompt)
+        ids = torch.tensor([trace.token_ids[:stop]], device=device)
+        with replaying(bundle, trace, ids.shape[1]):
+            try:  # the full-vocabulary logits of every position are not needed
+                bundle.model(input_ids=ids, use_cache=False, logits_to_keep=1)
+            except TypeError:
+                bundle.model(input_ids=ids, use_cache=False)
     finally:
         for h in handles:
             h.remove()

@@ -170,7 +170,9 @@ class Intervener:
                 rows = [self.start + j for j in idx]
                 target[:, idx, cols] = src[rows][:, cols].to(y.dtype)
             else:  # add
-                target[:, idx, :] += w.vector.to(device=y.device, dtype=y.dtype)
+                if w.vector.device != y.device or w.vector.dtype != y.dtype:
+                    w.vector = w.vector.to(device=y.device, dtype=y.dtype)  # once, not per step
+                target[:, idx, :] += w.vector
         return None if y is None else y.reshape(x.shape)
 
     # ---- hooks -----------------------------------------------------------------------------
@@ -276,3 +278,17 @@ def prepare_intervener(
             )
         sources[text] = record_sites(bundle, src_ids, sites)[0]
     return Intervener(writes, sources, n_prompt=len(ids))
+
+
+@torch.no_grad()
+def difference_of_means(
+    bundle: Any, first: Sequence[list[int]], second: Sequence[list[int]], layer: int
+) -> torch.Tensor:
+    """mean(A) - mean(B) of the residual stream after block `layer` at each prompt's last
+    token [d_model] (float32, on the CPU): a steering direction from two sets of prompts."""
+
+    def mean(prompts: Sequence[list[int]]) -> torch.Tensor:
+        rows = [record_sites(bundle, ids, {("block_out", layer)})[0] for ids in prompts]
+        return torch.stack([r[("block_out", layer)][-1].float().cpu() for r in rows]).mean(0)
+
+    return mean(first) - mean(second)

@@ -9,13 +9,18 @@ intervention pushed the model away from what it said.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 
 from neuroscope_tui.capture.intervening import EMPTY_SPEC, prepare_intervener
-from neuroscope_tui.capture.interventions import Intervention, InterventionError
+from neuroscope_tui.capture.interventions import (
+    Intervention,
+    InterventionError,
+    intervention_from_dict,
+)
 from neuroscope_tui.capture.recorder import recording
 from neuroscope_tui.capture.run import GenerationOptions, model_info, tokenize_prompt
 from neuroscope_tui.models.types import LoadedModel
@@ -29,6 +34,28 @@ def _targets(clean: Trace) -> list[int]:
     if clean.has("logits.top_ids") and clean.get("logits.top_ids").shape[0] == clean.n_tokens:
         last = int(clean.get("logits.top_ids")[-1, 0])
     return [*ids, last]
+
+
+@contextmanager
+def replaying(bundle: LoadedModel, trace: Trace, n_tokens: int) -> Iterator[None]:
+    """Within the block, a forward over the trace's first `n_tokens` tokens (from position 0,
+    no cache) gets the interventions the trace was run with: a pass that recomputes what the
+    run saw (the lens of a stream that was not kept) must see the same model."""
+    interventions = [intervention_from_dict(d) for d in trace.interventions]
+    if not any(iv.enabled for iv in interventions):
+        yield
+        return
+    options = GenerationOptions(chat="chat_template" in trace.notes)
+    intervener = prepare_intervener(
+        bundle,
+        interventions,
+        list(trace.token_ids[: trace.n_prompt]),
+        model_info(bundle),
+        lambda text: tokenize_prompt(bundle, text, options),
+    )
+    intervener.begin(0, n_tokens)
+    with recording(bundle.anatomy, EMPTY_SPEC, intervener):
+        yield
 
 
 @torch.no_grad()

@@ -224,7 +224,7 @@ def _capture_all(args: argparse.Namespace, prompts: list[str], outputs: list[Pat
     bundle = load_model(args.model, progress=say, **loader_options(args))
     if args.attribution:
         _check_attribution_words(bundle, args)
-    interventions = interventions_from_args(args)
+    interventions = interventions_from_args(args, bundle)
     check_interventions(interventions, model_info(bundle))  # before any prompt runs
     for iv in interventions:
         say(f"intervention: {describe(iv)}")

@@ -68,6 +68,14 @@ def add_intervention_arguments(parser: argparse.ArgumentParser) -> None:
         "NAME) to the residual stream after block L",
     )
     group.add_argument(
+        "--steer-diff",
+        action="append",
+        default=[],
+        metavar="A.txt:B.txt@L:ALPHA",
+        help="add ALPHA x (mean of A's prompts - mean of B's), the residual stream after "
+        "block L at each prompt's last token (one prompt a line in each file)",
+    )
+    group.add_argument(
         "--side-by-side",
         action="store_true",
         help="also run the prompt without the interventions and keep the per-token logit "
@@ -136,6 +144,29 @@ def _steer_parts(text: str) -> tuple[Path, str, int, float]:
     return path, name, layer, alpha
 
 
+def _steer_diff_parts(text: str) -> tuple[Path, Path, int, float]:
+    """A.txt:B.txt@LAYER:ALPHA -> (file A, file B, layer, alpha); both files must exist."""
+    files, mark, where = text.rpartition("@")
+    first, colon, second = files.partition(":")
+    if not mark or not colon or not first or not second:
+        raise UsageError(f"--steer-diff {text!r} needs the form A.txt:B.txt@LAYER:ALPHA")
+    _, _, layer, alpha = _steer_parts(f"{first}@{where}")
+    for path in (Path(first), Path(second)):
+        if not path.is_file():
+            raise UsageError(f"there is no prompt file {path}; check the path")
+    return Path(first), Path(second), layer, alpha
+
+
+def _prompt_lines(path: Path) -> list[str]:
+    try:
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as err:
+        raise UsageError(f"cannot read the prompt file {path} ({err}); check it") from None
+    if not lines:
+        raise UsageError(f"the prompt file {path} has no prompts (every line is blank)")
+    return lines
+
+
 def read_vector(path: Path, name: str) -> tuple[tuple[float, ...], str]:
     """The 1-D tensor `name` (or the file's only tensor) of a safetensors file, and a label."""
     from safetensors.numpy import load_file
@@ -174,6 +205,9 @@ def check_intervention_options(args: argparse.Namespace) -> None:
     _positions(args.ablate_positions)
     for text in args.steer:
         _steer_parts(text)
+    for text in args.steer_diff:
+        first, second, _, _ = _steer_diff_parts(text)
+        _prompt_lines(first), _prompt_lines(second)
     if args.ablate_mode == "resample" and not args.resample_prompt:
         raise UsageError("--ablate-mode resample needs --resample-prompt TEXT to take values from")
     if args.resample_prompt is not None and args.ablate_mode != "resample":
@@ -183,11 +217,14 @@ def check_intervention_options(args: argparse.Namespace) -> None:
 
 
 def has_interventions(args: argparse.Namespace) -> bool:
-    return bool(args.ablate or args.ablate_neuron or args.ablate_block or args.steer)
+    return bool(
+        args.ablate or args.ablate_neuron or args.ablate_block or args.steer or args.steer_diff
+    )
 
 
-def interventions_from_args(args: argparse.Namespace) -> list[Intervention]:
-    """The interventions the options ask for (ranges are checked against the model later)."""
+def interventions_from_args(args: argparse.Namespace, bundle: Any = None) -> list[Intervention]:
+    """The interventions the options ask for (ranges are checked against the model later;
+    `bundle`, the loaded model, computes --steer-diff directions)."""
     mode, source = args.ablate_mode, args.resample_prompt or ""
     positions = _positions(args.ablate_positions)
     common = dict(mode=mode, positions=positions, source=source)
@@ -205,4 +242,25 @@ def interventions_from_args(args: argparse.Namespace) -> list[Intervention]:
         path, name, layer, alpha = _steer_parts(text)
         vector, label = read_vector(path, name)
         out.append(Steering(layer, alpha, vector, label=label))
+    for text in args.steer_diff:
+        out.append(_mean_difference(bundle, *_steer_diff_parts(text)))
     return out
+
+
+def _mean_difference(bundle: Any, first: Path, second: Path, layer: int, alpha: float) -> Steering:
+    from neuroscope_tui.capture.intervening import difference_of_means
+    from neuroscope_tui.capture.run import GenerationOptions, tokenize_prompt
+
+    n_layers = bundle.anatomy.n_layers
+    if not 0 <= layer < n_layers:
+        raise UsageError(
+            f"--steer-diff layer {layer} is out of range: the model has layers 0-{n_layers - 1}"
+        )
+    options = GenerationOptions()  # the prompts as written (no chat template)
+    sets = [
+        [tokenize_prompt(bundle, p, options) for p in _prompt_lines(path)]
+        for path in (first, second)
+    ]
+    direction = difference_of_means(bundle, sets[0], sets[1], layer)
+    label = f"mean({first.name})-mean({second.name})"
+    return Steering(layer, alpha, tuple(float(x) for x in direction), label=label)
