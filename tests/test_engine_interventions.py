@@ -127,3 +127,18 @@ async def test_a_sweep_from_view_9_on_the_tiny_model_and_a_refused_one(tiny, any
         await wait_until(lambda: bool(view.message))
         assert "same token length" in view.message and app.shown is run
         assert view.sweep is not None  # the last good sweep stays on screen
+
+
+def test_a_pattern_on_demand_of_an_intervened_run_is_the_intervened_models(tiny):
+    from neuroscope_tui.capture.run import GenerationOptions, run
+    from neuroscope_tui.trace import CaptureSpec
+    from neuroscope_tui.tui.views.heads import patterns_or_error
+
+    spec = CaptureSpec(pattern_heads=((1, 0),))
+    trace = run(tiny, "The capital of Paris is", spec, GenerationOptions(max_new_tokens=3),
+                interventions=[Ablation("attn", 0)])  # fmt: skip
+    recorded, ids = trace.arrays["pattern.1.0"], list(trace.token_ids)
+    replayed = patterns_or_error(tiny, ids, [(1, 0)], trace)[(1, 0)]
+    np.testing.assert_allclose(replayed, recorded, atol=1e-5)
+    clean_model = patterns_or_error(tiny, ids, [(1, 0)])[(1, 0)]
+    assert np.abs(clean_model - recorded).max() > 1e-3  # the ablation changes layer 1's pattern

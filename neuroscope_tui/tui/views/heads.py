@@ -51,16 +51,21 @@ REFRESH_EVERY = 8  # tokens between refreshes of a computed pattern while a run 
 
 
 def patterns_or_error(
-    bundle: Any, token_ids: list[int], heads: list[tuple[int, int]]
+    bundle: Any, token_ids: list[int], heads: list[tuple[int, int]], run: Any = None
 ) -> dict[tuple[int, int], np.ndarray] | str:
     """`compute_patterns` in the model worker; a failure comes back as a phrase, not a raise.
 
-    So the view always hears back and never waits forever on a head it asked for.
+    So the view always hears back and never waits forever on a head it asked for. `run`: the
+    trace of a run with interventions, whose patterns must be the intervened model's.
     """
+    from contextlib import nullcontext
+
     from neuroscope_tui.capture.run import compute_patterns
+    from neuroscope_tui.capture.side_by_side import replaying
 
     try:
-        return compute_patterns(bundle, token_ids, heads)
+        with replaying(bundle, run, len(token_ids)) if run is not None else nullcontext():
+            return compute_patterns(bundle, token_ids, heads)
     except Exception as err:  # shown as a notice; the view keeps working
         return f"{type(err).__name__}: {str(err).strip()[:120]}"
 
@@ -404,8 +409,9 @@ class HeadsView(TraceView):
                         self._on_demand.add(key)
             self.refresh_view()
 
+        replay = trace if trace.interventions else None  # an intervened run's own patterns
         self.app.run_model_task(
-            patterns_or_error, token_ids, missing, on_done=done,
+            patterns_or_error, token_ids, missing, replay, on_done=done,
             kind=f"patterns {self.id}", on_cancelled=settled,
         )  # fmt: skip
 
