@@ -87,7 +87,7 @@ class InterventionsView(TraceView):
         self.busy = False
         self.progress: tuple[float, str] | None = None
         self.message = ""
-        self._task: Any = None  # the sweep's TaskContext
+        self._sweep_task: Any = None  # the sweep's TaskContext
         self._ticket: object | None = None
         self._drawn: object | None = None
 
@@ -257,7 +257,7 @@ class InterventionsView(TraceView):
         if task is None:  # no model: the app said why
             self.busy, self._ticket = False, None
         elif self._ticket is ticket:
-            self._task = task
+            self._sweep_task = task
         self._draw_status()
 
     def _progressed(self, ticket: object, fraction: float, text: str) -> None:
@@ -267,14 +267,14 @@ class InterventionsView(TraceView):
 
     def _cancelled(self, ticket: object) -> None:
         if ticket is self._ticket:
-            self.busy, self.progress, self._task, self._ticket = False, None, None, None
+            self.busy, self.progress, self._sweep_task, self._ticket = False, None, None, None
             self.message = "sweep cancelled"
             self.refresh_view()
 
     def _swept(self, ticket: object, found: Any) -> None:
         if ticket is not self._ticket:
             return
-        self.busy, self.progress, self._task, self._ticket = False, None, None, None
+        self.busy, self.progress, self._sweep_task, self._ticket = False, None, None, None
         if isinstance(found, str):  # a user error (different token counts) or a failure
             self.message = found
             self.notify(found, title="sweep refused", severity="error")
@@ -291,8 +291,8 @@ class InterventionsView(TraceView):
     def cancel_work(self) -> bool:
         if not self.busy:
             return False
-        if self._task is not None:
-            self._task.cancel()  # the worker stops at its next chunk
+        if self._sweep_task is not None:
+            self._sweep_task.cancel()  # the worker stops at its next chunk
         self._cancelled(self._ticket)
         return True
 
