@@ -65,4 +65,26 @@ def hostile_trace():
         "foil_id": 6, "foil_text": "[bold red]x[/]", "foil_given": "[@click=app.quit]",
         "methods": {"occlusion": dict(numbers), "integrated_gradients": dict(numbers)},
     }  # fmt: skip
+    add_hostile_interventions(trace)
     return trace
+
+
+def add_hostile_interventions(trace) -> None:
+    """View 9's texts: an intervention quoting a hostile source prompt, a side by side with
+    the hostile tokens as the clean run, and a sweep over them with a hostile target."""
+    from neuroscope_tui.analysis.intervention_store import store_side_by_side, store_sweep
+    from neuroscope_tui.analysis.patching import PatchSweep
+    from neuroscope_tui.capture.interventions import Patch, intervention_to_dict
+
+    n = trace.n_tokens
+    source = "[@click=app.quit]\x1b]0;pwned\x07"
+    trace.interventions = [intervention_to_dict(Patch("resid", 0, (1,), source=source))]
+    store_side_by_side(trace, trace, np.linspace(-1, 1, n).astype(np.float32))
+    tokens = list(trace.token_text[: trace.n_prompt])
+    grid = np.linspace(0, 1, trace.model.n_layers * len(tokens), dtype=np.float32)
+    store_sweep(trace, PatchSweep(
+        site="resid", rows=[f"L{i}" for i in range(trace.model.n_layers)], tokens=tokens,
+        recovered=grid.reshape(trace.model.n_layers, len(tokens)), clean_diff=1.0,
+        corrupt_diff=-1.0, target="[/]", foil="[bold red]x", clean=source, corrupt=source,
+        partial=False,
+    ))  # fmt: skip

@@ -154,9 +154,9 @@ async def test_a_burst_of_keys_in_the_heads_view_keeps_one_pattern_request(
     computed: list[list[tuple[int, int]]] = []
     original = heads_module.patterns_or_error
 
-    def counting(bundle, token_ids, heads):
+    def counting(bundle, token_ids, heads, run=None):
         computed.append(list(heads))
-        return original(bundle, token_ids, heads)
+        return original(bundle, token_ids, heads, run)
 
     monkeypatch.setattr(heads_module, "patterns_or_error", counting)
     app = live_app(tiny, tmp_path, n=1000)  # until the context (128) is full

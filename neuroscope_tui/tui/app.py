@@ -33,6 +33,7 @@ from neuroscope_tui.trace import CaptureSpec, Trace
 from neuroscope_tui.tui.commands import ActionCommands
 from neuroscope_tui.tui.engine import ModelEngine, ModelTask, trace_upto
 from neuroscope_tui.tui.help import HelpScreen, key_rows, own_bindings, section_name
+from neuroscope_tui.tui.intervening import InterventionActions
 from neuroscope_tui.tui.messages import (
     LoadFailed,
     LoadProgress,
@@ -60,7 +61,7 @@ from neuroscope_tui.tui.widgets.status import (
 SHORT_HEIGHT = 32  # below this many rows the plots shrink to leave the heatmap more layers
 
 
-class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
+class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, InterventionActions, App[int]):
     """The neuroscope terminal app (see the module docstring for its two modes)."""
 
     CSS_PATH = "app.tcss"
@@ -129,6 +130,7 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
         # whether the keyboard belongs to the prompt box: before the first run, or after `/`;
         # otherwise the view on screen holds it (see _keep_focus)
         self.prompt_asked = False
+        self._run_interventions: list = []  # what the run in progress applies
 
     @property
     def live(self) -> bool:
@@ -177,6 +179,8 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
             )  # fmt: skip
             self._show_trace()
             self._focus_view()
+            if "patching" in trace.notes and not trace.arrays:  # a sweep file (`patch -o`)
+                self.call_after_refresh(self.run_action, "show_view('interventions')")
             sampled = trace.spec.sampling_notes(trace.n_layers, trace.model.d_mlp)
             if sampled:  # say once what a sampled capture lacks; views refuse what needs it
                 self.notify("; ".join(sampled), title="sampled capture", timeout=10)
@@ -331,6 +335,8 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
         self._draw_header()
         if message.error:
             self.notify(message.error, title="run failed", severity="error", timeout=30)
+        else:  # a run with interventions: compare it with the clean run (view 9)
+            self.compare_after_run(message.trace, self._run_interventions)
 
     def on_memory_planned(self, message: MemoryPlanned) -> None:
         self.figures.estimate = message.total
@@ -373,6 +379,7 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
             self.notify("a run is in progress; press Esc to stop it first", severity="warning")
             return
         self.engine.prepare_run()
+        self.last_prompt, self._run_interventions = prompt, self.run_interventions()
         for view in self.query(TraceView):  # what a view kept of the last run is stale now
             view.reset_run()
         self.follow = True
@@ -381,7 +388,8 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
         self.figures.tokens_per_s = None
         self._draw_header()
         self._focus_view()
-        self.engine.spawn("run", self.engine.generate, prompt, self.spec, self.generation)
+        ivs = self._run_interventions
+        self.engine.spawn("run", self.engine.generate, prompt, self.spec, self.generation, ivs)
 
     def action_stop(self) -> None:
         """Stop the run in progress after its current token (or leave the prompt)."""

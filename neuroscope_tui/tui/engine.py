@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from neuroscope_tui.errors import NeuroscopeError
 from neuroscope_tui.tasks import TaskCancelled, TaskContext
 from neuroscope_tui.trace import CaptureSpec, Trace
+from neuroscope_tui.tui.intervention_state import InterventionState
 from neuroscope_tui.tui.messages import (
     LoadFailed,
     LoadProgress,
@@ -87,6 +88,8 @@ class ModelEngine:
     latest: TraceGrew | None = None  # the newest growth, read by the UI with `take_growth`
     deriving: bool = False  # completing the last run's lens while the model is otherwise idle
     derive_error: str | None = None
+    # the interventions the user built and the clean run they are compared with
+    interventions: InterventionState = field(default_factory=InterventionState)
     _posted: threading.Event = field(default_factory=threading.Event)
     _queue_lock: threading.Lock = field(default_factory=threading.Lock)
     _serving: bool = False  # a thread is serving the queue (or waiting for the model)
@@ -120,17 +123,25 @@ class ModelEngine:
 
     # ---- runs ------------------------------------------------------------------------------
 
-    def generate(self, prompt: str, spec: CaptureSpec | None, options: dict[str, Any]) -> None:
+    def generate(
+        self,
+        prompt: str,
+        spec: CaptureSpec | None,
+        options: dict[str, Any],
+        interventions: Sequence[Any] = (),
+    ) -> None:
         """Run `prompt` and generate, posting TraceGrew after each step and RunEnded at the end.
 
         On an error the trace so far comes back in RunEnded with one sentence; view tasks
-        submitted meanwhile run between steps.
+        submitted meanwhile run between steps. With `interventions`, the clean run of the
+        same prompt and options is kept in `self.interventions` (run first, silently, only
+        when none is kept); a run without them becomes the kept clean run.
         """
         from neuroscope_tui.capture.run import GenerationOptions, run
 
         bundle = self.model
         self.running = True
-        options = dict(options)
+        asked, options, ivs = dict(options), dict(options), list(interventions)
         lens = bool(options.pop("lens", True))
         sampling = options.pop("sampling", None)
         n_prompt = len(bundle.tokenizer(prompt)["input_ids"]) if prompt.strip() else 0
@@ -165,6 +176,10 @@ class ModelEngine:
         ended: RunEnded | None = None
         try:
             with self.lock:
+                if ivs and self.interventions.clean_for(prompt, asked) is None:
+                    clean = run(bundle, prompt, spec, GenerationOptions(**options),
+                                cancel=self.cancel, lens_later=True)  # fmt: skip
+                    self.interventions.keep_clean(clean, prompt, asked)
                 trace = run(
                     bundle,
                     prompt,
@@ -174,7 +189,10 @@ class ModelEngine:
                     cancel=self.cancel,
                     lens_later=True,  # derived on demand, then in complete_when_idle
                     entropy_later=True,  # a long prompt's: in complete_when_idle
+                    interventions=ivs,
                 )
+            if not ivs and not self.cancel.is_set():
+                self.interventions.keep_clean(trace, prompt, asked)
             ended = RunEnded(trace, None)
         except Exception as err:
             trace = getattr(err, "trace", None) or state["trace"]

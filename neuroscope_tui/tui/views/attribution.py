@@ -77,7 +77,7 @@ class AttributionView(TraceView):
         self.busy = False
         self.message = ""
         self.progress: tuple[float, str] | None = None  # the running task's newest report
-        self._task: Any = None  # its TaskContext (cancel() stops it)
+        self._attribution_task: Any = None  # its TaskContext (cancel() stops it)
         self._ticket: object | None = None  # the request in flight (answers to others are old)
         self._found: Any = None  # the last AttributionSet computed for this run
 
@@ -313,7 +313,7 @@ class AttributionView(TraceView):
             on_cancelled=lambda: self._cancelled(ticket),
         )  # fmt: skip
         if self._ticket is ticket:  # not answered at once
-            self._task = task
+            self._attribution_task = task
 
     def _progressed(self, ticket: object, fraction: float, text: str) -> None:
         if ticket is self._ticket and self.busy:
@@ -322,14 +322,14 @@ class AttributionView(TraceView):
 
     def _cancelled(self, ticket: object) -> None:
         if ticket is self._ticket:
-            self.busy, self.progress, self._task, self._ticket = False, None, None, None
+            self.busy, self.progress, self._attribution_task, self._ticket = False, None, None, None
             self.message = "attribution cancelled"
             self.refresh_view()
 
     def _attributed(self, ticket: object, found: Any) -> None:
         if ticket is not self._ticket:
             return  # asked for before a new run, or cancelled
-        self.busy, self.progress, self._task, self._ticket = False, None, None, None
+        self.busy, self.progress, self._attribution_task, self._ticket = False, None, None, None
         if isinstance(found, str):
             self.message = found
             self.notify(found, severity="warning")
@@ -356,16 +356,17 @@ class AttributionView(TraceView):
     def cancel_work(self) -> bool:
         if not self.busy:
             return False
-        if self._task is not None:
-            self._task.cancel()  # the worker stops at its next chunk
+        if self._attribution_task is not None:
+            self._attribution_task.cancel()  # the worker stops at its next chunk
         self._cancelled(self._ticket)  # the view is free at once
         return True
 
     def reset_run(self) -> None:
         """A new run: the position, foil and any attribution belong to the last one."""
-        if self._task is not None:
-            self._task.cancel()
-        self.target, self.foil, self._found, self._task, self._ticket = None, None, None, None, None
+        if self._attribution_task is not None:
+            self._attribution_task.cancel()
+        self.target, self.foil, self._found = None, None, None
+        self._attribution_task, self._ticket = None, None
         self.busy, self.progress, self.message = False, None, ""
         self.remove_class("-asking")
         self.refresh_view()

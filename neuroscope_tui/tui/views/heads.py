@@ -2,7 +2,8 @@
 
 Top left, the layers x heads overview coloured by one head score (`c` cycles the score) with
 each head's type letters; top right, the selected head's scores and types and the one-query
-view (the tokens coloured by the weight the selected query puts on them). Below, the selected
+view (the tokens coloured by the weight the selected query puts on them). `a` ablates the
+selected head and runs the prompt again (tui/intervening.py). Below, the selected
 head's full pattern as a query x key grid (`g` switches linear/log colours), and, when the
 terminal is large enough, all heads of the selected layer as small multiples.
 
@@ -33,6 +34,7 @@ from neuroscope_tui.analysis.heads import (
     type_letters,
 )
 from neuroscope_tui.capture.derive_entropy import missing_entropy
+from neuroscope_tui.capture.interventions import Ablation
 from neuroscope_tui.tui.views.base import TraceView
 from neuroscope_tui.tui.widgets.head_grid import HeadGrid
 from neuroscope_tui.tui.widgets.pattern import (
@@ -50,16 +52,21 @@ REFRESH_EVERY = 8  # tokens between refreshes of a computed pattern while a run 
 
 
 def patterns_or_error(
-    bundle: Any, token_ids: list[int], heads: list[tuple[int, int]]
+    bundle: Any, token_ids: list[int], heads: list[tuple[int, int]], run: Any = None
 ) -> dict[tuple[int, int], np.ndarray] | str:
     """`compute_patterns` in the model worker; a failure comes back as a phrase, not a raise.
 
-    So the view always hears back and never waits forever on a head it asked for.
+    So the view always hears back and never waits forever on a head it asked for. `run`: the
+    trace of a run with interventions, whose patterns must be the intervened model's.
     """
+    from contextlib import nullcontext
+
     from neuroscope_tui.capture.run import compute_patterns
+    from neuroscope_tui.capture.side_by_side import replaying
 
     try:
-        return compute_patterns(bundle, token_ids, heads)
+        with replaying(bundle, run, len(token_ids)) if run is not None else nullcontext():
+            return compute_patterns(bundle, token_ids, heads)
     except Exception as err:  # shown as a notice; the view keeps working
         return f"{type(err).__name__}: {str(err).strip()[:120]}"
 
@@ -99,6 +106,7 @@ class HeadsView(TraceView):
         Binding("c", "cycle_score", "score"),
         Binding("g", "toggle_log", "log/linear"),
         Binding("p", "probe", "induction probe"),
+        Binding("a", "ablate_head", "ablate head"),
         # the app binds these too (and lists them in its help); here they also work when the
         # view is hosted alone, and keep the cursor and pattern in step without a round trip
         Binding("[", "step_layer(-1)", "", show=False),
@@ -173,6 +181,12 @@ class HeadsView(TraceView):
             self.refresh_view()
 
         self.app.run_model_task(probe_or_error, on_done=done)
+
+    def action_ablate_head(self) -> None:
+        """Switch off the selected head (zero its output) and run the prompt again."""
+        if self._n_heads():
+            head = min(self.selection.head, self._n_heads() - 1)
+            self.app.intervene(Ablation("head", self._layer(), head))
 
     def action_step_layer(self, step: int) -> None:
         layers = self._layers()
@@ -397,8 +411,9 @@ class HeadsView(TraceView):
                         self._on_demand.add(key)
             self.refresh_view()
 
+        replay = trace if trace.interventions else None  # an intervened run's own patterns
         self.app.run_model_task(
-            patterns_or_error, token_ids, missing, on_done=done,
+            patterns_or_error, token_ids, missing, replay, on_done=done,
             kind=f"patterns {self.id}", on_cancelled=settled,
         )  # fmt: skip
 

@@ -42,5 +42,11 @@ VIEWS: list[ViewEntry] = [
         "Input attribution",
         "neuroscope_tui.tui.views.attribution:AttributionView",
     ),
+    ViewEntry(
+        "9",
+        "interventions",
+        "Interventions",
+        "neuroscope_tui.tui.views.interventions:InterventionsView",
+    ),
     ViewEntry("0", "concepts", "Concepts", "neuroscope_tui.tui.views.concepts:ConceptView"),
 ]

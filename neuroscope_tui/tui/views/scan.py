@@ -5,6 +5,11 @@ Top: `LayerHeatmap` (one row per layer, one column per token) over its `ColorBar
 across tokens, and one MLP neuron's activation across tokens (the cursor cell's strongest
 neuron, or the one picked with `u`). `m` cycles the metric, `n` the normalisation, `o` turns
 outlier clipping of the colour scale off and on.
+
+Interventions (tui/intervening.py): `a` ablates the neuron the lower plot shows (the one the
+detail panel names first, or the one picked with `u`) and `b` the block under the cursor (the
+attention block when the metric is the attention output, else the MLP), and the prompt runs
+again; `d` shows the heatmap as the difference, intervened minus clean, on a scale centred on 0.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual_plotext import PlotextPlot
 
+from neuroscope_tui.analysis.interventions import metric_difference
 from neuroscope_tui.analysis.metrics import (
     METRICS,
     NORMALISATIONS,
@@ -26,11 +32,14 @@ from neuroscope_tui.analysis.metrics import (
     normalise,
     scale_bounds,
 )
+from neuroscope_tui.capture.interventions import Ablation
+from neuroscope_tui.trace import Trace
 from neuroscope_tui.tui.lens_requests import LensRequests, cell_missing
 from neuroscope_tui.tui.views.base import Selection, TraceView
 from neuroscope_tui.tui.widgets.colorbar import ColorBar
 from neuroscope_tui.tui.widgets.detail import DetailPanel
 from neuroscope_tui.tui.widgets.heatmap import LayerHeatmap
+from neuroscope_tui.tui.widgets.intervention_figures import symmetric_scale
 from neuroscope_tui.tui.widgets.series import draw_series, neuron_series
 
 
@@ -42,6 +51,9 @@ class ScanView(TraceView):
         Binding("n", "cycle_normalisation", "normalise"),
         Binding("o", "toggle_clip", "clip outliers"),
         Binding("u", "pick_neuron", "neuron"),
+        Binding("a", "ablate_neuron", "ablate"),
+        Binding("b", "ablate_block", "ablate block"),
+        Binding("d", "toggle_difference", "vs clean"),
     ]
 
     DEFAULT_CSS = """
@@ -64,6 +76,7 @@ class ScanView(TraceView):
         self._neuron_rank = -1
         self._drawn: tuple | None = None  # what the heatmap data was built from
         self._lens = LensRequests()  # the detail panel's lens cell, derived on demand
+        self.difference = False  # the heatmap shows intervened minus clean (`d`)
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="scan-top"):
@@ -108,6 +121,53 @@ class ScanView(TraceView):
         self.neuron = (row, int(top[self._neuron_rank]))
         self._draw_cell()
 
+    def _neuron_shown(self) -> tuple[int, int] | None:
+        """(layer, neuron) of the lower plot: the picked neuron, else the cell's strongest."""
+        trace = self.trace
+        if trace is None or trace.n_tokens == 0:
+            return None
+        row, token = self.heatmap.cursor
+        if self.neuron is not None and self.neuron[0] == row:
+            return trace.layers()[row], self.neuron[1]
+        if trace.has("neurons.top_idx"):
+            return trace.layers()[row], int(trace.get("neurons.top_idx")[row, token, 0])
+        return None
+
+    def action_ablate_neuron(self) -> None:
+        """Switch off the MLP neuron the plot shows, and run the prompt again."""
+        shown = self._neuron_shown()
+        if shown is None:
+            self.notify("this trace has no MLP neurons to ablate", severity="warning")
+            return
+        self.app.intervene(Ablation("neuron", shown[0], shown[1]))
+
+    def action_ablate_block(self) -> None:
+        """Switch off the block under the cursor (attention or MLP, by the metric shown)."""
+        if self.trace is None or self.trace.n_tokens == 0:
+            self.notify("run a prompt first: interventions change a run", severity="warning")
+            return
+        site = "attn" if self.metric.startswith("attn") else "mlp"
+        self.app.intervene(Ablation(site, self.trace.layers()[self.heatmap.cursor[0]]))
+
+    def _clean_run(self) -> Trace | None:
+        """The clean run this run's interventions are compared with (live only)."""
+        state, trace = getattr(self.app, "interventions", None), self.trace
+        clean = state.clean if state is not None else None
+        if clean is None or trace is None or clean is trace or clean.prompt != trace.prompt:
+            return None
+        if clean.layers() != trace.layers():  # sampled alike or not at all
+            return None
+        return clean if getattr(trace, "interventions", None) else None
+
+    def action_toggle_difference(self) -> None:
+        """Show the heatmap as intervened minus clean, or the run itself."""
+        if not self.difference and self._clean_run() is None:
+            self.notify("no clean run to compare with: this run has no interventions, "
+                        "or its clean run is not in this session", severity="warning")  # fmt: skip
+            return
+        self.difference = not self.difference
+        self.refresh_view()
+
     # ---- drawing -----------------------------------------------------------------------------
 
     def refresh_view(self) -> None:
@@ -117,8 +177,12 @@ class ScanView(TraceView):
         if trace is None:
             self.query_one(DetailPanel).show(None, 0, 0, None)
             return
-        key = (id(trace), trace.n_tokens, self.metric, self.normalisation, self.clip)
-        if key != self._drawn:
+        clean = self._clean_run() if self.difference else None
+        key = (id(trace), trace.n_tokens, self.metric, self.normalisation, self.clip, id(clean))
+        if key != self._drawn and clean is not None:
+            self._drawn = key
+            self._draw_difference(trace, clean)
+        elif key != self._drawn:
             self._drawn = key
             raw = metric_values(trace, self.metric)
             metric = METRICS[self.metric]
@@ -134,6 +198,15 @@ class ScanView(TraceView):
             bar.set_scale(metric.label, metric.unit, lo, hi, self.normalisation, self.clip)
         self._follow_selection()
         self._draw_cell()
+
+    def _draw_difference(self, trace: Trace, clean: Trace) -> None:
+        raw = metric_difference(clean, trace, self.metric)
+        norm, half = symmetric_scale(raw)
+        labels = list(trace.token_text[: raw.shape[1]])
+        self.heatmap.set_data(norm, raw, labels, min(trace.n_prompt, raw.shape[1]), trace.layers())
+        metric = METRICS[self.metric]
+        label = f"{metric.label}: intervened - clean"
+        self.query_one(ColorBar).set_scale(label, metric.unit, -half, half, "global")
 
     def show_selection(self, selection: Selection) -> None:
         self.selection = selection
