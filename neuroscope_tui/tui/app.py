@@ -264,10 +264,24 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
         return "this needs the live model; `view` mode has none"
 
     def on_trace_grew(self, message: TraceGrew) -> None:
+        # only the newest growth is kept: however many tokens came, one frame shows them
         self._growth = self.engine.take_growth() or message
         if not self._redraw_due:
             self._redraw_due = True
-            self.set_timer(self.pacer.delay(), self._apply_growth)
+            wait = self.pacer.delay()
+            if wait > 0.0:
+                self.set_timer(wait, self._paced_growth)
+            else:
+                self._apply_growth()
+
+    def _paced_growth(self) -> None:
+        """The pacer's timer: redraw now, or wait again when the UI thread's budget is not
+        yet earned (the timer fired early: the machine is loaded, the model got less CPU)."""
+        wait = self.pacer.delay()
+        if wait > 0.0 and self.engine.running:
+            self.set_timer(wait, self._paced_growth)
+            return
+        self._apply_growth()
 
     def _apply_growth(self) -> None:
         self._redraw_due = False
