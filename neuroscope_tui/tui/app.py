@@ -112,7 +112,6 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
         self.load_step = ""  # the loader's latest progress string, shown under the prompt
         self.queued_prompt: str | None = None  # entered while loading; runs when it is ready
         self.last_saved: Path | None = None
-        self._growth: TraceGrew | None = None
         self._redraw_due = False
         self.pacer = RedrawPacer()  # how often a growing trace is redrawn
         self.current_view = VIEWS[0].name
@@ -264,8 +263,9 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
         return "this needs the live model; `view` mode has none"
 
     def on_trace_grew(self, message: TraceGrew) -> None:
-        # only the newest growth is kept: however many tokens came, one frame shows them
-        self._growth = self.engine.take_growth() or message
+        # The growth is taken when the frame is drawn, not here: until then the worker posts
+        # nothing more (one message a frame, not one a token), and the frame shows the
+        # newest growth however many tokens came meanwhile.
         if not self._redraw_due:
             self._redraw_due = True
             wait = self.pacer.delay()
@@ -285,10 +285,10 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, App[int]):
 
     def _apply_growth(self) -> None:
         self._redraw_due = False
-        self.pacer.drawn()
-        message, self._growth = self._growth, None
+        message = self.engine.take_growth()
         if message is None:
             return
+        self.pacer.drawn()
         shown, running = self.shown, self.engine.running
         if (
             shown is not None

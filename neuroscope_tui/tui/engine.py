@@ -88,6 +88,7 @@ class ModelEngine:
     deriving: bool = False  # completing the last run's lens while the model is otherwise idle
     derive_error: str | None = None
     _posted: threading.Event = field(default_factory=threading.Event)
+    _taken: TraceGrew | None = None  # the growth the UI last took
     _queue_lock: threading.Lock = field(default_factory=threading.Lock)
     _serving: bool = False  # a thread is serving the queue (or waiting for the model)
 
@@ -253,9 +254,14 @@ class ModelEngine:
         return True
 
     def take_growth(self) -> TraceGrew | None:
-        """The newest growth (UI thread); the worker may post again after this."""
+        """The newest growth not taken yet, or None (UI thread); the worker posts the next
+        TraceGrew only after this, so a frame the UI puts off costs it no messages."""
         self._posted.clear()
-        return self.latest
+        latest = self.latest
+        if latest is self._taken:
+            return None
+        self._taken = latest
+        return latest
 
     def stop(self) -> None:
         """Ask the run in progress to stop after its current step."""
