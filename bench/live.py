@@ -87,14 +87,25 @@ async def _app_run(
         serve(model, **kw)
 
     app.engine.run_tasks = run_tasks
+    frames = [0]  # redraws of the growing trace
+    apply = app._apply_growth
+
+    def counted() -> None:
+        frames[0] += 1
+        apply()
+
+    app._apply_growth = counted
     async with app.run_test(size=size) as pilot:
         await pilot.pause(0.2)
         prompt = app.query_one("#prompt")
         prompt.focus()
         prompt.value = PROMPT
+        # the UI thread's CPU time (this one: drawing, messages, this loop) during the run
+        ui0, process0 = time.thread_time(), time.process_time()
         await pilot.press("enter")
         while not app.figures.state.startswith(("done", "failed")):
             await asyncio.sleep(0.05)
+        ui, process = time.thread_time() - ui0, time.process_time() - process0
         rate = app.figures.tokens_per_s
         assert app.figures.state.startswith("done"), (app.figures.state, app._notifications)
         # the idle worker completes the lens after the run: let it finish, off the clock
@@ -104,7 +115,10 @@ async def _app_run(
     gen = [s for s in steps if s[0] > n_prompt]  # from the first generated token on
     cpu_rate = (gen[-1][0] - gen[0][0]) / (gen[-1][1] - gen[0][1])
     worker = (gen[-1][0] - gen[0][0]) / (gen[-1][2] - gen[0][2])
-    print(f"    (the model worker alone: {worker:.2f} tokens per CPU s of its thread)")
+    print(
+        f"    (the model worker alone: {worker:.2f} tokens per CPU s of its thread; the UI "
+        f"thread: {100 * ui / process:.1f}% of the process's CPU, {frames[0]} frames)"
+    )
     return float(rate), cpu_rate
 
 

@@ -120,7 +120,6 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, InterventionActi
         self.load_step = ""  # the loader's latest progress string, shown under the prompt
         self.queued_prompt: str | None = None  # entered while loading; runs when it is ready
         self.last_saved: Path | None = None
-        self._growth: TraceGrew | None = None
         self._redraw_due = False
         self.pacer = RedrawPacer()  # how often a growing trace is redrawn
         self.current_view = VIEWS[0].name
@@ -287,17 +286,32 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, InterventionActi
         return "this needs the live model; `view` mode has none"
 
     def on_trace_grew(self, message: TraceGrew) -> None:
-        self._growth = self.engine.take_growth() or message
+        # The growth is taken when the frame is drawn, not here: until then the worker posts
+        # nothing more (one message a frame, not one a token), and the frame shows the
+        # newest growth however many tokens came meanwhile.
         if not self._redraw_due:
             self._redraw_due = True
-            self.set_timer(self.pacer.delay(), self._apply_growth)
+            wait = self.pacer.delay()
+            if wait > 0.0:
+                self.set_timer(wait, self._paced_growth)
+            else:
+                self._apply_growth()
+
+    def _paced_growth(self) -> None:
+        """The pacer's timer: redraw now, or wait again when the UI thread's budget is not
+        yet earned (the timer fired early: the machine is loaded, the model got less CPU)."""
+        wait = self.pacer.delay()
+        if wait > 0.0 and self.engine.running:
+            self.set_timer(wait, self._paced_growth)
+            return
+        self._apply_growth()
 
     def _apply_growth(self) -> None:
         self._redraw_due = False
-        self.pacer.drawn()
-        message, self._growth = self._growth, None
+        message = self.engine.take_growth()
         if message is None:
             return
+        self.pacer.drawn()
         shown, running = self.shown, self.engine.running
         if (
             shown is not None

@@ -58,16 +58,22 @@ class LensRequests:
         self.last = 0.0
 
     def ask(
-        self, view: Any, trace: Trace, positions: Sequence[int], rows: Sequence[int] | None
+        self,
+        view: Any,
+        trace: Trace,
+        positions: Sequence[int],
+        rows: Sequence[int] | None,
+        interval: float | None = None,
     ) -> bool:
         """Ask the worker for the lens at `positions` (all rows, or `rows`), then redraw
-        `view`; False when there is no live model or a request is in flight or too recent."""
+        `view`; False when there is no live model or a request is in flight or, during a
+        run, less than `interval` seconds (default LIVE_INTERVAL) after the last one."""
         app = view.app
         engine = getattr(app, "engine", None)
         if engine is None or engine.model is None or self.pending or not positions:
             return False
         now = time.monotonic()
-        if engine.running and now - self.last < LIVE_INTERVAL:
+        if engine.running and now - self.last < (interval or LIVE_INTERVAL):
             return False
         # write into the run's own trace: `trace` may be a view of it cut at the last redraw
         run = getattr(app, "trace", None)

@@ -222,6 +222,10 @@ class GridView(TraceView):
 
     def on_layer_heatmap_cursor_moved(self, event: LayerHeatmap.CursorMoved) -> None:
         event.stop()
+        if (event.layer, event.token) != tuple(event.heatmap.cursor):
+            # old news: the cursor moved on before this message arrived (a live frame moves
+            # it to each new token); acting on it would pull the selection back
+            return
         g = self.grid
         if g is None or not g.layer_ids:
             return

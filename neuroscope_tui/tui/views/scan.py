@@ -10,10 +10,17 @@ Interventions (tui/intervening.py): `a` ablates the neuron the lower plot shows 
 detail panel names first, or the one picked with `u`) and `b` the block under the cursor (the
 attention block when the metric is the attention output, else the MLP), and the prompt runs
 again; `d` shows the heatmap as the difference, intervened minus clean, on a scale centred on 0.
+
+While a run adds tokens and the cursor follows the newest one, the plots (plotext: the
+costliest part of a frame, several times the heatmap) are redrawn at most every
+PLOT_INTERVAL, and the detail panel asks for its lens cell at most every FOLLOW_LENS_INTERVAL
+(the cell moves on with the next token anyway); a cursor the user put somewhere, and the
+run's end, redraw everything at once.
 """
 
 from __future__ import annotations
 
+import time
 from typing import ClassVar
 
 import numpy as np
@@ -41,6 +48,9 @@ from neuroscope_tui.tui.widgets.detail import DetailPanel
 from neuroscope_tui.tui.widgets.heatmap import LayerHeatmap
 from neuroscope_tui.tui.widgets.intervention_figures import symmetric_scale
 from neuroscope_tui.tui.widgets.series import draw_series, neuron_series
+
+PLOT_INTERVAL = 2.0  # seconds between two redraws of the plots while they follow a run
+FOLLOW_LENS_INTERVAL = 4.0  # seconds between two lens requests while the cursor follows a run
 
 
 class ScanView(TraceView):
@@ -77,6 +87,11 @@ class ScanView(TraceView):
         self._drawn: tuple | None = None  # what the heatmap data was built from
         self._lens = LensRequests()  # the detail panel's lens cell, derived on demand
         self.difference = False  # the heatmap shows intervened minus clean (`d`)
+        # what the detail panel and plots were last drawn for: the trace (held, so its id
+        # cannot be reused) and (tokens, row, token, metric, clip, neuron)
+        self._cell_drawn: tuple[object, tuple] | None = None
+        self._plots_at = 0.0  # when the plots were last drawn (time.monotonic)
+        self._plots_for: tuple | None = None  # and for what (row, metric, clip, neuron)
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="scan-top"):
@@ -223,6 +238,10 @@ class ScanView(TraceView):
 
     def on_layer_heatmap_cursor_moved(self, event: LayerHeatmap.CursorMoved) -> None:
         event.stop()
+        if (event.layer, event.token) != tuple(event.heatmap.cursor):
+            # old news: the cursor moved on before this message arrived (a live frame moves
+            # it to each new token); acting on it would pull the selection back
+            return
         if self.trace is None:
             return
         layers = self.trace.layers()
@@ -235,16 +254,36 @@ class ScanView(TraceView):
             self.select(layer=layer, token=event.token)
         self._draw_cell()
 
+    def _following_run(self, trace: Trace, token: int) -> bool:
+        """Whether a run adds tokens and the cursor is on the newest one: what the plots and
+        the lens may then leave for later (the next token moves the cell on anyway)."""
+        engine = getattr(self.app, "engine", None)
+        return bool(engine is not None and engine.running and token == trace.n_tokens - 1)
+
     def _draw_cell(self) -> None:
-        """Redraw what depends on the cursor cell: the detail panel and both plots."""
+        """Redraw what depends on the cursor cell: the detail panel and both plots.
+
+        Once per cell: a frame moves the cursor to the new token and draws, and the heatmap's
+        CursorMoved for that move comes back here with nothing new to draw."""
         trace = self.trace
         if trace is None or trace.n_tokens == 0:
             return
         row, token = self.heatmap.cursor
+        key = (trace.n_tokens, row, token, self.metric, self.clip, self.neuron)
+        drawn = self._cell_drawn
+        if drawn is not None and drawn[0] is trace and drawn[1] == key:
+            return
+        self._cell_drawn = (trace, key)
         decode = getattr(self.app, "decode_token", None)
         self.query_one(DetailPanel).show(trace, row, token, decode)
+        following = self._following_run(trace, token)
         if cell_missing(trace, row, token):
-            self._lens.ask(self, trace, [token], [row])
+            interval = FOLLOW_LENS_INTERVAL if following else None
+            self._lens.ask(self, trace, [token], [row], interval=interval)
+        now, plots = time.monotonic(), key[1:2] + key[3:]
+        if following and plots == self._plots_for and now - self._plots_at < PLOT_INTERVAL:
+            return  # only the newest token moved on: a frame after PLOT_INTERVAL draws them
+        self._plots_at, self._plots_for = now, plots
         layer = trace.layers()[row]
         metric = METRICS[self.metric]
         raw = metric_values(trace, self.metric)[row]

@@ -108,11 +108,20 @@ class ColorBar(Widget):
     ) -> None:
         """Show the scale of metric `label` [`unit`], raw range lo..hi, under `normalisation`
         (with `clipped`, lo and hi are the outlier fences: `metrics.scale_bounds`)."""
+        before = self._words()
         self.label, self.unit = label, unit
         self.lo, self.hi = float(lo), float(hi)
         self.normalisation = normalisation
         self.clipped = clipped
-        self.refresh()
+        # a live run sets the scale at every frame, and its ends rarely change in their three
+        # digits: redraw only when the words on the bar change
+        if self._words() != before:
+            self.refresh()
+
+    def _words(self) -> tuple:
+        """Everything the bar shows besides its width (the values as printed)."""
+        lo, hi = format_value(self.lo), format_value(self.hi)
+        return (self.label, self.unit, lo, hi, self.normalisation, self.clipped)
 
     def render(self) -> Text:
         return colorbar_text(
