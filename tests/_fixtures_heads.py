@@ -124,7 +124,7 @@ class HeadsHost(App):
             rows = [probe_row(layer, h) for layer in range(3) for h in range(4)]
             on_done({"model": self.trace.model.name, "length": 50, "seed": 0, "heads": rows})
             return
-        token_ids, heads = args
+        token_ids, heads = args[:2]  # then the trace whose interventions to replay, or None
         self.tasks.append(list(heads))
         if self.fail:
             on_done(self.fail)

@@ -76,11 +76,14 @@ async def test_before_any_run_attribution_says_run_a_prompt_first(tiny, tmp_path
 
 
 async def test_attribution_during_a_run_waits_for_its_end_then_is_kept(tiny, tmp_path, slow):
-    app = live_app(tiny, tmp_path, n=30)
+    # a long, slowed run: frames on screen are paced (one may come only every 2 s), so the
+    # run must outlast a few frames for `a` to come while it still goes
+    app = live_app(tiny, tmp_path, n=200)
     async with app.run_test(size=SIZE) as pilot:
         slow[0] = 0.05
         await start(pilot, app, "The cat sat")
         await wait_for(lambda: app.shown is not None and app.shown.n_generated >= 2)
+        assert app.engine.running
         await pilot.press("8", "a")
         await pilot.pause()
         assert any("will run when generation ends" in n for n in notices(app))
