@@ -192,3 +192,30 @@ def test_score_prints_the_projection_per_layer_and_token(tiny, fitted, capsys):
     np.testing.assert_allclose(got["projection"][0], want, atol=1e-4)
     assert len(got["tokens"]) == len(ids) and got["labels"] == ["pos", "neg"]
     fails(capsys, [*argv, "--prompt", "  "], "prompt is empty")
+
+
+def test_export_concepts_is_the_snapshots_concept_rows(tiny, fitted, tmp_path, capsys):
+    import csv
+    import io
+
+    snap = tmp_path / "run.nscope"
+    argv = ["capture", str(tiny), "--device", "cpu", "--prompt", "The cat sat on"]
+    assert main([*argv, "--max-new-tokens", "2", "--concept", str(fitted), "-o", str(snap)]) == 0
+    trace = load_snapshot(snap)
+    c = load_concept(fitted)
+    full = trace.get("resid.full").astype(np.float64)
+    offline = np.einsum("ltd,ld->lt", full, c.direction.astype(np.float64)) - c.midpoint[:, None]
+    capsys.readouterr()
+    assert main(["export", str(snap), "concepts"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == offline.size and {r["concept"] for r in rows} == {"toy"}
+    for r in rows:
+        want = offline[int(r["layer"]), int(r["token_index"])]
+        assert abs(float(r["projection"]) - want) < 1e-4
+    assert main(["export", str(snap), "concepts", "--format", "json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert len(got["records"]) == len(rows) and got["records"][0]["concept"] == "toy"
+    plain = tmp_path / "plain.nscope"
+    assert main([*argv, "--max-new-tokens", "1", "-o", str(plain)]) == 0
+    capsys.readouterr()
+    fails(capsys, ["export", str(plain), "concepts"], "holds no concept rows")
