@@ -10,6 +10,7 @@ import numpy as np
 from neuroscope_tui.analysis.exports import Table
 from neuroscope_tui.concept_file import CONCEPT_EXTRA
 from neuroscope_tui.errors import SnapshotError
+from neuroscope_tui.safetensors_file import shown
 from neuroscope_tui.trace import Trace
 
 
@@ -27,7 +28,7 @@ def concepts_table(trace: Trace) -> Table:
         values = np.asarray(trace.extras[CONCEPT_EXTRA + name], dtype=np.float64)
         if values.ndim != 2:  # a damaged or foreign file: one sentence, not a traceback
             raise SnapshotError(
-                f"this snapshot's concept rows {name!r} are {list(values.shape)}, not "
+                f"this snapshot's concept rows {shown(name)} are {list(values.shape)}, not "
                 "[layer, token]; capture it again"
             )
         row_layers = layers if len(layers) == values.shape[0] else list(range(values.shape[0]))
