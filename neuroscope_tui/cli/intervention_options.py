@@ -240,7 +240,9 @@ def check_intervention_options(args: argparse.Namespace) -> None:
     _blocks(args.ablate_block)
     _positions(args.ablate_positions)
     for text in args.steer:
-        _steer_parts(text)
+        path, name, layer, _ = _steer_parts(text)
+        if not name and is_concept_file(path):
+            concept_direction(path, layer)  # a layer the concept lacks: before the model loads
     for text in args.steer_diff:
         first, second, _, _ = _steer_diff_parts(text)
         _prompt_lines(first), _prompt_lines(second)
