@@ -3,6 +3,8 @@ and `capture --concept` (its rows equal the projection computed offline from the
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import struct
 from pathlib import Path
@@ -10,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from neuroscope_tui.analysis.concept_tables import concepts_table
 from neuroscope_tui.analysis.concepts import trace_projection
 from neuroscope_tui.cli import main
 from neuroscope_tui.concept_file import load_concept
-from neuroscope_tui.errors import ConceptError
+from neuroscope_tui.errors import ConceptError, SnapshotError
 from neuroscope_tui.snapshot import load_snapshot
 from tests.tiny_models import build_tiny
 
@@ -192,3 +195,30 @@ def test_score_prints_the_projection_per_layer_and_token(tiny, fitted, capsys):
     np.testing.assert_allclose(got["projection"][0], want, atol=1e-4)
     assert len(got["tokens"]) == len(ids) and got["labels"] == ["pos", "neg"]
     fails(capsys, [*argv, "--prompt", "  "], "prompt is empty")
+
+
+def test_export_concepts_is_the_snapshots_concept_rows(tiny, fitted, tmp_path, capsys):
+    snap = tmp_path / "run.nscope"
+    argv = ["capture", str(tiny), "--device", "cpu", "--prompt", "The cat sat on"]
+    assert main([*argv, "--max-new-tokens", "2", "--concept", str(fitted), "-o", str(snap)]) == 0
+    trace = load_snapshot(snap)
+    c = load_concept(fitted)
+    full = trace.get("resid.full").astype(np.float64)
+    offline = np.einsum("ltd,ld->lt", full, c.direction.astype(np.float64)) - c.midpoint[:, None]
+    capsys.readouterr()
+    assert main(["export", str(snap), "concepts"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == offline.size and {r["concept"] for r in rows} == {"toy"}
+    for r in rows:
+        want = offline[int(r["layer"]), int(r["token_index"])]
+        assert abs(float(r["projection"]) - want) < 1e-4
+    assert main(["export", str(snap), "concepts", "--format", "json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert len(got["records"]) == len(rows) and got["records"][0]["concept"] == "toy"
+    plain = tmp_path / "plain.nscope"
+    assert main([*argv, "--max-new-tokens", "1", "-o", str(plain)]) == 0
+    capsys.readouterr()
+    fails(capsys, ["export", str(plain), "concepts"], "holds no concept rows")
+    trace.extras["concept.flat\x1b"] = np.zeros(3, np.float32)
+    with pytest.raises(SnapshotError, match=r"'flat\\x1b' are \[3\], not \[layer, token\]"):
+        concepts_table(trace)

@@ -83,7 +83,10 @@ def test_patch_prints_a_grid_of_heads(tiny, capsys):
         (["--clean", CLEAN], "needs a corrupted prompt"),
         (["--corrupt", CORRUPT], "needs a clean prompt"),
         (["--clean", CLEAN, "--corrupt", "The dog"], "same token length"),
-        (["--clean", CLEAN, "--corrupt", CORRUPT, "--target", " cat", "--foil", " cat"], "same"),
+        (
+            ["--clean", CLEAN, "--corrupt", CORRUPT, "--target", " cat", "--foil", " cat"],
+            "same token, so there is no difference to recover; name both with --target and --foil",
+        ),
         (["--clean", CLEAN, "--corrupt", CORRUPT, "--foil", ""], "--foil is empty"),
     ],
 )

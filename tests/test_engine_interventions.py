@@ -142,3 +142,12 @@ def test_a_pattern_on_demand_of_an_intervened_run_is_the_intervened_models(tiny)
     np.testing.assert_allclose(replayed, recorded, atol=1e-5)
     clean_model = patterns_or_error(tiny, ids, [(1, 0)])[(1, 0)]
     assert np.abs(clean_model - recorded).max() > 1e-3  # the ablation changes layer 1's pattern
+
+
+def test_the_apps_sweep_names_its_form_fields_when_target_and_foil_are_one_token(tiny):
+    from neuroscope_tui.tui.views.interventions import sweep_or_error
+
+    clean, corrupt = "The capital of Paris is", "The city of France is"
+    said = sweep_or_error(tiny, clean, corrupt, "resid", " the", " the")
+    assert isinstance(said, str) and "are the same token" in said
+    assert "target and foil fields" in said and "--" not in said  # no CLI option names

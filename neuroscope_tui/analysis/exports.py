@@ -66,6 +66,10 @@ EXPORTS: dict[str, tuple[str, str]] = {
         "neuroscope_tui.analysis.interventions:interventions_table",
         "a run with interventions against its clean run: tokens and logit difference",
     ),
+    "concepts": (
+        "neuroscope_tui.analysis.concept_tables:concepts_table",
+        "per concept, layer and token: the projection kept by capture --concept",
+    ),
 }
 
 

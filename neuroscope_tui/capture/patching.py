@@ -35,6 +35,11 @@ SweepSite = Literal["resid", "heads", "mlp"]
 SWEEP_SITES = ("resid", "heads", "mlp")
 
 
+class SameAnswerError(InterventionError):
+    """The target and the foil are one token. Its message names the CLI's options; the app
+    catches this class and names its form's fields instead."""
+
+
 def _one_token(bundle: LoadedModel, text: str, role: str) -> int:
     """The id of the first token of `text` (" Berlin" -> the id of " Berlin")."""
     ids = list(bundle.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -107,7 +112,7 @@ def patch_sweep(
     t_id = _one_token(bundle, target, "target") if target else int(clean_logits.argmax())
     f_id = _one_token(bundle, foil, "foil") if foil else int(corrupt_logits.argmax())
     if t_id == f_id:
-        raise InterventionError(
+        raise SameAnswerError(
             "the target and the foil are the same token, so there is no difference to "
             "recover; name both with --target and --foil"
         )

@@ -65,7 +65,8 @@ def add_intervention_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="FILE[:NAME]@L:ALPHA",
         help="add ALPHA x a vector (a safetensors file of one [d_model] tensor, or its tensor "
-        "NAME) to the residual stream after block L",
+        "NAME) to the residual stream after block L; a concept file (concept fit) gives its "
+        "layer-L difference-of-means direction, unit length",
     )
     group.add_argument(
         "--steer-diff",
@@ -197,6 +198,41 @@ def read_vector(path: Path, name: str) -> tuple[tuple[float, ...], str]:
     return tuple(float(x) for x in vector.astype("float64")), f"{path.name}:{name}"
 
 
+def is_concept_file(path: Path) -> bool:
+    """Whether `path` is a safetensors file whose header names it a neuroscope concept."""
+    from neuroscope_tui.concept_file import MANIFEST_KEY
+    from neuroscope_tui.safetensors_file import HeaderProblem, read_header
+
+    try:
+        return MANIFEST_KEY in read_header(path).metadata
+    except (HeaderProblem, OSError):
+        return False  # read_vector says what is wrong with it
+
+
+def concept_direction(path: Path, layer: int) -> tuple[tuple[float, ...], str]:
+    """A concept file's unit difference-of-means direction at `layer`, and a label that names
+    the concept (the model's width is checked with the other interventions)."""
+    from neuroscope_tui.concept_file import load_concept
+    from neuroscope_tui.errors import ConceptError
+    from neuroscope_tui.safetensors_file import shown
+
+    try:
+        concept = load_concept(path)
+    except ConceptError as err:
+        raise UsageError(str(err)) from None
+    n_layers = concept.manifest.model.n_layers
+    if not 0 <= layer < n_layers:
+        raise UsageError(
+            f"the concept {shown(concept.name)} ({path.name}) has layers 0-{n_layers - 1}, "
+            f"not layer {layer}; steer at one of those"
+        )
+    direction = concept.direction[layer].astype("float64")
+    norm = float((direction**2).sum() ** 0.5)
+    if norm > 0:  # stored unit length; renormalised so alpha is exactly a distance
+        direction = direction / norm
+    return tuple(float(x) for x in direction), f"concept {concept.name}"
+
+
 def check_intervention_options(args: argparse.Namespace) -> None:
     """Everything that is wrong whatever the model is (before it loads)."""
     _pairs(args.ablate, ".", "--ablate head", "18.6")
@@ -204,7 +240,9 @@ def check_intervention_options(args: argparse.Namespace) -> None:
     _blocks(args.ablate_block)
     _positions(args.ablate_positions)
     for text in args.steer:
-        _steer_parts(text)
+        path, name, layer, _ = _steer_parts(text)
+        if not name and is_concept_file(path):
+            concept_direction(path, layer)  # a layer the concept lacks: before the model loads
     for text in args.steer_diff:
         first, second, _, _ = _steer_diff_parts(text)
         _prompt_lines(first), _prompt_lines(second)
@@ -240,7 +278,10 @@ def interventions_from_args(args: argparse.Namespace, bundle: Any = None) -> lis
     out += [Ablation(kind, layer, **common) for kind, layer in _blocks(args.ablate_block)]
     for text in args.steer:
         path, name, layer, alpha = _steer_parts(text)
-        vector, label = read_vector(path, name)
+        if not name and is_concept_file(path):
+            vector, label = concept_direction(path, layer)
+        else:
+            vector, label = read_vector(path, name)
         out.append(Steering(layer, alpha, vector, label=label))
     for text in args.steer_diff:
         out.append(_mean_difference(bundle, *_steer_diff_parts(text)))

@@ -344,13 +344,18 @@ def sweep_or_error(bundle: Any, clean: str, corrupt: str, site: str, target: Any
 
     `progress` is the task's `TaskContext.progress`; the sweep gets the context itself
     (`task=`), whose reports raise TaskCancelled once the user cancelled."""
-    from neuroscope_tui.capture.patching import patch_sweep
+    from neuroscope_tui.capture.patching import SameAnswerError, patch_sweep
 
     task = getattr(progress, "__self__", None)
     try:
         return patch_sweep(bundle, clean, corrupt, site=site, target=target, foil=foil, task=task)
     except TaskCancelled:
         raise  # the engine tells the view
+    except SameAnswerError:  # its message names the CLI's options; say the form's fields
+        return (
+            "the target and the foil are the same token, so there is no difference to "
+            "recover; press w and type different words in the target and foil fields"
+        )
     except NeuroscopeError as err:
         return str(err)
     except Exception as err:  # out of memory, say: the view must leave its busy state
