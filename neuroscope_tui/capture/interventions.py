@@ -34,6 +34,11 @@ class InterventionError(NeuroscopeError):
     """An intervention that does not fit the model or the run (out of range, wrong width)."""
 
 
+class SameAnswerError(InterventionError):
+    """A patching sweep's target and foil are one token. Its message names the CLI's options;
+    the app catches this class and names its form's fields instead."""
+
+
 @dataclass(frozen=True)
 class Ablation:
     """Switch something off: a head, an MLP neuron, or a whole attention / MLP block.

@@ -24,7 +24,7 @@ from neuroscope_tui.capture.intervening import (
     forward_logits,
     record_sites,
 )
-from neuroscope_tui.capture.interventions import InterventionError
+from neuroscope_tui.capture.interventions import InterventionError, SameAnswerError
 from neuroscope_tui.capture.recorder import recording
 from neuroscope_tui.capture.run import GenerationOptions, token_texts, tokenize_prompt
 from neuroscope_tui.errors import PromptError
@@ -33,11 +33,6 @@ from neuroscope_tui.tasks import TaskCancelled, TaskContext
 
 SweepSite = Literal["resid", "heads", "mlp"]
 SWEEP_SITES = ("resid", "heads", "mlp")
-
-
-class SameAnswerError(InterventionError):
-    """The target and the foil are one token. Its message names the CLI's options; the app
-    catches this class and names its form's fields instead."""
 
 
 def _one_token(bundle: LoadedModel, text: str, role: str) -> int:

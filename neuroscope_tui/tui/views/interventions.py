@@ -344,7 +344,8 @@ def sweep_or_error(bundle: Any, clean: str, corrupt: str, site: str, target: Any
 
     `progress` is the task's `TaskContext.progress`; the sweep gets the context itself
     (`task=`), whose reports raise TaskCancelled once the user cancelled."""
-    from neuroscope_tui.capture.patching import SameAnswerError, patch_sweep
+    from neuroscope_tui.capture.interventions import SameAnswerError
+    from neuroscope_tui.capture.patching import patch_sweep
 
     task = getattr(progress, "__self__", None)
     try:
