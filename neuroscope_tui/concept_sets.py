@@ -19,13 +19,12 @@ import csv
 import hashlib
 import io
 import json
-import os
-import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from neuroscope_tui.errors import ConceptError
+from neuroscope_tui.prompt_sets import decode_text, read_file_bytes, text_lines
 from neuroscope_tui.safetensors_file import shown
 
 MAX_FILE_BYTES = 16 * 1024 * 1024  # a concept set is prompts, not a corpus
@@ -163,46 +162,17 @@ def _read_folder(folder: Path) -> list[tuple[str, str, str]]:
 
 def _read_bytes(path: Path) -> bytes:
     """The bytes of a regular file of at most MAX_FILE_BYTES; ConceptError otherwise."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise ConceptError(f"there is no file {path}; check the path") from None
-    except OSError as err:
-        raise ConceptError(f"cannot read {path} ({err.strerror or err})") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise ConceptError(f"{path} is not a plain file; give a text, CSV or JSONL file")
-    if st.st_size > MAX_FILE_BYTES:
-        raise ConceptError(
-            f"{path} is {st.st_size // (1024 * 1024)} MiB; a concept set is at most "
-            f"{MAX_FILE_BYTES // (1024 * 1024)} MiB of prompts"
-        )
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        with os.fdopen(fd, "rb") as f:
-            return f.read(MAX_FILE_BYTES + 1)[:MAX_FILE_BYTES]
-    except OSError as err:
-        raise ConceptError(f"cannot read {path} ({err.strerror or err})") from None
+    return read_file_bytes(
+        path, ConceptError, what="a text, CSV or JSONL file", max_bytes=MAX_FILE_BYTES
+    )
 
 
 def _decode(path: Path, raw: bytes) -> str:
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise ConceptError(
-            f"{path} is not UTF-8 text (a bad byte at offset {err.start}); save it as UTF-8"
-        ) from None
-    if "\x00" in text:
-        raise ConceptError(f"{path} holds NUL bytes; it looks like a binary file, not text")
-    return text
+    return decode_text(path, raw, ConceptError)
 
 
 def _lines(text: str) -> list[str]:
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            out.append(line[:MAX_TEXT_CHARS])
-    return out
+    return text_lines(text, MAX_TEXT_CHARS)
 
 
 def _csv_rows(path: Path, raw: bytes) -> list[tuple[int, object, object]]:

@@ -38,6 +38,7 @@ from neuroscope_tui.cli.model_options import (
 )
 from neuroscope_tui.concept_file import add_concept_rows, load_concept
 from neuroscope_tui.errors import ModelLoadError, OutputPathError, PromptError, UsageError
+from neuroscope_tui.prompt_sets import read_prompt_file
 from neuroscope_tui.snapshot import SUFFIX, check_output_path, save_snapshot
 from neuroscope_tui.text_safety import visible
 from neuroscope_tui.trace import Trace
@@ -104,17 +105,7 @@ def read_prompts(args: argparse.Namespace) -> list[str]:
         if not args.prompt.strip():
             raise PromptError("the prompt is empty; give some text with --prompt")
         return [args.prompt]
-    path: Path = args.prompt_file
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"there is no prompt file {path}; check the path") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise UsageError(f"cannot read the prompt file {path} ({err}); check it") from None
-    prompts = [line for line in text.splitlines() if line.strip()]
-    if not prompts:
-        raise PromptError(f"the prompt file {path} has no prompts (every line is blank)")
-    return prompts
+    return read_prompt_file(args.prompt_file)
 
 
 def output_paths(args: argparse.Namespace, n_prompts: int) -> tuple[list[Path], Path | None]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from neuroscope_tui.capture.interventions import Ablation, Intervention, Steering
 from neuroscope_tui.errors import UsageError
+from neuroscope_tui.prompt_sets import read_prompt_file
 
 MODES = ("zero", "mean", "resample")
 
@@ -159,13 +160,7 @@ def _steer_diff_parts(text: str) -> tuple[Path, Path, int, float]:
 
 
 def _prompt_lines(path: Path) -> list[str]:
-    try:
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, UnicodeDecodeError) as err:
-        raise UsageError(f"cannot read the prompt file {path} ({err}); check it") from None
-    if not lines:
-        raise UsageError(f"the prompt file {path} has no prompts (every line is blank)")
-    return lines
+    return read_prompt_file(path)
 
 
 def read_vector(path: Path, name: str) -> tuple[tuple[float, ...], str]:
