@@ -28,10 +28,7 @@ from neuroscope_tui.analysis.concepts import ConceptFit, best_layer
 from neuroscope_tui.atomic_file import write_atomically
 from neuroscope_tui.errors import ConceptError
 from neuroscope_tui.safetensors_file import (
-    HeaderProblem,
-    JSONProblem,
-    parse_json,
-    read_header,
+    read_tagged_header,
     shown,
     write_safetensors,
 )
@@ -166,29 +163,14 @@ def save_concept(concept: Concept, path: str | os.PathLike[str], *, force: bool 
 def load_concept(path: str | os.PathLike[str]) -> Concept:
     """The concept in the file at `path`, checked; ConceptError says what is wrong."""
     src = Path(path).expanduser()
-    try:
-        header = read_header(src)
-    except FileNotFoundError:
-        raise ConceptError(f"there is no file {src}; check the path") from None
-    except HeaderProblem as problem:
-        words = str(problem).replace("snapshot", "concept file")
-        raise ConceptError(f"{src} {words}") from None
-    except OSError as err:
-        raise ConceptError(f"cannot read {src} ({err.strerror or err})") from None
-    text = header.metadata.get(MANIFEST_KEY)
-    if text is None:
-        raise ConceptError(f"{src} is a safetensors file but not a neuroscope concept")
-    try:
-        raw = parse_json(text)
-    except JSONProblem as problem:
-        raise ConceptError(f"{src} has a damaged manifest ({problem.reason})") from None
-    if not isinstance(raw, dict) or raw.get("format") != CONCEPT_FORMAT:
-        raise ConceptError(f"{src} is a safetensors file but not a neuroscope concept")
-    version = raw.get("version")
-    if type(version) is int and version > CONCEPT_VERSION:
-        raise ConceptError(
-            f"{src} was made by a newer neuroscope-tui (concept format {version}); upgrade it"
-        )
+    header, raw = read_tagged_header(
+        src,
+        error=ConceptError,
+        key=MANIFEST_KEY,
+        fmt=CONCEPT_FORMAT,
+        newest=CONCEPT_VERSION,
+        noun="concept file",
+    )
     try:
         manifest = ConceptManifest.model_validate(raw)
     except ValidationError as err:

@@ -277,3 +277,53 @@ def _little() -> bool:
     import sys
 
     return sys.byteorder == "little"
+
+
+def read_tagged_header(
+    src: Path,
+    *,
+    error: type[Exception],
+    key: str,
+    fmt: str,
+    newest: int,
+    noun: str,
+    damaged_hint: str = "",
+) -> tuple[Header, dict[str, Any]]:
+    """The checked header of one of our safetensors files and its manifest (a dict).
+
+    Snapshots and concept files share the checks and differ in words: `key` is the metadata
+    entry holding the manifest, `fmt` the manifest's
+    "format", `newest` the newest version this code reads, `noun` what the file is called in
+    a sentence ("snapshot", "concept file"), `damaged_hint` what to do about a damaged file
+    ("; capture the run again"). Every problem is `error` with one sentence; the manifest's
+    own schema is checked by the caller.
+    """
+    try:
+        header = read_header(src)
+    except FileNotFoundError:
+        raise error(f"there is no file {src}; check the path") from None
+    except HeaderProblem as problem:
+        words = str(problem).replace("snapshot", noun)
+        damaged = ("is corrupted", "is truncated", "has a damaged", "is inconsistent", "lacks")
+        raise error(f"{src} {words}{damaged_hint if words.startswith(damaged) else ''}") from None
+    except OSError as err:
+        raise error(f"cannot read {src} ({err.strerror or err})") from None
+    kind = noun.split()[0]
+    text = header.metadata.get(key)
+    if text is None:
+        raise error(f"{src} is a safetensors file but not a neuroscope {kind}")
+    try:
+        manifest = parse_json(text)
+    except JSONProblem as problem:
+        raise error(f"{src} has a damaged manifest ({problem.reason}){damaged_hint}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != fmt:
+        raise error(f"{src} is a safetensors file but not a neuroscope {kind}")
+    version = manifest.get("version")
+    if type(version) is not int or version < 1:
+        raise error(f"{src} has no valid format version{damaged_hint}")
+    if version > newest:
+        raise error(
+            f"{src} was made by a newer neuroscope-tui (format {version}, this reads up to "
+            f"{newest}); upgrade with pip install -U neuroscope-tui"
+        )
+    return header, manifest

@@ -29,9 +29,7 @@ from neuroscope_tui.safetensors_file import (
     DTYPES,
     Header,
     HeaderProblem,
-    JSONProblem,
-    parse_json,
-    read_header,
+    read_tagged_header,
     shown,
     write_safetensors,
 )
@@ -145,34 +143,15 @@ def _json_default(value: Any) -> Any:
 def _checked(src: Path) -> tuple[Header, dict[str, Any]]:
     """The file's checked header and its manifest (format and version checked; the rest is
     `check_manifest`'s job). SnapshotError says what is wrong, in one sentence."""
-    try:
-        header = read_header(src)
-    except FileNotFoundError:
-        raise SnapshotError(f"there is no file {src}; check the path") from None
-    except HeaderProblem as problem:
-        raise _snapshot_error(src, problem) from None
-    except OSError as err:
-        raise SnapshotError(f"cannot read {src} ({err.strerror or err})") from None
-    text = header.metadata.get(MANIFEST_KEY)
-    if text is None:
-        raise SnapshotError(f"{src} is a safetensors file but not a neuroscope snapshot")
-    try:
-        manifest = parse_json(text)
-    except JSONProblem as problem:
-        raise SnapshotError(
-            f"{src} has a damaged manifest ({problem.reason}); capture the run again"
-        ) from None
-    if not isinstance(manifest, dict) or manifest.get("format") != SNAPSHOT_FORMAT:
-        raise SnapshotError(f"{src} is a safetensors file but not a neuroscope snapshot")
-    version = manifest.get("version")
-    if type(version) is not int or version < 1:
-        raise SnapshotError(f"{src} has no valid format version; capture the run again")
-    if version > SNAPSHOT_VERSION:
-        raise SnapshotError(
-            f"{src} was made by a newer neuroscope-tui (format {version}, this reads up to "
-            f"{SNAPSHOT_VERSION}); upgrade with pip install -U neuroscope-tui"
-        )
-    return header, manifest
+    return read_tagged_header(
+        src,
+        error=SnapshotError,
+        key=MANIFEST_KEY,
+        fmt=SNAPSHOT_FORMAT,
+        newest=SNAPSHOT_VERSION,
+        noun="snapshot",
+        damaged_hint="; capture the run again",
+    )
 
 
 def _snapshot_error(src: Path, problem: HeaderProblem) -> SnapshotError:
