@@ -130,7 +130,7 @@ def test_a_pattern_between_generation_steps_leaves_the_run_unchanged(tiny):
 
 
 def test_attribution_reports_steps_and_positions_and_stops_when_told(tiny):
-    from neuroscope_tui.capture.attribution import attribute_position
+    from neuroscope_tui.capture.attribution_runs import attribute_position
 
     ids = tiny.tokenizer("The cat sat on the mat")["input_ids"]
     plain = attribute_position(tiny, ids, len(ids) - 1, steps=8)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from neuroscope_tui.capture import attribution as A
+from neuroscope_tui.capture import attribution_runs as R
 from neuroscope_tui.errors import UsageError
 from neuroscope_tui.models.types import LoadedModel
 from neuroscope_tui.trace import CaptureSpec, ModelInfo, Trace
@@ -88,19 +89,19 @@ def test_shares_are_signed_and_sum_to_one_in_absolute_value(tiny: LoadedModel) -
 
 def test_attribute_last_token_fills_extras_and_notes(tiny: LoadedModel) -> None:
     tok = tiny.tokenizer
-    cat = A.single_token_id(tiny, "cat")[0]
+    cat = R.single_token_id(tiny, "cat")[0]
     ids = tok("The capital of France is", add_special_tokens=False)["input_ids"] + [cat]
     trace = Trace(ModelInfo(name="tiny", n_layers=2), CaptureSpec())
     trace.append(ids, [tok.decode([i]) for i in ids], {})
     trace.n_prompt = len(ids) - 1
     with pytest.raises(UsageError, match="target token itself"):
-        A.attribute_last_token(tiny, trace, foil="cat")
-    arrays = A.attribute_last_token(tiny, trace, foil="dog", steps=16)
+        R.attribute_last_token(tiny, trace, foil="cat")
+    arrays = R.attribute_last_token(tiny, trace, foil="dog", steps=16)
     assert set(arrays) == {f"attribution.{m}" for m in A.METHODS}
     assert all(a.shape == (len(ids) - 1,) for a in arrays.values())
     assert trace.extras["attribution.occlusion"] is arrays["attribution.occlusion"]
     note = trace.notes["attribution"]
-    assert note["target_id"] == cat and note["foil_id"] == A.single_token_id(tiny, "dog")[0]
+    assert note["target_id"] == cat and note["foil_id"] == R.single_token_id(tiny, "dog")[0]
     ig = note["methods"]["integrated_gradients"]
     assert ig["steps"] == 16 and ig["relative_gap"] == pytest.approx(
         abs(ig["sum"] - (ig["f_input"] - ig["f_baseline"])) / abs(ig["f_input"] - ig["f_baseline"])
@@ -123,8 +124,8 @@ def smol(request: pytest.FixtureRequest) -> LoadedModel:
 
 def top_token(smol: LoadedModel, prompt: str, target: str, foil: str | None) -> str:
     ids = smol.tokenizer(prompt)["input_ids"]
-    target_id = A.single_token_id(smol, target)[0]
-    foil_id = None if foil is None else A.single_token_id(smol, foil)[0]
+    target_id = R.single_token_id(smol, target)[0]
+    foil_id = None if foil is None else R.single_token_id(smol, foil)[0]
     scores = A.occlusion(smol, ids, target_id, foil_id).scores
     return smol.tokenizer.decode([ids[int(np.argmax(scores))]])
 
@@ -141,7 +142,7 @@ def test_occlusion_points_at_iffel_for_paris(smol: LoadedModel) -> None:
 
 
 def test_auto_steps_double_until_gap_and_scores_settle(tiny: LoadedModel) -> None:
-    got = A.integrated_gradients_auto(tiny, IDS, TARGET, FOIL, start=2, max_steps=64)
+    got = R.integrated_gradients_auto(tiny, IDS, TARGET, FOIL, start=2, max_steps=64)
     tried = {int(k): v for k, v in got.notes["tried"].items()}
     changes = {int(k): v for k, v in got.notes["changes"].items()}
     assert list(tried) == [2 * 2**i for i in range(len(tried))]
@@ -169,25 +170,25 @@ def test_occlusion_has_no_completeness_gap_anywhere(tiny: LoadedModel) -> None:
 
 
 def test_a_target_text_replaces_the_models_own_token(tiny: LoadedModel) -> None:
-    dog = A.single_token_id(tiny, "dog", "target")[0]
-    found = A.attribute_position(tiny, IDS, len(IDS), target="dog", methods=("occlusion",))
+    dog = R.single_token_id(tiny, "dog", "target")[0]
+    found = R.attribute_position(tiny, IDS, len(IDS), target="dog", methods=("occlusion",))
     assert found.target_id == dog and found.notes()["target_given"] == "dog"
     direct = A.occlusion(tiny, IDS, dog, None).scores
     np.testing.assert_allclose(found.results["occlusion"].scores, direct)
     with pytest.raises(UsageError, match="the target '€' is not a token this model knows"):
-        A.attribute_position(tiny, IDS, len(IDS), target="€")
+        R.attribute_position(tiny, IDS, len(IDS), target="€")
     with pytest.raises(UsageError, match="the target '' is no token"):
-        A.single_token_id(tiny, "", "target")
+        R.single_token_id(tiny, "", "target")
 
 
 def test_attribute_position_past_the_end_uses_the_models_prediction(tiny: LoadedModel) -> None:
-    found = A.attribute_position(tiny, IDS, len(IDS), steps=8, methods=("occlusion",))
+    found = R.attribute_position(tiny, IDS, len(IDS), steps=8, methods=("occlusion",))
     with torch.no_grad():
         predicted = int(tiny.model(torch.tensor([IDS])).logits[0, -1].argmax())
     assert found.target_id == predicted and found.position == len(IDS)
     assert found.results["occlusion"].scores.shape == (len(IDS),)
     with pytest.raises(UsageError, match="between 1 and"):
-        A.attribute_position(tiny, IDS, 0)
+        R.attribute_position(tiny, IDS, 0)
 
 
 @pytest.mark.smollm2
@@ -195,8 +196,8 @@ def test_integrated_gradients_converges_where_a_small_gap_hid_it(smol: LoadedMod
     # "The opposite of hot is" -> " cold": at 16 steps the gap is 3% (under the old 5% rule)
     # while " is" scores 1.83 against 0.98 converged.
     ids = smol.tokenizer("The opposite of hot is")["input_ids"]
-    cold = A.single_token_id(smol, " cold", "target")[0]
-    got = A.integrated_gradients_auto(smol, ids, cold)
+    cold = R.single_token_id(smol, " cold", "target")[0]
+    got = R.integrated_gradients_auto(smol, ids, cold)
     reference = A.integrated_gradients(smol, ids, cold, None, steps=512).scores
     total = np.abs(reference).sum()
     assert got.converged and got.steps >= 32 and got.score_change <= 0.02

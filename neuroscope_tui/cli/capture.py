@@ -165,7 +165,7 @@ def _check_options(args: argparse.Namespace) -> None:
 def _check_attribution_words(bundle, args: argparse.Namespace) -> None:
     """--target and --foil must be tokens of this model: checked once it is loaded, before
     any prompt runs (one sentence, exit 2, instead of an error after a long run)."""
-    from neuroscope_tui.capture.attribution import single_token_id
+    from neuroscope_tui.capture.attribution_runs import single_token_id
 
     target = None if args.target is None else single_token_id(bundle, args.target, "target")
     foil = None if args.foil is None else single_token_id(bundle, args.foil, "foil")
@@ -277,7 +277,7 @@ def _attribute(bundle, trace: Trace, args: argparse.Namespace, say: Callable[[st
     """Attribute the last token, or with --target that continuation of the prompt; say when
     integrated gradients ran out of steps before its scores settled."""
     from neuroscope_tui.analysis.attribution_trust import convergence_text
-    from neuroscope_tui.capture.attribution import attribute_continuation, attribute_last_token
+    from neuroscope_tui.capture.attribution_runs import attribute_continuation, attribute_last_token
 
     if args.target is None:
         say("attributing the last token")

@@ -280,7 +280,7 @@ class AttributionView(TraceView):
     def action_attribute(self) -> None:
         """Compute every attribution for the chosen position in the model worker; during a
         run it waits for the run's end (it would stall generation for minutes)."""
-        from neuroscope_tui.capture.attribution import attribute_position
+        from neuroscope_tui.capture.attribution_runs import attribute_position
 
         if getattr(self.app, "live_model", None) is None:
             self.message = "attribution needs the live model; `view` mode shows saved ones only"
@@ -340,7 +340,7 @@ class AttributionView(TraceView):
     def _keep_found(self) -> None:
         """Put this run's attribution into the trace on screen (a new copy while the run
         grows; the finished trace, which `s` saves, once it ends)."""
-        from neuroscope_tui.capture.attribution import store_attributions
+        from neuroscope_tui.capture.attribution_runs import store_attributions
 
         found, trace = self._found, self.trace
         if found is None or trace is None or found.position > trace.n_tokens:
