@@ -18,7 +18,8 @@ import torch
 
 from neuroscope_tui.capture.anatomy import find_anatomy
 from neuroscope_tui.capture.attention_scores import head_stats
-from neuroscope_tui.capture.run import GenerationOptions, compute_patterns, run
+from neuroscope_tui.capture.patterns import compute_patterns
+from neuroscope_tui.capture.run import GenerationOptions, run
 from neuroscope_tui.models.types import LoadedModel
 from neuroscope_tui.trace import CaptureSpec
 from tiny_models import ARCHS, build_model, tiny_bundle

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from neuroscope_tui.capture.run import compute_patterns
+from neuroscope_tui.capture.patterns import compute_patterns
 from neuroscope_tui.snapshot import load_snapshot
 from tiny_models import tiny_bundle
 

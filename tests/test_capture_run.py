@@ -12,10 +12,10 @@ from tiny_models import tiny_bundle
 
 torch = pytest.importorskip("torch")
 
+from neuroscope_tui.capture.patterns import compute_patterns  # noqa: E402
 from neuroscope_tui.capture.run import (  # noqa: E402
     GenerationOptions,
     cache_keyword,
-    compute_patterns,
     run,
 )
 from neuroscope_tui.trace import CaptureSpec  # noqa: E402

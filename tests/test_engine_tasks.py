@@ -109,7 +109,8 @@ def tiny(tmp_path_factory):
 def test_a_pattern_between_generation_steps_leaves_the_run_unchanged(tiny):
     """compute_patterns inside a run used to remove the run's attention tap: the head scores
     stopped growing while the tokens went on (issue 9 items 1 and 17)."""
-    from neuroscope_tui.capture.run import GenerationOptions, compute_patterns, run
+    from neuroscope_tui.capture.patterns import compute_patterns
+    from neuroscope_tui.capture.run import GenerationOptions, run
 
     spec = default_spec(tiny, 20)
     options = GenerationOptions(max_new_tokens=6, stop_at_eos=False)

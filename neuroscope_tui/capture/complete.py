@@ -61,7 +61,7 @@ def complete_for_save(bundle: Any, trace: Trace) -> Trace:
     missing = missing_for_save(trace)
     if not missing:
         return trace
-    from neuroscope_tui.capture.run import compute_patterns
+    from neuroscope_tui.capture.patterns import compute_patterns
 
     patterns = compute_patterns(bundle, list(trace.token_ids), missing)
     arrays = dict(trace.arrays)

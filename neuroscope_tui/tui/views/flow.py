@@ -155,7 +155,7 @@ class FlowView(GridView):
         fresh = stored is not None and stored[0] == ids
         stuck = time.monotonic() - self._asked_at > PATTERN_TIMEOUT
         if not fresh and (self._asked is None or stuck):
-            from neuroscope_tui.capture.run import compute_patterns
+            from neuroscope_tui.capture.patterns import compute_patterns
 
             heads = [(layer, -1) for layer in range(trace.n_layers)]
             self._asked, self._asked_at = ids, time.monotonic()

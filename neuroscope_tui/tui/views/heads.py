@@ -61,7 +61,7 @@ def patterns_or_error(
     """
     from contextlib import nullcontext
 
-    from neuroscope_tui.capture.run import compute_patterns
+    from neuroscope_tui.capture.patterns import compute_patterns
     from neuroscope_tui.capture.side_by_side import replaying
 
     try:
