@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 
 from _fixtures_report import HOSTILE, PROMPTS, TOKENS, empty_report, sample_report
-
 from neuroscope_tui.report.markdown import md, render_markdown
 
 
