@@ -10,6 +10,7 @@ file's): each writer escapes it for its own format.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,12 +44,14 @@ def value_text(value: Any) -> str:
     """One figure's value as short text: numbers rounded, long lists cut."""
     if value is None:
         return "-"
+    if hasattr(value, "tolist") and not isinstance(value, str):  # numpy scalars and arrays
+        value = value.tolist()
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, int):
+    if isinstance(value, numbers.Integral):
         return f"{value:,}" if abs(value) >= 10_000 else str(value)
-    if isinstance(value, float):
-        return fmt(value)
+    if isinstance(value, numbers.Real):
+        return fmt(float(value))
     if isinstance(value, (list, tuple)):
         items = [value_text(v) for v in value[:MAX_LIST_ITEMS]]
         more = len(value) - MAX_LIST_ITEMS

@@ -1,0 +1,114 @@
+"""`neuroscope-tui report` end to end on a tiny saved model and on snapshots: what it writes
+(HTML, Markdown, JSON), and every bad input as one sentence and exit 2, before the model loads,
+with no file left behind."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from neuroscope_tui.cli import main
+
+MISSING_MODEL = "no-such-model-anywhere-xyz"  # loading it would fail: a check that runs first
+
+
+def fails(capsys, argv: list[str], message: str) -> str:
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("neuroscope-tui: ") and message in last, last
+    assert "\n" not in last
+    return last
+
+
+@pytest.fixture
+def prompts(tmp_path: Path) -> Path:
+    path = tmp_path / "prompts.txt"
+    path.write_text("The cat sat on the mat\n# a comment\nOne two three four five\n")
+    return path
+
+
+def test_an_empty_prompt_file_is_refused_before_the_model_loads(tmp_path, capsys):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# only a comment\n\n   \n")
+    out = tmp_path / "r.html"
+    fails(
+        capsys,
+        ["report", MISSING_MODEL, "--prompt-file", str(empty), "-o", str(out)],
+        "has no prompts",
+    )
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        ("missing-folder/r.html", "does not exist"),
+        ("r.pdf", "not .pdf"),
+        ("report", "a file without a suffix"),
+    ],
+)
+def test_an_output_that_cannot_be_written_is_refused_first(
+    tmp_path, capsys, prompts, output, message
+):
+    argv = ["report", MISSING_MODEL, "--prompt-file", str(prompts), "-o", str(tmp_path / output)]
+    fails(capsys, argv, message)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prompts.txt"]
+
+
+def test_an_existing_file_or_a_folder_in_the_way(tmp_path, capsys, prompts):
+    existing = tmp_path / "r.md"
+    existing.write_text("keep me")
+    fails(capsys, ["report", MISSING_MODEL, "-o", str(existing)], "pass --force")
+    assert existing.read_text() == "keep me"
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    (folder / "r.html").mkdir()  # a folder where the file should go
+    fails(capsys, ["report", MISSING_MODEL, "-o", str(folder / "r.html")], "is a folder")
+
+
+def test_no_output_and_no_json_is_refused(capsys):
+    fails(capsys, ["report", MISSING_MODEL], "give -o report.html")
+
+
+def test_models_and_snapshots_do_not_mix(tmp_path, capsys):
+    snap = tmp_path / "a.nscope"
+    snap.write_bytes(b"whatever")
+    out = str(tmp_path / "r.html")
+    fails(capsys, ["report", MISSING_MODEL, str(snap), "-o", out], "not both")
+    fails(capsys, ["report", "gpt2", MISSING_MODEL, "-o", out], "one model at a time")
+    fails(
+        capsys,
+        ["report", str(snap), "--prompt-file", str(snap), "-o", out],
+        "snapshots hold their own prompts",
+    )
+
+
+def test_a_file_that_is_not_a_snapshot_is_one_sentence(tmp_path, capsys):
+    junk = tmp_path / "junk.nscope"
+    junk.write_bytes(b"not safetensors at all")
+    out = tmp_path / "r.html"
+    fails(capsys, ["report", str(junk), "-o", str(out)], str(junk))
+    assert not out.exists()
+
+
+def test_bad_max_tokens(tmp_path, capsys):
+    fails(
+        capsys,
+        ["report", MISSING_MODEL, "--max-tokens", "0", "-o", str(tmp_path / "r.html")],
+        "--max-tokens must be between 1 and",
+    )
+
+
+def test_the_json_is_strict(capsys):
+    from neuroscope_tui.cli.report import plain_json
+
+    doc = plain_json({"a": [float("nan"), float("inf"), 1.5], "b": (1, True, None)})
+    assert json.loads(json.dumps(doc, allow_nan=False)) == {
+        "a": [None, None, 1.5],
+        "b": [1, True, None],
+    }
