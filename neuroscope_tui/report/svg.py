@@ -122,7 +122,8 @@ def line_plot(
         lo, hi = lo - 1, hi + 1
     pad = (hi - lo) * 0.06
     lo, hi = lo - pad, hi + pad
-    left, right, top, bottom = 58, 12, 14, 40 + 16 * ((len(names) + 2) // 3)
+    n_legend = len(names) + (threshold is not None)
+    left, right, top, bottom = 58, 12, 14, 40 + 16 * ((n_legend + 1) // 2)
     height = PLOT_HEIGHT + bottom - 40
     pw, ph = WIDTH - left - right, height - top - bottom
 
@@ -191,14 +192,16 @@ def line_plot(
     legend = [(PALETTE[k], name, False) for k, name in enumerate(names)]
     if threshold is not None:
         legend.append((THRESHOLD_COLOUR, f"{threshold_label} = {fmt(threshold)}", True))
+    cols = 3 if all(len(visible(name)) <= 24 for _, name, _ in legend) else 2
     for k, (colour, name, dashed) in enumerate(legend):
-        lx, ly = left + (k % 3) * (pw / 3), top + ph + 44 + 16 * (k // 3)
+        lx, ly = left + (k % cols) * (pw / cols), top + ph + 44 + 16 * (k // cols)
         dash = ' stroke-dasharray="5 3"' if dashed else ""
         out.append(
             f'<line x1="{lx:.1f}" y1="{ly - 4}" x2="{lx + 16:.1f}" y2="{ly - 4}" '
             f'stroke="{colour}" stroke-width="2"{dash}/>'
         )
-        out.append(f'<text x="{lx + 20:.1f}" y="{ly}" font-size="11">{esc(short(name))}</text>')
+        label = esc(short(name, 40 if cols == 2 else MAX_LABEL_CHARS))
+        out.append(f'<text x="{lx + 20:.1f}" y="{ly}" font-size="11">{label}</text>')
     out.append("</svg>")
     return "\n".join(out)
 
