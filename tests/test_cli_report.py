@@ -112,3 +112,97 @@ def test_the_json_is_strict(capsys):
         "a": [None, None, 1.5],
         "b": [1, True, None],
     }
+
+
+# ---- end to end on a tiny model and its snapshots -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tiny_models import build_tiny
+
+    return build_tiny("llama", tmp_path_factory.mktemp("m") / "llama")
+
+
+@pytest.fixture(scope="module")
+def snapshots(tiny, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("snaps")
+    out = []
+    for i, prompt in enumerate(["The cat sat on the mat", "One two three four five six"]):
+        path = folder / f"run{i}.nscope"
+        argv = ["capture", str(tiny), "--prompt", prompt, "-o", str(path)]
+        assert main([*argv, "--max-new-tokens", "2", "--heads", "0.0,1.1"]) == 0
+        out.append(path)
+    return out
+
+
+def strict_json(text: str) -> dict:
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} in the JSON output")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def parse_html(path: Path):
+    import html5lib
+
+    return html5lib.HTMLParser(strict=True, namespaceHTMLElements=False).parse(
+        path.read_text(encoding="utf-8")
+    )
+
+
+def test_a_model_report_as_html_and_json(tiny, prompts, tmp_path, capsys):
+    from neuroscope_tui.analysis.diagnostics.runner import DETECTORS
+
+    out = tmp_path / "r.html"
+    argv = ["report", str(tiny), "--prompt-file", str(prompts), "-o", str(out), "--json"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    doc = strict_json(captured.out)  # stdout holds the JSON only; progress went to stderr
+    assert "loading" in captured.err and "wrote the report" in captured.err
+    assert doc["n_prompts"] == 2 and doc["prompts"] == [
+        "The cat sat on the mat",
+        "One two three four five",
+    ]
+    assert sorted(doc["ran"] + [s["detector"] for s in doc["skipped"]]) == sorted(DETECTORS)
+    assert "gradient_health" in doc["ran"]  # the backward pass ran by default
+    tree = parse_html(out)
+    rows = tree.findall(".//table[@class='summary']/tbody/tr")
+    assert len(rows) == len(doc["findings"])
+    assert len(tree.findall(".//article")) == len(doc["findings"])
+    assert sum(doc["counts"].values()) == len(doc["findings"])
+
+
+def test_a_markdown_report_without_gradients(tiny, prompts, tmp_path, capsys):
+    out = tmp_path / "r.md"
+    argv = ["report", str(tiny), "--prompt-file", str(prompts), "-o", str(out), "--no-gradients"]
+    assert main(argv) == 0
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("# Diagnostics: ")
+    skipped = text[text.index("## Skipped detectors") :]
+    assert "gradient\\_health" in skipped and "--no-gradients" in skipped
+    # --force is needed to write it again, and then replaces it
+    assert main([*argv, "--json"]) == 2
+    assert "pass --force" in capsys.readouterr().err
+    assert main([*argv, "--force"]) == 0
+
+
+def test_json_alone_uses_the_default_prompt_set(tiny, capsys):
+    from neuroscope_tui.prompt_sets import default_prompts
+
+    assert main(["report", str(tiny), "--json", "--no-gradients", "--max-tokens", "8"]) == 0
+    doc = strict_json(capsys.readouterr().out)
+    assert doc["prompts"] == default_prompts() and doc["n_prompts"] == len(default_prompts())
+
+
+def test_snapshots_are_reported_without_the_model(snapshots, tmp_path, capsys):
+    out = tmp_path / "r.html"
+    assert main(["report", *map(str, snapshots), "-o", str(out), "--json"]) == 0
+    doc = strict_json(capsys.readouterr().out)
+    assert doc["n_prompts"] == 2
+    reasons = {s["detector"]: s["reason"] for s in doc["skipped"]}
+    # what only a live model can give is skipped, saying why
+    assert "gradient_health" in reasons and "dead_neurons" in reasons
+    assert doc["ran"], "a snapshot with full residual rows feeds some detectors"
+    text = "".join(parse_html(out).find(".//section[@id='skipped']").itertext())
+    assert "gradient_health" in text and "dead_neurons" in text
