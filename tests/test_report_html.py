@@ -152,3 +152,16 @@ def test_figures_are_fixed_size_and_escape_their_labels():
 )
 def test_numbers_read_as_a_person_would_write_them(value, text):
     assert fmt(value) == text
+
+
+def test_figure_values_read_as_text():
+    import numpy as np
+
+    from neuroscope_tui.report.content import value_text
+
+    assert (
+        value_text([[0, 5, "'.'", 3], [1, 0, "'<s>'", 27]]) == "(0, 5, '.', 3), (1, 0, '<s>', 27)"
+    )
+    assert value_text(np.float32(3.5)) == "3.5" and value_text(np.bool_(True)) == "yes"
+    assert value_text(list(range(20))).endswith(", 11, … (8 more)")
+    assert value_text(123456) == "123,456" and value_text(None) == "-"

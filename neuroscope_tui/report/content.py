@@ -53,7 +53,11 @@ def value_text(value: Any) -> str:
     if isinstance(value, numbers.Real):
         return fmt(float(value))
     if isinstance(value, (list, tuple)):
-        items = [value_text(v) for v in value[:MAX_LIST_ITEMS]]
+        # a list of records ([prompt, position, text, count], ...) keeps each one together
+        items = [
+            f"({value_text(v)})" if isinstance(v, (list, tuple)) else value_text(v)
+            for v in value[:MAX_LIST_ITEMS]
+        ]
         more = len(value) - MAX_LIST_ITEMS
         return ", ".join(items) + (f", … ({more} more)" if more > 0 else "")
     if isinstance(value, dict):
