@@ -37,11 +37,20 @@ NO_GRADIENTS_SNAPSHOT = "gradient health needs the model (a backward pass per pr
 NO_GRADIENTS_FLAG = "gradients were not computed (--no-gradients); run without it to check them"
 
 
+EXAMPLES = f"""examples:
+  neuroscope-tui report smollm2 -o report.html
+  neuroscope-tui report gpt2 --prompt-file prompts.txt -o report.md --no-gradients
+  neuroscope-tui report run1{SUFFIX} run2{SUFFIX} -o saved-runs.html
+  neuroscope-tui report smollm2 --json > report.json"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EXAMPLES
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument(
         "sources",
         nargs="*",
-        metavar="MODEL | SNAPSHOT...",
+        metavar="MODEL|SNAPSHOT",
         help=f"a model to examine (default {DEFAULT_MODEL}), or snapshot files ({SUFFIX})",
     )
     parser.add_argument(
