@@ -30,14 +30,11 @@ def sample_report(*, hostile: bool = True) -> DiagnosticReport:
             "dimension": 394,
             "peak": 22013.5,
             "median_abs": 3.61,
-            "threshold": 3610.0,
+            "threshold_ratio": 100.0,
             "layers": list(range(3, 30)),
             odd: odd,
         },
-        series={
-            "max |x|": [1.0 + 10 * i**2 for i in range(30)],
-            "median |x|": [0.5 + 0.1 * i for i in range(30)],
-        },
+        series={"peak |x| / layer median": [1.0 + 10 * i**2 for i in range(30)]},
     )
     nan = Finding(
         detector="numerics",
@@ -46,7 +43,7 @@ def sample_report(*, hostile: bool = True) -> DiagnosticReport:
         meaning="The model computes NaN; every later layer inherits it.",
         cells=[Cell("scan", layer=2, token=4)],
         figures={"first_layer": 2, "nan_count": 128, "finite": False},
-        series={"NaN count": [0.0, 0.0, math.nan, math.inf, 128.0, 128.0]},
+        series={"NaN count": [0.0, 0.0, math.nan, math.inf] + [128.0] * 26},
     )
     dead = Finding(
         detector="dead_neurons",
@@ -55,7 +52,11 @@ def sample_report(*, hostile: bool = True) -> DiagnosticReport:
         meaning="Dead neurons waste capacity.",
         cells=[Cell("scan", layer=1)],
         figures={"dead_fraction": 0.12, "flat_fraction_threshold": 0.05},
-        series={"dead fraction": [0.0, 0.12, 0.01, 0.0]},
+        # two curves of different scales: each gets its own plot, and no threshold line
+        series={
+            "dead fraction": [0.0, 0.12, 0.01] + [0.0] * 27,
+            "neurons per layer": [1536.0] * 30,
+        },
     )
     return DiagnosticReport(
         source=f"tiny-model {odd}",

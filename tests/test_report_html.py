@@ -76,10 +76,14 @@ def test_each_finding_shows_its_figures_meaning_and_plot(page):
     # the long list is cut and says how many more
     assert "… (15 more)" in text
     plot = massive.find(".//s:svg", NS)
-    paths = plot.findall("s:path", NS)
-    assert len(paths) == 2  # max |x| and median |x|
+    assert len(plot.findall("s:path", NS)) == 1
     assert "log scale" in all_text(plot)
     assert any(line.get("stroke-dasharray") for line in plot.findall("s:line", NS))
+    assert "threshold ratio = 100" in all_text(plot)
+    # two curves: two plots, and no threshold line (it belongs to one curve, not both)
+    dead = arts["finding-2"].findall(".//s:svg", NS)
+    assert len(dead) == 3  # two plots and the layer strip
+    assert not any(line.get("stroke-dasharray") for line in dead[0].findall("s:line", NS))
     # the cell names its token, shown as escaped text
     assert "token 0 'The'" in all_text(massive)
     nan = all_text(arts["finding-1"])

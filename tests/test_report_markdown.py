@@ -36,12 +36,14 @@ def test_summary_table_has_one_row_per_finding_most_severe_first():
 
 def test_curves_become_a_table_per_layer():
     text = render_markdown(sample_report(hostile=False))
-    rows = table_rows(text, "| layer | max")
+    rows = table_rows(text, "| layer | peak")
     assert len(rows) == 30
-    assert rows[20] == ["20", "4,001", "2.5"]  # 1 + 10 * 20**2, 0.5 + 0.1 * 20
+    assert rows[20] == ["20", "4,001"]  # 1 + 10 * 20**2
     nan_rows = table_rows(text, "| layer | NaN count")
-    assert [r[1] for r in nan_rows] == ["0", "0", "NaN", "inf", "128", "128"]
-    assert "Per layer (flat fraction threshold: 0.05):" in text
+    assert [r[1] for r in nan_rows[:6]] == ["0", "0", "NaN", "inf", "128", "128"]
+    assert "Per layer (threshold ratio: 100):" in text
+    dead_rows = table_rows(text, "| layer | dead fraction | neurons per layer")
+    assert dead_rows[1] == ["1", "0.12", "1,536"]
 
 
 def test_skipped_detectors_and_timings_are_listed():

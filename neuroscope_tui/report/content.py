@@ -17,6 +17,7 @@ from typing import Any
 from neuroscope_tui.analysis.diagnostics.findings import SEVERITIES, DiagnosticReport, Finding
 from neuroscope_tui.report.svg import fmt
 
+MAX_PLOTS = 4  # curves drawn per finding (the Markdown table has them all)
 MAX_LIST_ITEMS = 12  # a figure that is a long list shows its head and says how many more
 SEVERITY_WORDS = {"error": "errors", "warning": "warnings", "info": "notes"}
 
@@ -84,6 +85,11 @@ def threshold(finding: Finding) -> tuple[str, float] | None:
 def plotted_series(finding: Finding) -> dict[str, list[float]]:
     """The curves worth drawing: those with at least two values."""
     return {k: list(v) for k, v in finding.series.items() if len(v) >= 2}
+
+
+def axis_name(values: list[float], n_layers: int) -> str:
+    """What a curve's index is: "layer" when it has one value per layer of the model."""
+    return "layer" if n_layers == 0 or len(values) == n_layers else "index"
 
 
 def non_finite_count(finding: Finding) -> int:

@@ -14,6 +14,8 @@ characters made visible, then HTML-escaped). Torch-free.
 
 from __future__ import annotations
 
+import math
+
 from neuroscope_tui import __version__
 from neuroscope_tui.analysis.diagnostics.findings import SEVERITIES, DiagnosticReport
 from neuroscope_tui.report import content
@@ -128,23 +130,27 @@ def _finding(
         f'<h3>{item.number}. <span class="badge {sev}">{sev}</span> {esc(f.title)}</h3>',
         f'<p class="meta">detector <code>{esc(f.detector)}</code></p>',
     ]
+    n_layers = int(report.model.get("n_layers") or 0)
     series = content.plotted_series(f)
-    if series:
-        line = content.threshold(f)
+    line = content.threshold(f) if len(series) == 1 else None
+    for name, values in list(series.items())[: content.MAX_PLOTS]:
+        # one plot per curve: a finding's curves often differ in scale (a count of heads
+        # beside a mean weight), and a threshold belongs to one curve only, so it is drawn
+        # where the finding has a single curve and stays in the figures table otherwise
         plot = line_plot(
-            series,
-            title=f.title,
+            {name: values},
+            title=f"{f.title}: {name}",
             threshold=line[1] if line else None,
             threshold_label=line[0] if line else "threshold",
+            x_label=content.axis_name(values, n_layers),
         )
-        gaps = content.non_finite_count(f)
-        caption = f"{', '.join(series)} per layer"
+        gaps = sum(1 for v in values if not math.isfinite(v))
+        caption = f"{name} per {content.axis_name(values, n_layers)}"
         if gaps:
             caption += f"; {gaps} value{'s' if gaps != 1 else ''} not finite (NaN or inf), "
             caption += "left as gaps"
         out += ["<figure>", plot, f"<figcaption>{esc(caption)}</figcaption>", "</figure>"]
     layers = content.layers_concerned(f)
-    n_layers = int(report.model.get("n_layers") or 0)
     if layers and n_layers:
         strip = layer_strip(n_layers, layers, title=f"layers concerned: {layers}")
         shown = content.value_text(layers)

@@ -64,7 +64,7 @@ def render_markdown(
     if not found:
         out += ["No detector found anything unusual on these prompts.", ""]
     for item in found:
-        out += _finding(item, tokens)
+        out += _finding(item, tokens, int(report.model.get("n_layers") or 0))
     out += _skipped(report)
     if prompts:
         out += [f"## Prompts ({len(prompts)})", ""]
@@ -79,7 +79,9 @@ def render_markdown(
     return "\n".join(out)
 
 
-def _finding(item: content.NumberedFinding, tokens: list[list[str]] | None) -> list[str]:
+def _finding(
+    item: content.NumberedFinding, tokens: list[list[str]] | None, n_layers: int
+) -> list[str]:
     f = item.finding
     # the explicit anchor keeps the summary's links working whatever the title holds
     out = [
@@ -97,8 +99,9 @@ def _finding(item: content.NumberedFinding, tokens: list[list[str]] | None) -> l
     if series:
         names = list(series)
         n = max(len(v) for v in series.values())
-        line = content.threshold(f)
-        caption = "Per layer"
+        line = content.threshold(f) if len(series) == 1 else None
+        axis = content.axis_name(series[names[0]], n_layers)
+        caption = f"Per {axis}"
         if line:
             caption += f" ({md(line[0])}: {fmt(line[1])})"
         out += [caption + ":", ""]
@@ -109,7 +112,7 @@ def _finding(item: content.NumberedFinding, tokens: list[list[str]] | None) -> l
                 v = series[k][i] if i < len(series[k]) else math.nan
                 cells.append(fmt(v))
             table.append(cells)
-        out += _table(["layer", *(md(k) for k in names)], table)
+        out += _table([axis, *(md(k) for k in names)], table)
     if f.meaning:
         out += [f"> {md(f.meaning)}", ""]
     cells = content.cell_text(f, tokens)
