@@ -145,7 +145,8 @@ def _finding(
             x_label=content.axis_name(values, n_layers),
         )
         gaps = sum(1 for v in values if not math.isfinite(v))
-        caption = f"{name} per {content.axis_name(values, n_layers)}"
+        axis = content.axis_name(values, n_layers)
+        caption = name if f"per {axis}" in name else f"{name} per {axis}"
         if gaps:
             caption += f"; {gaps} value{'s' if gaps != 1 else ''} not finite (NaN or inf), "
             caption += "left as gaps"

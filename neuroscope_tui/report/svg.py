@@ -122,9 +122,12 @@ def line_plot(
         lo, hi = lo - 1, hi + 1
     pad = (hi - lo) * 0.06
     lo, hi = lo - pad, hi + pad
-    n_legend = len(names) + (threshold is not None)
-    left, right, top, bottom = 58, 12, 14, 40 + 16 * ((n_legend + 1) // 2)
-    height = PLOT_HEIGHT + bottom - 40
+    # a single curve is named by the figure's caption: the legend is for several, and the
+    # threshold line
+    shown_names = names if len(names) > 1 else []
+    n_legend = len(shown_names) + (threshold is not None)
+    left, right, top, bottom = 58, 12, 14, 36 + 16 * ((n_legend + 1) // 2)
+    height = PLOT_HEIGHT + bottom - 36
     pw, ph = WIDTH - left - right, height - top - bottom
 
     def x(i: int) -> float:
@@ -189,7 +192,7 @@ def line_plot(
             f'<text x="{x(i):.1f}" y="{top + ph - 4}" font-size="10" text-anchor="middle" '
             f'fill="{THRESHOLD_COLOUR}">{word}</text>'
         )
-    legend = [(PALETTE[k], name, False) for k, name in enumerate(names)]
+    legend = [(PALETTE[k], name, False) for k, name in enumerate(shown_names)]
     if threshold is not None:
         legend.append((THRESHOLD_COLOUR, f"{threshold_label} = {fmt(threshold)}", True))
     cols = 3 if all(len(visible(name)) <= 24 for _, name, _ in legend) else 2
