@@ -192,18 +192,22 @@ def _prunable(delta: np.ndarray, cka: np.ndarray, curves) -> Finding | None:
     if not layers:
         return None
     quietest = min(layers, key=lambda i: delta[i] if np.isfinite(delta[i]) else 1.0)
-    detail = (
-        f"down to {fmt(100 * float(delta[quietest]))}% at block {quietest}"
-        if np.isfinite(delta[quietest])
-        else f"CKA {fmt(float(cka[quietest]))} at block {quietest}"
+    parts = []
+    if np.isfinite(delta[quietest]):
+        parts.append(f"changes it by {fmt(100 * float(delta[quietest]))}%")
+    if np.isfinite(cka[quietest]):
+        # four decimals: the threshold sits at 0.999
+        parts.append(f"CKA between its input and output {float(cka[quietest]):.4f}")
+    subject = (
+        f"Block {layers[0]} barely changes"
+        if len(layers) == 1
+        else f"{len(layers)} blocks barely change"
     )
+    where = "" if len(layers) == 1 else f" ({layer_list(layers)})"
     return Finding(
         detector=NAME,
         severity="warning",
-        title=(
-            f"{plural(len(layers), 'block')} barely change the stream "
-            f"({layer_list(layers)}): {detail}"
-        ),
+        title=f"{subject} the stream{where}: block {quietest} {' and '.join(parts)}",
         meaning=PRUNABLE_MEANING,
         cells=[Cell("residual", layer=layer) for layer in layers[:8]],
         figures={
@@ -260,8 +264,9 @@ def _blocks(inputs: DiagnosticInputs, n_layers: int) -> list[Finding]:
                     detector=NAME,
                     severity="warning",
                     title=(
-                        f"The {label} of {plural(len(silent), 'block')} {layer_list(silent)} "
-                        f"contributes nothing (output norm {fmt(float(norm[silent[0]]))}, under "
+                        f"{_whose(label, silent)} "
+                        f"{'contributes' if len(silent) == 1 else 'contribute'} nothing "
+                        f"(output norm {fmt(float(norm[silent[0]]))}, under "
                         f"{fmt(SILENT_FRACTION)} of the stream's)"
                     ),
                     meaning=SILENT_MEANING,
@@ -283,7 +288,7 @@ def _blocks(inputs: DiagnosticInputs, n_layers: int) -> list[Finding]:
                     detector=NAME,
                     severity="warning",
                     title=(
-                        f"The {label} of {plural(len(loud), 'block')} {layer_list(loud)} writes "
+                        f"{_whose(label, loud)} {'writes' if len(loud) == 1 else 'write'} "
                         f"{fmt(float(ratio[top]))}x more than the other blocks' median "
                         f"({fmt(float(norm[top]))} vs {fmt(float(others[top]))})"
                     ),
@@ -301,6 +306,14 @@ def _blocks(inputs: DiagnosticInputs, n_layers: int) -> list[Finding]:
                 )
             )
     return out
+
+
+def _whose(label: str, layers: list[int]) -> str:
+    """ "The MLP of block 3" / "The MLPs of blocks 3 and 5"."""
+    if len(layers) == 1:
+        return f"The {label} of block {layers[0]}"
+    many = "MLPs" if label == "MLP" else label
+    return f"The {many} of blocks {layer_list(layers)}"
 
 
 def _median_of_others(values: np.ndarray) -> np.ndarray:

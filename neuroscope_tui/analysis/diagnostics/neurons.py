@@ -102,6 +102,7 @@ def _dead_from_rows(inputs: DiagnosticInputs):
     n_layers = n_model_layers(inputs)
     width = max(t.get("neurons.full").shape[2] for _, t in found)
     ever = np.zeros((n_layers, width), dtype=bool)
+    seen = np.zeros((n_layers, width), dtype=bool)  # some finite value: NaN rows prove nothing
     held = np.zeros(n_layers, dtype=bool)
     threshold = found[0][1].spec.near_zero
     tokens = 0
@@ -111,10 +112,12 @@ def _dead_from_rows(inputs: DiagnosticInputs):
         for row, layer in enumerate(full_layers(trace)):
             if layer < n_layers:
                 mag = np.abs(rows[row])
-                on = np.where(np.isfinite(mag), mag, 0) > threshold  # [T, N]
+                finite = np.isfinite(mag)
+                on = np.where(finite, mag, 0) > threshold  # [T, N]
                 ever[layer, : rows.shape[2]] |= on.any(axis=0)
+                seen[layer, : rows.shape[2]] |= finite.any(axis=0)
                 held[layer] = True
-    dead = ~ever & held[:, None]
+    dead = ~ever & seen & held[:, None]
     subset = found[0][1].spec.neuron_subset
     how = (
         f"counted on the kept MLP neuron rows, threshold {fmt(threshold)}, {tokens} tokens; "
