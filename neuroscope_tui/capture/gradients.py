@@ -62,6 +62,13 @@ def mlp_parameters(anatomy: Anatomy, layer: int) -> list[nn.Parameter]:
     return params
 
 
+def _input_device(anatomy: Anatomy, model: nn.Module) -> torch.device:
+    weight = getattr(anatomy.embed, "weight", None)
+    if isinstance(weight, torch.Tensor):
+        return weight.device
+    return next(model.parameters()).device
+
+
 def next_token_loss(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy of logits [T, V] predicting ids[1:] (float32)."""
     return F.cross_entropy(logits[:-1].float(), ids[1:])
@@ -89,7 +96,8 @@ def prompt_gradients(model: nn.Module, anatomy: Anatomy, ids: list[int]) -> dict
         }
     params = [p for p in model.parameters()]
     flags = [p.requires_grad for p in params]
-    device = next(model.parameters()).device
+    # where the ids go in (with device_map="auto" the blocks may sit on several devices)
+    device = _input_device(anatomy, model)
     observer = StreamObserver()
     try:
         for p in params:
@@ -115,7 +123,9 @@ def prompt_gradients(model: nn.Module, anatomy: Anatomy, ids: list[int]) -> dict
         have = [(k, g) for k, g in zip(keys, grads, strict=True) if g is not None]
         del grads
         norms = (
-            torch.stack(torch._foreach_norm([g.float() for _, g in have])).cpu().tolist()
+            torch.stack([v.to(device) for v in torch._foreach_norm([g.float() for _, g in have])])
+            .cpu()
+            .tolist()
             if have
             else []
         )
