@@ -148,6 +148,10 @@ def _finding(inputs: DiagnosticInputs, dim: _Dimension, n_prompts: int) -> Findi
         where = f"at {plural(len(tokens), 'token')}, none of them the first"
     else:
         where = f"at the first token and {plural(len(not_first), 'other token')}"
+    if not_first:
+        texts = list(dict.fromkeys(token_label(inputs.traces[p], t) for p, t in not_first))
+        more = f" and {len(texts) - 3} more" if len(texts) > 3 else ""
+        where += f" ({', '.join(texts[:3])}{more})"
     span = (
         f"from layer {appears} on"
         if disappears == n_layers - 1 and appears != disappears
@@ -194,6 +198,11 @@ def _finding(inputs: DiagnosticInputs, dim: _Dimension, n_prompts: int) -> Findi
             "prompts_with": prompts_with,
             "n_prompts": n_prompts,
             "threshold_ratio": MASSIVE_RATIO,
+            # where it passes 1000x (Sun et al.'s scale), None if it never does
+            "over_1000x_from": next(
+                (i for i, v in enumerate(dim.ratio_by_layer) if np.isfinite(v) and v > 1000),
+                None,
+            ),
         },
         series={"peak |x| / layer median": series(dim.ratio_by_layer)},
     )
