@@ -114,3 +114,14 @@ def test_every_figure_is_a_plain_json_value():
     report = run_detectors(inputs, source="x")
     assert {f.detector for f in report.findings} >= {"dead_neurons", "gradient_health"}
     assert _plain(report.to_dict()) == []
+
+
+def test_the_detectors_never_import_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, neuroscope_tui.analysis.diagnostics.runner; "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
