@@ -22,6 +22,7 @@ from neuroscope_tui.analysis.diagnostics.common import (
     fmt,
     full_layers,
     layer_list,
+    n_model_layers,
     plural,
     series,
     token_label,
@@ -246,24 +247,25 @@ def bfloat16_step(value: float) -> float:
 def _bfloat16(inputs: DiagnosticInputs) -> Finding | None:
     """Layers whose largest |x| has a bfloat16 step above the layer's median |x|."""
     worst: dict[int, tuple[float, float, float, int, int]] = {}  # layer -> step/median, ...
-    n_layers = max((t.n_layers for t in inputs.traces), default=0)
+    n_layers = n_model_layers(inputs)
     curve = np.full(n_layers, np.nan)
     for p, trace in enumerate(inputs.traces):
         if not trace.has("resid.full") or trace.get("resid.full").size == 0:
             continue
         resid = trace.get("resid.full")
         for row, layer in enumerate(full_layers(trace)):
-            mag = np.abs(np.asarray(resid[row], dtype=np.float64))
-            mag = mag[np.isfinite(mag)] if not np.all(np.isfinite(mag)) else mag
-            if mag.size == 0:
-                continue
-            median = float(np.median(mag))
-            flat = np.abs(np.asarray(resid[row], dtype=np.float64))
-            flat = np.where(np.isfinite(flat), flat, 0.0)
-            t, _ = np.unravel_index(int(np.argmax(flat)), flat.shape)
-            peak = float(flat.max())
+            mag = np.abs(np.asarray(resid[row], dtype=np.float64))  # [T, D]
+            finite = np.isfinite(mag)
+            if not finite.any():
+                continue  # NaN everywhere: the NaN finding says so
+            median = float(np.median(mag[finite]))
+            if median <= 0:
+                continue  # a mostly-zero layer has no typical magnitude to lose
+            mag = np.where(finite, mag, 0.0)
+            t, _ = np.unravel_index(int(np.argmax(mag)), mag.shape)
+            peak = float(mag[t].max())
             step = bfloat16_step(peak)
-            ratio = step / median if median > 0 else math.inf if step > 0 else 0.0
+            ratio = step / median
             if layer < n_layers:
                 curve[layer] = np.nanmax([curve[layer], ratio])
             if step > median and ratio > worst.get(layer, (0.0,))[0]:
