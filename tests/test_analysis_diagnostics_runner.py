@@ -125,3 +125,12 @@ def test_the_detectors_never_import_torch():
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_cell_names_a_view_of_the_registry():
+    from neuroscope_tui.tui.views.registry import VIEWS
+
+    names = {v.name for v in VIEWS}
+    report = run_detectors(defective(), source="x")
+    views = {c.view for f in report.findings for c in f.cells}
+    assert views and views <= names and "diagnostics" not in views
