@@ -110,8 +110,9 @@ def detect(inputs: DiagnosticInputs) -> list[Finding]:
     if not any(t.arrays for t in inputs.traces):
         raise DetectorSkipped("there are no trace arrays to check.")
     findings = []
+    suspects = _suspects(inputs)
     for kind, test in (("NaN", np.isnan), ("inf", np.isinf)):
-        found = _nonfinite(inputs, kind, test)
+        found = _nonfinite(inputs, suspects, kind, test)
         if found is not None:
             findings.append(found)
     findings += _float16(inputs)
@@ -121,15 +122,28 @@ def detect(inputs: DiagnosticInputs) -> list[Finding]:
     return findings
 
 
-def _nonfinite(inputs: DiagnosticInputs, kind: str, test) -> Finding | None:
+def _suspects(inputs: DiagnosticInputs) -> set[tuple[int, str]]:
+    """(prompt, array name) of the float arrays that may hold NaN or inf: one pass each, as a
+    finite sum has no NaN or inf in it (a sum overflowing to inf only costs a closer look)."""
+    out = set()
+    for p, trace in enumerate(inputs.traces):
+        for name, arr in trace.arrays.items():
+            if name.startswith(_EXEMPT_PREFIXES) or not np.issubdtype(arr.dtype, np.floating):
+                continue
+            if arr.size and not math.isfinite(float(np.sum(arr, dtype=np.float64))):
+                out.add((p, name))
+    return out
+
+
+def _nonfinite(
+    inputs: DiagnosticInputs, suspects: set[tuple[int, str]], kind: str, test
+) -> Finding | None:
     arrays: dict[str, int] = {}  # array name -> bad entries over the prompt set
     prompts: set[int] = set()
     first = None  # (order key, prompt, array, layer, token)
     for p, trace in enumerate(inputs.traces):
         for name, arr in trace.arrays.items():
-            if name.startswith(_EXEMPT_PREFIXES) or not np.issubdtype(arr.dtype, np.floating):
-                continue
-            if arr.size == 0:
+            if (p, name) not in suspects:
                 continue
             if kind == "inf" and arr.dtype == np.float16:
                 continue  # rows stored as float16 (full_dtype): inf is the storage overflowing
@@ -195,7 +209,12 @@ def _float16(inputs: DiagnosticInputs) -> list[Finding]:
             for name in sources:
                 if not trace.has(name) or trace.get(name).size == 0:
                     continue
-                arr = np.abs(np.asarray(trace.get(name), dtype=np.float64))
+                arr = trace.get(name)
+                # one pass to rule the array out: fmax ignores NaN; inf counts (stored rows
+                # overflowing float16 are inf) and is cleared below
+                if not float(np.fmax.reduce(np.abs(arr), axis=None)) > FLOAT16_MAX:
+                    continue
+                arr = np.abs(np.asarray(arr, dtype=np.float64))
                 arr = np.where(np.isfinite(arr), arr, 0.0)
                 per = arr.reshape(arr.shape[0], arr.shape[1], -1).max(axis=2)  # [L', T]
                 layers = full_layers(trace) if name.endswith(".full") else trace.layers()
@@ -256,11 +275,11 @@ def _bfloat16(inputs: DiagnosticInputs) -> Finding | None:
             continue
         resid = trace.get("resid.full")
         for row, layer in enumerate(full_layers(trace)):
-            mag = np.abs(np.asarray(resid[row], dtype=np.float64))  # [T, D]
+            mag = np.abs(np.asarray(resid[row], dtype=np.float32))  # [T, D]
             finite = np.isfinite(mag)
             if not finite.any():
                 continue  # NaN everywhere: the NaN finding says so
-            median = float(np.median(mag[finite]))
+            median = float(np.median(mag if finite.all() else mag[finite]))
             if median <= 0:
                 continue  # a mostly-zero layer has no typical magnitude to lose
             mag = np.where(finite, mag, 0.0)
