@@ -115,3 +115,11 @@ def test_with_neither_it_is_skipped_with_the_captures_reason():
     inputs = inputs_of(trace, missing={"neurons": "a snapshot holds no neuron statistics"})
     with pytest.raises(DetectorSkipped, match=r"a snapshot holds no neuron statistics\."):
         neurons.detect(inputs)
+
+
+def test_a_mostly_dead_layer_is_measured_against_its_live_neurons():
+    h = health()
+    kill(h, 3, slice(0, 48))  # 75% dead, with small non-zero noise
+    h.max_abs[3, :48] = np.random.default_rng(2).uniform(1e-6, 1e-5, 48)
+    (layer, _) = neurons.detect(inputs_of(clean_trace(0), neurons=h))
+    assert layer.figures["layer"] == 3 and layer.figures["count"] == 48

@@ -77,7 +77,7 @@ def detect(inputs: DiagnosticInputs) -> list[Finding]:
         dead = np.isfinite(active) & (active == 0)
         largest = np.asarray(health.max_abs, dtype=np.float64)
         if np.isfinite(largest).any():
-            dead &= _negligible(largest)
+            dead &= _negligible(largest, np.isfinite(active) & (active > 0))
         saturated = None
         if np.isfinite(flat).any():
             saturated = np.isfinite(flat) & (flat >= SATURATED_SHARE) & ~dead
@@ -132,7 +132,7 @@ def _dead_from_rows(inputs: DiagnosticInputs):
                 peak = np.where(finite.any(axis=0), np.where(finite, mag, 0).max(axis=0), np.nan)
                 largest[layer, : rows.shape[2]] = np.fmax(largest[layer, : rows.shape[2]], peak)
                 held[layer] = True
-    dead = ~ever & seen & held[:, None] & _negligible(largest)
+    dead = ~ever & seen & held[:, None] & _negligible(largest, ever)
     subset = found[0][1].spec.neuron_subset
     how = (
         f"counted on the kept MLP neuron rows, threshold {fmt(threshold)}, {tokens} tokens; "
@@ -216,11 +216,18 @@ def _kind_findings(kind, verb, mask, held, neuron_ids, how, meaning) -> list[Fin
     return out
 
 
-def _negligible(largest: np.ndarray) -> np.ndarray:
-    """[L, N] bool: a neuron's largest |output| is under DEAD_RELATIVE x its layer's median."""
-    median = nanmedian(largest, axis=1)  # [L]
+def _negligible(largest: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """[L, N] bool: a neuron's largest |output| is under DEAD_RELATIVE x its layer's reference,
+    the median over the layer's active neurons (over all of them where none is active: a layer
+    of small outputs is not an outlier of itself). The active ones, not all: when most of a
+    layer is dead the median of all would be a dead neuron's."""
+    values = np.where(np.isfinite(largest), largest, np.nan)
+    reference = np.empty(values.shape[0])
+    for layer in range(values.shape[0]):
+        pool = values[layer, active[layer]] if active[layer].any() else values[layer]
+        reference[layer] = nanmedian(pool) if pool.size else np.nan
     with np.errstate(invalid="ignore"):
-        return np.nan_to_num(largest, nan=np.inf) <= DEAD_RELATIVE * np.asarray(median)[:, None]
+        return np.nan_to_num(values, nan=np.inf) <= DEAD_RELATIVE * reference[:, None]
 
 
 def _sentence(text: str) -> str:
