@@ -25,13 +25,20 @@ def health(active=None, flat=None) -> NeuronHealth:
     )
 
 
+def kill(h: NeuronHealth, layer, neurons_) -> NeuronHealth:
+    """Neurons that never pass the threshold, with outputs negligible next to their layer's."""
+    h.active_frac[layer, neurons_] = 0.0
+    h.max_abs[layer, neurons_] = 1e-5
+    return h
+
+
 def test_healthy_statistics_give_nothing():
     assert neurons.detect(inputs_of(clean_trace(0), neurons=health())) == []
 
 
 def test_a_layer_with_dead_neurons_gets_its_own_finding_and_the_overall_one():
     h = health()
-    h.active_frac[1, :10] = 0.0  # 10 of 64 = 15.6% of layer 1
+    kill(h, 1, slice(0, 10))  # 10 of 64 = 15.6% of layer 1
     found = neurons.detect(inputs_of(clean_trace(0), neurons=h))
     layer, overall = found
     assert layer.severity == overall.severity == "warning"
@@ -46,7 +53,7 @@ def test_a_layer_with_dead_neurons_gets_its_own_finding_and_the_overall_one():
 def test_saturated_neurons_exclude_dead_ones():
     h = health()
     h.flat_frac[2, :8] = 0.995  # saturated
-    h.active_frac[2, :2] = 0.0  # ... but two of them are dead: counted as dead only
+    kill(h, 2, slice(0, 2))  # ... but two of them are dead: counted as dead only
     found = neurons.detect(inputs_of(clean_trace(0), neurons=h))
     kinds = {(f.figures["kind"], f.figures.get("layer")) for f in found}
     assert ("saturated", 2) in kinds
@@ -56,19 +63,26 @@ def test_saturated_neurons_exclude_dead_ones():
     assert ("dead", 1) not in kinds
 
 
+def test_a_layer_of_small_outputs_is_not_dead():
+    """A tiny model's outputs may all sit under the capture's threshold: none is an outlier."""
+    h = health()
+    h.active_frac[1] = 0.0
+    h.max_abs[1] = np.random.default_rng(1).uniform(1e-4, 5e-3, N)
+    assert neurons.detect(inputs_of(clean_trace(0), neurons=h)) == []
+
+
 def test_unknown_activation_means_no_saturation_finding():
     h = health(flat=np.full((L, N), np.nan))
-    h.active_frac[0, :20] = 0
+    kill(h, 0, slice(0, 20))
     found = neurons.detect(inputs_of(clean_trace(0), neurons=h))
     assert found and all(f.figures["kind"] == "dead" for f in found)
 
 
 def test_many_flagged_layers_give_one_finding_listing_them():
-    h = health(active=np.zeros((L, N)))
-    h.active_frac[:, 32:] = 0.5  # half of every layer dead
+    h = kill(health(), slice(None), slice(0, 32))  # half of every layer dead
     assert neurons.MAX_LAYER_FINDINGS < 3 * L  # so flag every layer of a wider model
     wide = NeuronHealth(
-        np.tile(h.active_frac, (3, 1)), np.tile(h.flat_frac, (3, 1)), np.ones((3 * L, N)),
+        np.tile(h.active_frac, (3, 1)), np.tile(h.flat_frac, (3, 1)), np.tile(h.max_abs, (3, 1)),
         np.zeros((3 * L, N)), 10, 1e-3, 1e-3, "GELU",
     )  # fmt: skip
     (f,) = neurons.detect(inputs_of(clean_trace(0), neurons=wide))
@@ -81,6 +95,7 @@ def test_without_statistics_dead_neurons_come_from_the_kept_rows():
     for seed in range(2):
         trace = clean_trace(seed)
         trace.arrays["neurons.full"][3, :, 40:60] = 0.0
+        trace.arrays["neurons.full"][2] *= 1e-3  # small but alive: under the 0.01 threshold
         traces.append(trace)
     found = neurons.detect(inputs_of(*traces))
     layer, overall = found
@@ -100,3 +115,11 @@ def test_with_neither_it_is_skipped_with_the_captures_reason():
     inputs = inputs_of(trace, missing={"neurons": "a snapshot holds no neuron statistics"})
     with pytest.raises(DetectorSkipped, match=r"a snapshot holds no neuron statistics\."):
         neurons.detect(inputs)
+
+
+def test_a_mostly_dead_layer_is_measured_against_its_live_neurons():
+    h = health()
+    kill(h, 3, slice(0, 48))  # 75% dead, with small non-zero noise
+    h.max_abs[3, :48] = np.random.default_rng(2).uniform(1e-6, 1e-5, 48)
+    (layer, _) = neurons.detect(inputs_of(clean_trace(0), neurons=h))
+    assert layer.figures["layer"] == 3 and layer.figures["count"] == 48

@@ -66,3 +66,11 @@ def test_a_huge_entry_whose_bfloat16_step_exceeds_the_median_is_info():
     assert f.severity == "info" and f.figures["layers"] == [2]
     assert f.figures["step_over_median"] == [pytest.approx(32.0 / median)]
     assert (f.cells[0].layer, f.cells[0].token) == (2, 0)
+
+
+def test_inf_in_rows_stored_as_float16_is_the_storage_not_the_model():
+    trace = clean_trace(0)
+    full = trace.arrays["resid.full"].astype(np.float16)
+    full[2, 0, 1] = np.inf
+    trace.arrays["resid.full"] = full
+    assert [f for f in numerics.detect(inputs_of(trace)) if f.figures.get("kind") == "inf"] == []

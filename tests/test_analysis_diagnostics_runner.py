@@ -114,3 +114,23 @@ def test_every_figure_is_a_plain_json_value():
     report = run_detectors(inputs, source="x")
     assert {f.detector for f in report.findings} >= {"dead_neurons", "gradient_health"}
     assert _plain(report.to_dict()) == []
+
+
+def test_the_detectors_never_import_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, neuroscope_tui.analysis.diagnostics.runner; "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_cell_names_a_view_of_the_registry():
+    from neuroscope_tui.tui.views.registry import VIEWS
+
+    names = {v.name for v in VIEWS}
+    report = run_detectors(defective(), source="x")
+    views = {c.view for f in report.findings for c in f.cells}
+    assert views and views <= names and "diagnostics" not in views

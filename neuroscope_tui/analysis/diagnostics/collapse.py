@@ -76,8 +76,8 @@ SILENT_MEANING = (
     "checkpoint; if deliberate, the sub-block can be removed."
 )
 OUTSIZED_MEANING = (
-    "This sub-block writes vectors tens of times larger than the median block's into the "
-    "stream. Every later block then changes the stream relatively little and the final "
+    "This sub-block writes vectors tens of times larger than the other blocks' (median) into "
+    "the stream. Every later block then changes the stream relatively little and the final "
     "normalisation divides everything by this one contribution: the model's behaviour hinges "
     "on one layer. Typical causes: weights scaled by a bad conversion or merge, a missing "
     "normalisation, or training instability. Check that layer's weights' norms."
