@@ -201,8 +201,35 @@ def test_snapshots_are_reported_without_the_model(snapshots, tmp_path, capsys):
     doc = strict_json(capsys.readouterr().out)
     assert doc["n_prompts"] == 2
     reasons = {s["detector"]: s["reason"] for s in doc["skipped"]}
-    # what only a live model can give is skipped, saying why
-    assert "gradient_health" in reasons and "dead_neurons" in reasons
-    assert doc["ran"], "a snapshot with full residual rows feeds some detectors"
+    # what only a live model can give is skipped, saying why; dead neurons are counted on the
+    # neuron rows the snapshots kept
+    assert list(reasons) == ["gradient_health"]
+    assert "needs the model" in reasons["gradient_health"]
+    assert {"massive_activations", "dead_neurons", "numerics"} <= set(doc["ran"])
     text = "".join(parse_html(out).find(".//section[@id='skipped']").itertext())
-    assert "gradient_health" in text and "dead_neurons" in text
+    assert "gradient_health" in text and "needs the model" in text
+
+
+def test_a_snapshot_without_the_arrays_a_detector_needs(tiny, tmp_path, capsys):
+    lean = tmp_path / "lean.nscope"
+    argv = ["capture", str(tiny), "--prompt", "The cat sat on the mat", "-o", str(lean)]
+    assert main([*argv, "--full-layers", "none", "--max-new-tokens", "0"]) == 0
+    out = tmp_path / "lean.md"
+    assert main(["report", str(lean), "-o", str(out)]) == 0
+    assert "skipped" in capsys.readouterr().err
+    text = out.read_text(encoding="utf-8")
+    skipped = text[text.index("## Skipped detectors") : text.index("Ran: ")]
+    # no full residual rows: the massive-activation check says what it needs
+    assert "massive\\_activations" in skipped and "--full-layers all" in skipped
+    assert "dead\\_neurons" in skipped and "gradient\\_health" in skipped
+    assert "numerics" in text[text.index("Ran: ") :]
+
+
+def test_a_snapshot_that_nothing_can_read_is_one_sentence(tiny, tmp_path, capsys):
+    sweep = tmp_path / "sweep.nscope"
+    clean = "The cat sat on the mat and the cat looked at the dog"
+    corrupt = "The dog sat on the mat and the cat looked at the cat"
+    assert main(["patch", str(tiny), "--clean", clean, "--corrupt", corrupt, "-o", str(sweep)]) == 0
+    out = tmp_path / "r.html"
+    fails(capsys, ["report", str(sweep), "-o", str(out)], "nothing can be reported on")
+    assert not out.exists()

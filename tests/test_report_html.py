@@ -169,3 +169,19 @@ def test_figure_values_read_as_text():
     assert value_text(np.float32(3.5)) == "3.5" and value_text(np.bool_(True)) == "yes"
     assert value_text(list(range(20))).endswith(", 11, … (8 more)")
     assert value_text(123456) == "123,456" and value_text(None) == "-"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (2e-5, "<0.1 ms"),
+        (6.78e-4, "0.7 ms"),
+        (0.045, "45 ms"),
+        (2.44, "2.4 s"),
+        (185, "3 min 05 s"),
+    ],
+)
+def test_times_read_as_a_person_would_say_them(seconds, text):
+    from neuroscope_tui.report.content import duration
+
+    assert duration(seconds) == text

@@ -28,6 +28,7 @@ from typing import Any
 from neuroscope_tui.cli.model_options import DEFAULT_MODEL, add_model_arguments, loader_options
 from neuroscope_tui.errors import UsageError
 from neuroscope_tui.report import FORMATS
+from neuroscope_tui.report.content import summary_sentence
 from neuroscope_tui.snapshot import SUFFIX
 from neuroscope_tui.text_safety import json_safe, visible
 
@@ -231,7 +232,8 @@ def _inputs_from_model(args: argparse.Namespace, name: str, prompts: list[str]):
         progress=progress,
         max_tokens=args.max_tokens,
     )
-    timings["capture"] = time.perf_counter() - start
+    # the capture's own stages ("capture.traces", "capture.gradients") where it gives them
+    timings.update(inputs.timings or {"capture": time.perf_counter() - start})
     if args.no_gradients:
         inputs.missing.setdefault("gradients", NO_GRADIENTS_FLAG)
     return inputs, timings
@@ -246,15 +248,13 @@ def _run_detectors(inputs, source: str, timings: dict[str, float]):
     if not report.model and inputs.traces:
         report.model = inputs.traces[0].model.to_dict()
     if not report.ran:
-        reasons = "; ".join(f"{s.detector}: {s.reason.rstrip('.')}" for s in report.skipped[:3])
+        first = report.skipped[0] if report.skipped else None
+        why = f" ({first.detector}: {first.reason.rstrip('.')})" if first else ""
         raise UsageError(
-            f"nothing can be reported on {source}: every detector was skipped ({reasons})"
+            f"nothing can be reported on {source}: no detector can run on what it holds{why}"
         )
-    counts = report.counts()
-    say(
-        f"{len(report.ran)} detectors ran, {len(report.skipped)} skipped: "
-        + ", ".join(f"{n} {s}" for s, n in counts.items())
-    )
+    ran, skipped = len(report.ran), len(report.skipped)
+    say(f"{ran} detectors ran, {skipped} skipped: {summary_sentence(report)}")
     return report
 
 

@@ -179,3 +179,17 @@ def timing_total(report: DiagnosticReport) -> float:
     itself ("capture") when both are given."""
     keys = report.timings
     return sum(v for k, v in keys.items() if k.split(".")[0] == k or k.split(".")[0] not in keys)
+
+
+def duration(seconds: float) -> str:
+    """A time as a person reads it: "0.3 ms", "45 ms", "2.4 s", "3 min 05 s"."""
+    if not math.isfinite(seconds):
+        return "-"
+    if seconds < 1e-4:
+        return "<0.1 ms"
+    if seconds < 1:
+        ms = seconds * 1000
+        return f"{ms:.1f} ms" if ms < 10 else f"{ms:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"

@@ -19,7 +19,7 @@ import math
 from neuroscope_tui import __version__
 from neuroscope_tui.analysis.diagnostics.findings import SEVERITIES, DiagnosticReport
 from neuroscope_tui.report import content
-from neuroscope_tui.report.svg import bar_chart, esc, fmt, layer_strip, line_plot
+from neuroscope_tui.report.svg import bar_chart, esc, layer_strip, line_plot
 
 CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d1d1d;
@@ -210,8 +210,14 @@ def _timings(report: DiagnosticReport) -> list[str]:
     total = content.timing_total(report)
     out = ['<section id="timings">', "<h2>Timings</h2>"]
     out.append(bar_chart(rows, title="seconds per stage and detector", unit=" s"))
-    out += ["<table>", "<tr><th>stage or detector</th><th>seconds</th></tr>"]
-    out += [f'<tr><td>{esc(k)}</td><td class="num">{esc(fmt(v))}</td></tr>' for k, v in rows]
-    out += [f'<tr><th>total</th><td class="num">{esc(fmt(total))}</td></tr>', "</table>"]
+    out += ["<table>", "<tr><th>stage or detector</th><th>time</th></tr>"]
+    out += [
+        f'<tr><td>{esc(k)}</td><td class="num">{esc(content.duration(v))}</td></tr>'
+        for k, v in rows
+    ]
+    out += [
+        f'<tr><th>total</th><td class="num">{esc(content.duration(total))}</td></tr>',
+        "</table>",
+    ]
     out.append("</section>")
     return out

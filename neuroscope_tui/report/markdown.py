@@ -72,9 +72,9 @@ def render_markdown(
     rows = content.timing_rows(report)
     if rows:
         out += ["## Timings", ""]
-        table = [[md(k), fmt(v)] for k, v in rows]
-        table.append(["**total**", fmt(content.timing_total(report))])
-        out += _table(["stage or detector", "seconds"], table)
+        table = [[md(k), content.duration(v)] for k, v in rows]
+        table.append(["**total**", content.duration(content.timing_total(report))])
+        out += _table(["stage or detector", "time"], table)
     out += [f"Written by neuroscope-tui {md(__version__)}.", ""]
     return "\n".join(out)
 
