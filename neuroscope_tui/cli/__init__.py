@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("compare", "compare two prompts (or two snapshots) layer by layer"),
     "concept": ("concept", "fit a concept (two labelled prompt sets) per layer, save it"),
     "patch": ("patch", "patch a clean prompt's activations into a corrupted one, cell by cell"),
+    "report": ("report", "check a model (or snapshots) for problems and write an HTML/MD report"),
 }
 
 
