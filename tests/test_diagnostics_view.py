@@ -5,9 +5,10 @@ escaped, and an SVG snapshot of the drawn view."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from _fixtures_app import SCAN_FIXTURE, synthetic_trace
+from _fixtures_app import SCAN_FIXTURE, synthetic_trace, tiny_llama_bundle
 from neuroscope_tui.analysis.diagnostics.findings import Cell, DiagnosticReport, Finding, Skipped
 from neuroscope_tui.tui.app import NeuroscopeApp
 from neuroscope_tui.tui.views.diagnostics import DiagnosticsView, FindingList
@@ -153,3 +154,102 @@ class TestDiagnosticsScreen:
             await pilot.pause()
 
         assert snap_compare(view_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_help_shows_the_key_as_an_exclamation_mark():
+    from neuroscope_tui.tui.help import key_rows
+
+    rows = dict((what, key) for key, what in key_rows(NeuroscopeApp.BINDINGS))
+    assert rows["Diagnostics"] == "!"
+
+
+# ---- with the detectors: a planted trace, and the full check on a live tiny model ----------
+
+
+def planted_trace():
+    """The synthetic trace with full residual rows at layers 1 and 3 where dimension 5 reaches
+    thousands of times the layer's median at the first token, and no head that sinks."""
+    trace = synthetic_trace()
+    rng = np.random.default_rng(1)
+    resid = rng.normal(size=(2, trace.n_tokens, 16)).astype(np.float32)
+    resid[1, 0, 5] = 5000.0  # layer 3 (the second full layer), token 0
+    trace.arrays["resid.full"] = resid
+    for score in ("first", "prev", "self", "dup", "induction"):
+        trace.arrays[f"heads.{score}"] = np.full_like(trace.arrays[f"heads.{score}"], 0.1)
+    return trace
+
+
+@pytest.mark.anyio
+async def test_a_planted_massive_activation_is_listed_and_enter_goes_to_it():
+    app = NeuroscopeApp(snapshot=planted_trace(), snapshot_path=str(SCAN_FIXTURE))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("exclamation_mark")
+        view = app.query_one(DiagnosticsView)
+        await wait_for(pilot, lambda: view.quick is not None or view.message)
+        await pilot.pause()
+        assert view.quick is not None, view.message
+        found = view.quick.report.findings
+        massive = [i for i, f in enumerate(found) if f.detector == "massive_activations"]
+        assert massive, [f.title for f in found]
+        assert found[massive[0]].cells[0].dimension == 5
+        skipped = {s.detector for s in view.quick.report.skipped}
+        assert {"dead_neurons", "gradient_health"} <= skipped
+        assert "needs the live model" in str(app.query_one("#diag-skipped").render())
+        listing = app.query_one(FindingList)
+        listing.highlighted = massive[0]
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.current_view == "scan"
+        assert (app.selection.layer, app.selection.token) == (3, 0)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return tiny_llama_bundle(tmp_path_factory.mktemp("tiny") / "llama")
+
+
+@pytest.mark.anyio
+async def test_r_runs_the_full_check_with_progress(tiny, tmp_path):
+    from neuroscope_tui.prompt_sets import default_prompts
+
+    app = NeuroscopeApp(model=tiny, save_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.action_show_view("diagnostics")  # the prompt box holds the keys before a run
+        await pilot.pause()
+        view = app.query_one(DiagnosticsView)
+        seen: list[tuple[float, str]] = []
+        shown = view._progressed
+        view._progressed = lambda t, f, text: (seen.append((f, text)), shown(t, f, text))
+        view.action_full_check()
+        assert view.busy
+        await wait_for(pilot, lambda: not view.busy, timeout=300)
+        await pilot.pause()
+        assert view.full is not None, view.message
+        assert view.full.report.n_prompts == len(default_prompts())
+        assert "dead_neurons" in view.full.report.ran
+        assert seen and max(f for f, _ in seen) > 0.5
+        status = str(app.query_one("#diag-status").render())
+        assert f"full check over {len(default_prompts())} prompts" in status
+
+
+@pytest.mark.anyio
+async def test_escape_cancels_the_full_check(tiny, tmp_path):
+    app = NeuroscopeApp(model=tiny, save_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.action_show_view("diagnostics")
+        await pilot.pause()
+        view = app.query_one(DiagnosticsView)
+        view.focus()
+        app.engine.lock.acquire()  # keep the worker busy so the task is still waiting
+        try:
+            view.action_full_check()
+            assert view.busy
+            app.prompt_asked = False
+            app.query_one(FindingList).focus()
+            await pilot.press("escape")
+            await pilot.pause()
+        finally:
+            app.engine.lock.release()
+        assert not view.busy and view.message == "full check cancelled"
+        await pilot.pause(0.5)
+        assert view.full is None
