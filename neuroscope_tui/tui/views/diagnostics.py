@@ -352,15 +352,18 @@ class DiagnosticsView(TraceView):
         plt.clear_data()
         plt.clear_figure()
         if finding is not None and finding.series:
-            positive = True
-            for name, values in list(finding.series.items())[:4]:
-                xs, ys = plot_points(values)
-                if xs:
-                    plt.plot(xs, ys, label=short(name, 24), marker="braille")
-                    positive = positive and min(ys) > 0
-            spread = [v for vs in finding.series.values() for v in plot_points(vs)[1]]
-            if positive and spread and max(spread) / min(spread) > 100:
+            curves = [(name, *plot_points(v)) for name, v in list(finding.series.items())[:4]]
+            curves = [c for c in curves if c[1]]
+            one = len(curves) == 1  # one curve: its name is the title (a legend hides data)
+            for name, xs, ys in curves:
+                plt.plot(xs, ys, label=None if one else short(name, 24), marker="braille")
+            ys_all = [y for _, _, ys in curves for y in ys]
+            if ys_all and min(ys_all) > 0 and max(ys_all) / min(ys_all) > 100:
                 plt.yscale("log")  # massive activations span orders of magnitude
-            plt.title("per layer")
+            xs_all = sorted({x for _, xs, _ in curves for x in xs})
+            if xs_all:  # whole layer numbers on the axis, at most about 8 of them
+                step = max(1, (xs_all[-1] - xs_all[0]) // 7 + 1)
+                plt.xticks(list(range(xs_all[0], xs_all[-1] + 1, step)))
+            plt.title(short(curves[0][0], 40) + " per layer" if one else "per layer")
             plt.xlabel("layer")
         plot.refresh()

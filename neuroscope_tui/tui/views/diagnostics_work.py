@@ -168,7 +168,9 @@ def figure_value(value: Any) -> str:
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
             return str(value)
-        return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:.3e}"
+        if 1e4 <= abs(value) < 1e12:  # 22,552 reads better than 2.255e+04
+            return f"{value:,.0f}"
+        return f"{value:,.4g}" if abs(value) < 1e12 else f"{value:.3e}"
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, list | tuple):
