@@ -8,6 +8,10 @@ Found from the module tree and the config, not from a table per architecture:
   layers; where a block has none (OPT keeps `fc1`/`fc2` on the block itself), the block's own
   linear layer that maps the MLP width back to the model width stands for the MLP output;
 - neurons: the input of the MLP's down projection (the linear layer out of the MLP width);
+- activation: the MLP's activation function module, named `act`, `act_fn`, `activation_fn` or
+  `activation` (else the one module of an activation type); on the block for OPT, whose block
+  holds the MLP; None where the model calls a plain function (neuron health then counts the
+  down projection's input);
 - attention output projection: the attention module's linear layer named like `o_proj`,
   `c_proj`, `dense`, `out_proj` (else the last one from heads x d_head to d_model); its input
   is the heads' outputs side by side, head h in columns h*d_head:(h+1)*d_head (interventions);
@@ -30,6 +34,12 @@ from neuroscope_tui.errors import AnatomyError
 _ATTN_NAME = re.compile(r"^(self_?attn|self_attention|attn|attention)$", re.I)
 _MLP_NAME = re.compile(r"^(mlp|feed_?forward|ffn|block_sparse_moe)$", re.I)
 _OUT_PROJ_NAME = re.compile(r"^(o_proj|c_proj|dense|out_proj|o|wo|out)$", re.I)
+_ACT_NAME = re.compile(r"^(act|act_fn|activation_fn|activation)$", re.I)
+# class names of activation modules (torch's and transformers' own: SiLUActivation, GELUTanh,
+# NewGELUActivation, QuickGELUActivation, ReLU, Tanh...)
+_ACT_TYPE = re.compile(
+    r"(activation|^(gelu|silu|swish|relu|relu2|mish|tanh|sigmoid|elu|selu|celu|softplus)\w*$)", re.I
+)
 
 
 @dataclass
@@ -53,6 +63,9 @@ class Anatomy:
     architecture: str
     # module whose input is the heads' outputs side by side [.., n_heads * d_head]
     out_proj: list[nn.Module | None] = field(default_factory=list)
+    # the MLP's activation function module (its input is the pre-activation), None where the
+    # model applies a plain function instead of a module, or one module serves several layers
+    activation: list[nn.Module | None] = field(default_factory=list)
 
     def layer_of(self) -> dict[int, int]:
         """id(attention module) -> layer index, for the attention tap."""
@@ -154,6 +167,17 @@ def _find_out_proj(attn: nn.Module, width: int, d_model: int) -> nn.Module | Non
     return fallback
 
 
+def _find_activation(mlp: nn.Module, block: nn.Module) -> nn.Module | None:
+    """The activation module of one block's MLP: a child named like one, else the only child of
+    an activation type; looked for on the block where the MLP is a bare linear layer (OPT)."""
+    holder = mlp if any(True for _ in mlp.children()) else block
+    named = _named_child(holder, _ACT_NAME)
+    if named is not None:
+        return named
+    typed = [c for c in holder.children() if _ACT_TYPE.search(type(c).__name__)]
+    return typed[0] if len(typed) == 1 else None
+
+
 def _find_final_norm(parent: nn.Module, blocks: nn.ModuleList) -> nn.Module | None:
     """The norm module registered beside the block list (the last one, if several)."""
     norm = None
@@ -163,6 +187,15 @@ def _find_final_norm(parent: nn.Module, blocks: nn.ModuleList) -> nn.Module | No
         if "norm" in type(child).__name__.lower():
             norm = child
     return norm
+
+
+def _unshared(modules: list[nn.Module | None]) -> list[nn.Module | None]:
+    """None for a module that several layers share: its hook could not tell them apart."""
+    seen: dict[int, int] = {}
+    for m in modules:
+        if m is not None:
+            seen[id(m)] = seen.get(id(m), 0) + 1
+    return [m if m is not None and seen[id(m)] == 1 else None for m in modules]
 
 
 def find_anatomy(model: nn.Module) -> Anatomy:
@@ -186,7 +219,7 @@ def find_anatomy(model: nn.Module) -> Anatomy:
     d_head = getattr(cfg, "head_dim", None) or d_model // n_heads
 
     blocks, parent = _find_blocks(model, n_layers)
-    attention, mlp, down, out_proj = [], [], [], []
+    attention, mlp, down, out_proj, activation = [], [], [], [], []
     d_mlp = 0
     for i, block in enumerate(blocks):
         attn = _named_child(block, _ATTN_NAME)
@@ -200,6 +233,7 @@ def find_anatomy(model: nn.Module) -> Anatomy:
         out_proj.append(_find_out_proj(attn, n_heads * d_head, d_model))
         mlp.append(m)
         down.append(d)
+        activation.append(_find_activation(m, block))
         d_mlp = max(d_mlp, width)
 
     unembed = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
@@ -225,4 +259,5 @@ def find_anatomy(model: nn.Module) -> Anatomy:
         vocab_size=int(getattr(cfg, "vocab_size", 0) or 0),
         architecture=str(getattr(cfg, "model_type", type(model).__name__)),
         out_proj=out_proj,
+        activation=_unshared(activation),
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -22,6 +22,13 @@ from neuroscope_tui.trace import CaptureSpec
 
 if TYPE_CHECKING:
     from neuroscope_tui.capture.intervening import Intervener
+
+
+class Observer(Protocol):
+    """Extra hooks that only look (neuron health, the gradient pass's stream): `recording()`
+    registers them after the intervener's and before the recorder's, and removes them."""
+
+    def register(self, anatomy: Anatomy) -> list[torch.utils.hooks.RemovableHandle]: ...
 
 
 def _first_tensor(x: object) -> torch.Tensor:
@@ -413,12 +420,17 @@ def _to_numpy(t: torch.Tensor, full_row: bool = False) -> np.ndarray:
 
 @contextmanager
 def recording(
-    anatomy: Anatomy, spec: CaptureSpec, intervener: Intervener | None = None
+    anatomy: Anatomy,
+    spec: CaptureSpec,
+    intervener: Intervener | None = None,
+    observer: Observer | None = None,
 ) -> Iterator[Recorder]:
     """Hooks for `spec` on the model that `anatomy` describes; removed when the block ends.
 
     `intervener` (capture/intervening.py) adds the hooks that ablate, patch and steer; they
     run before the recorder's, which records what flows on, and pause with the recorder.
+    `observer` adds hooks that only look (capture/neuron_health.py, capture/gradients.py);
+    they see what the intervened model computed and are removed with the others.
     """
     rec = Recorder(anatomy, spec)
     rec.intervener = intervener
@@ -427,6 +439,8 @@ def recording(
         if intervener is not None:
             intervener.recorder = rec
             handles.extend(intervener.register(anatomy))
+        if observer is not None:
+            handles.extend(observer.register(anatomy))
         for layer in rec.layers:
             if "resid" in spec.sites or layer in rec.full_layers or spec.lens_positions != ():
                 handles.append(

@@ -28,7 +28,7 @@ from neuroscope_tui.capture.derive import lens_placeholders, spec_keeps_stream
 from neuroscope_tui.capture.intervening import prepare_intervener
 from neuroscope_tui.capture.interventions import Intervention, intervention_to_dict
 from neuroscope_tui.capture.lens import logit_lens
-from neuroscope_tui.capture.recorder import Recorder, recording
+from neuroscope_tui.capture.recorder import Observer, Recorder, recording
 from neuroscope_tui.errors import PromptError
 from neuroscope_tui.models.types import LoadedModel
 from neuroscope_tui.trace import CaptureSpec, ModelInfo, Trace
@@ -55,6 +55,8 @@ class GenerationOptions:
     too_long: str = "refuse"
     stop_at_eos: bool = True
     chat: bool = False
+    # keep only the prompt's first tokens (a diagnostic prompt set's long line); said in notes
+    max_prompt_tokens: int | None = None
 
 
 def model_info(bundle: LoadedModel) -> ModelInfo:
@@ -153,6 +155,9 @@ def _prompt_ids(
         ids = list(bundle.tokenizer(prompt)["input_ids"])
     if not ids:
         raise PromptError("the prompt gives no tokens; type some text to run.")
+    n_whole = len(ids)
+    if options.max_prompt_tokens is not None and len(ids) > options.max_prompt_tokens:
+        ids = ids[: max(1, options.max_prompt_tokens)]
     limit = bundle.context_length
     if limit and len(ids) >= limit:
         if options.too_long != "truncate":
@@ -160,8 +165,8 @@ def _prompt_ids(
                 f"the prompt is {len(ids)} tokens but {bundle.name} reads at most {limit}; "
                 "shorten it, or pass --too-long truncate to keep its last tokens."
             )
-        return ids[-(limit - 1) :], len(ids)
-    return ids, len(ids)
+        return ids[-(limit - 1) :], n_whole
+    return ids, n_whole
 
 
 class _Run:
@@ -332,6 +337,7 @@ def run(
     lens_later: bool = False,
     interventions: Sequence[Intervention] = (),
     entropy_later: bool = False,
+    observer: Observer | None = None,
 ) -> Trace:
     """Run `prompt` and generate; return the Trace (stop_reason: "eos", "length",
     "context", "cancelled").
@@ -348,6 +354,9 @@ def run(
     where the tap's fused route scores it, for capture/derive_entropy.py to fill in
     (`complete_trace` does); every other score is computed now.
 
+    `observer` (capture/recorder.py): extra hooks that only look, registered by `recording()`
+    (neuron health for diagnostics).
+
     Raises PromptError for an empty prompt or (too_long="refuse") one past the context.
     Hooks are removed when this returns or raises.
     """
@@ -357,7 +366,9 @@ def run(
     trace = Trace(model=model_info(bundle), spec=spec, prompt=prompt)
     if options.chat:
         trace.notes["chat_template"] = chat_text(bundle, prompt)
-    if len(ids) < n_whole:
+    if options.max_prompt_tokens is not None and len(ids) < n_whole:
+        trace.notes["truncated"] = f"the prompt was cut to its first {len(ids)} tokens"
+    elif len(ids) < n_whole:
         trace.notes["truncated"] = (
             f"the prompt was cut from the left to the last {len(ids)} tokens to fit the context"
         )
@@ -379,7 +390,7 @@ def run(
         # inference mode, not just no_grad: tensors skip autograd's version counters and
         # view tracking, which cuts the Python-side cost of every op of a generated token
         # (the model's own and the capture's); nothing made here outlives the run as a tensor
-        with torch.inference_mode(), recording(anatomy, spec, intervener) as rec:
+        with torch.inference_mode(), recording(anatomy, spec, intervener, observer) as rec:
             state = _Run(bundle, spec, trace, rec)
             state.lens_later = lens_later and spec_keeps_stream(spec, anatomy.n_layers)
             rec.entropy_later = entropy_later

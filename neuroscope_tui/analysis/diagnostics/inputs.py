@@ -68,3 +68,5 @@ class DiagnosticInputs:
     prompts: list[str] = field(default_factory=list)
     # why neurons / gradients are absent (shown in the report's skipped list), by key
     missing: dict[str, str] = field(default_factory=dict)
+    # seconds per capture stage ("capture.traces", "capture.gradients"), for the report
+    timings: dict[str, float] = field(default_factory=dict)
