@@ -82,6 +82,7 @@ def full_check(bundle: Any, progress: Any = None) -> Checked:
     if progress is not None:
         progress(0.95, "running the detectors")
     report = run_detectors(inputs, source=bundle.name)
+    report.timings.update(getattr(inputs, "timings", {}))  # the capture stages' seconds
     kept = list(inputs.prompts) or prompts
     return Checked(report, kept, full=True, seconds=time.perf_counter() - start)
 
