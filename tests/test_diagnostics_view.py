@@ -174,6 +174,7 @@ def planted_trace():
     resid = rng.normal(size=(2, trace.n_tokens, 16)).astype(np.float32)
     resid[1, 0, 5] = 5000.0  # layer 3 (the second full layer), token 0
     trace.arrays["resid.full"] = resid
+    trace.token_text[0] = "\x1b[31m[/]"  # the finding quotes it: shown escaped, not markup
     for score in ("first", "prev", "self", "dup", "induction"):
         trace.arrays[f"heads.{score}"] = np.full_like(trace.arrays[f"heads.{score}"], 0.1)
     return trace
@@ -192,11 +193,15 @@ async def test_a_planted_massive_activation_is_listed_and_enter_goes_to_it():
         massive = [i for i, f in enumerate(found) if f.detector == "massive_activations"]
         assert massive, [f.title for f in found]
         assert found[massive[0]].cells[0].dimension == 5
+        assert "5,000" in found[massive[0]].title  # the planted value
         skipped = {s.detector for s in view.quick.report.skipped}
         assert skipped == {"gradient_health"}  # dead neurons: counted from neurons.full
         assert "needs the live model" in str(app.query_one("#diag-skipped").render())
         listing = app.query_one(FindingList)
         listing.highlighted = massive[0]
+        await pilot.pause()
+        detail = str(app.query_one("#diag-detail").render())
+        assert "[/]" in detail and "\x1b" not in detail and "\\x1b" in detail
         await pilot.press("enter")
         await pilot.pause()
         assert app.current_view == "scan"

@@ -286,7 +286,10 @@ class DiagnosticsView(TraceView):
             text.append("diagnostics", style="bold")
         elif checked.full:
             n = checked.report.n_prompts
-            text.append(f"full check over {n} prompt{'s' if n != 1 else ''}  ", style="bold")
+            text.append(f"full check over {n} prompt{'s' if n != 1 else ''}", style="bold")
+            if checked.seconds:
+                text.append(f" ({checked.seconds:.0f} s)", style="dim")
+            text.append("  ")
         else:
             text.append("this run: trace-only detectors  ", style="bold")
         if checked is not None:
