@@ -72,9 +72,7 @@ def clean_trace(seed: int = 0, n_tokens: int = T, dtype: str = "float32", **plan
     attn = plant.get("attn", rng.normal(scale=0.5, size=(L, n_tokens, D)))
     mlp = plant.get("mlp", rng.normal(scale=0.5, size=(L, n_tokens, D)))
     patterns = {
-        (layer, h): p
-        for layer in range(L)
-        for h, p in enumerate(random_patterns(rng, n_tokens))
+        (layer, h): p for layer in range(L) for h, p in enumerate(random_patterns(rng, n_tokens))
     }
     patterns.update(plant.get("patterns", {}))
     pre = rng.normal(size=(L, n_tokens, N))

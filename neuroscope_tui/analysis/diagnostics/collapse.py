@@ -76,8 +76,8 @@ SILENT_MEANING = (
     "checkpoint; if deliberate, the sub-block can be removed."
 )
 OUTSIZED_MEANING = (
-    "This sub-block writes vectors tens of times larger than the median block's into the "
-    "stream. Every later block then changes the stream relatively little and the final "
+    "This sub-block writes vectors tens of times larger than the other blocks' (median) into "
+    "the stream. Every later block then changes the stream relatively little and the final "
     "normalisation divides everything by this one contribution: the model's behaviour hinges "
     "on one layer. Typical causes: weights scaled by a bad conversion or merge, a missing "
     "normalisation, or training instability. Check that layer's weights' norms."
@@ -194,20 +194,21 @@ def _prunable(delta: np.ndarray, cka: np.ndarray, curves) -> Finding | None:
     quietest = min(layers, key=lambda i: delta[i] if np.isfinite(delta[i]) else 1.0)
     parts = []
     if np.isfinite(delta[quietest]):
-        parts.append(f"changes it by {fmt(100 * float(delta[quietest]))}%")
+        parts.append(f"relative change {fmt(100 * float(delta[quietest]))}%")
     if np.isfinite(cka[quietest]):
         # four decimals: the threshold sits at 0.999
-        parts.append(f"CKA between its input and output {float(cka[quietest]):.4f}")
-    subject = (
-        f"Block {layers[0]} barely changes"
-        if len(layers) == 1
-        else f"{len(layers)} blocks barely change"
-    )
-    where = "" if len(layers) == 1 else f" ({layer_list(layers)})"
+        parts.append(f"CKA between input and output {float(cka[quietest]):.4f}")
+    if len(layers) == 1:
+        title = f"Block {quietest} barely changes the stream ({', '.join(parts)})"
+    else:
+        title = (
+            f"{len(layers)} blocks barely change the stream ({layer_list(layers)}); "
+            f"quietest, block {quietest}: {', '.join(parts)}"
+        )
     return Finding(
         detector=NAME,
         severity="warning",
-        title=f"{subject} the stream{where}: block {quietest} {' and '.join(parts)}",
+        title=title,
         meaning=PRUNABLE_MEANING,
         cells=[Cell("residual", layer=layer) for layer in layers[:8]],
         figures={

@@ -46,6 +46,8 @@ def n_model_layers(inputs: DiagnosticInputs) -> int:
     n = 0
     for trace in inputs.traces:
         n = max(n, trace.n_layers, *(layer + 1 for layer in trace.layers()))
+        if trace.spec.layers is None and trace.has("resid.norm"):
+            n = max(n, trace.get("resid.norm").shape[0])  # metadata without n_layers
     return n
 
 

@@ -113,22 +113,19 @@ def _first_weight(trace) -> dict[tuple[int, int], float]:
 
 def _redundant(with_patterns) -> Finding | None:
     hits: dict[tuple, list[float]] = {}
-    held: dict[tuple, int] = {}
-    heads_seen: set[tuple[int, int]] = set()
+    kept: list[set[tuple[int, int]]] = []  # per prompt, the heads whose patterns it holds
     sink_pairs = 0
     for _, trace in with_patterns:
         patterns = trace_patterns(trace)
-        keys = sorted(patterns)
-        heads_seen.update(keys)
+        kept.append(set(patterns))
         first = _first_weight(trace)
-        for a_i, a in enumerate(keys):
-            for b in keys[a_i + 1 :]:
-                held[(a, b)] = held.get((a, b), 0) + 1
         for a, b, cos in redundant_pairs(patterns, REDUNDANT_COSINE):
             if first.get(a, 0.0) > SINK_WEIGHT and first.get(b, 0.0) > SINK_WEIGHT:
                 sink_pairs += 1
                 continue
             hits.setdefault((a, b), []).append(cos)
+    heads_seen = set().union(*kept)
+    held = {pair: sum(pair[0] in k and pair[1] in k for k in kept) for pair in hits}
     pairs = [
         (a, b, float(np.mean(c)), len(c), held[(a, b)])
         for (a, b), c in hits.items()

@@ -74,41 +74,40 @@ def detect(inputs: DiagnosticInputs) -> list[Finding]:
     )
     n_layers = n_model_layers(inputs)
     dims: dict[int, _Dimension] = {}
+    # [layer, dimension] largest |x| / median over tokens and prompts: every dimension's curve,
+    # so a massive one's also shows the layers where it stays below the threshold
+    curves: np.ndarray | None = None
     for p, trace in found:
         resid = trace.get("resid.full")  # [L', T, D]
+        if curves is None or curves.shape[1] < resid.shape[2]:
+            grown = np.full((n_layers, resid.shape[2]), np.nan)
+            if curves is not None:
+                grown[:, : curves.shape[1]] = curves
+            curves = grown
         for row, layer in enumerate(full_layers(trace)):
-            x = np.asarray(resid[row], dtype=np.float64)  # [T, D]
-            mag = np.abs(x)
+            mag = np.abs(np.asarray(resid[row], dtype=np.float32))  # [T, D]
             finite = np.isfinite(mag)
-            if not finite.any():
-                continue  # NaN everywhere: the numerics detector says so
-            median = float(np.median(mag[finite]))
+            if not finite.all():
+                if not finite.any():
+                    continue  # NaN everywhere: the numerics detector says so
+                mag = np.where(finite, mag, 0.0)
+            median = float(np.median(mag if finite.all() else mag[finite]))
             if median <= 0:
                 continue  # a zero layer has no scale to compare with
-            ratio = np.where(finite, mag / median, 0.0)  # [T, D]
+            ratio = mag / median  # [T, D]
+            if layer < n_layers:
+                curves[layer, : ratio.shape[1]] = np.fmax(
+                    curves[layer, : ratio.shape[1]], ratio.max(axis=0)
+                )
             positions, columns = np.nonzero(ratio > MASSIVE_RATIO)
             for d in np.unique(columns):
-                dim = dims.get(int(d))
-                if dim is None:
-                    dim = dims[int(d)] = _Dimension(int(d), np.full(n_layers, np.nan))
-                col = ratio[:, d]
-                best = int(np.argmax(col))
-                if layer < n_layers:
-                    prev = dim.ratio_by_layer[layer]
-                    dim.ratio_by_layer[layer] = np.nanmax([prev, col[best]])
-                dim.layers.add(layer)
-                for t in positions[columns == d]:
-                    key = (p, int(t))
-                    dim.tokens[key] = dim.tokens.get(key, 0) + 1
-                if col[best] > dim.peak_ratio:
-                    dim.peak_ratio = float(col[best])
-                    dim.peak_value = float(x[best, d])
-                    dim.peak_at = (p, layer, best)
+                _note(
+                    dims, int(d), p, layer, positions[columns == d], ratio[:, d], resid[row, :, d]
+                )
     if not dims:
         return []
-    # the curve of a massive dimension also shows the layers where it stays below threshold
-    for _, trace in found:
-        _fill_curves(trace, dims)
+    for dim in dims.values():
+        dim.ratio_by_layer = curves[:, dim.dimension].copy()
     ranked = sorted(dims.values(), key=lambda d: -d.peak_ratio)
     findings = [_finding(inputs, d, len(found)) for d in ranked[:MAX_DIMENSIONS]]
     if len(ranked) > MAX_DIMENSIONS:
@@ -116,23 +115,20 @@ def detect(inputs: DiagnosticInputs) -> list[Finding]:
     return findings
 
 
-def _fill_curves(trace, dims: dict[int, _Dimension]) -> None:
-    """Largest |x| / median of each massive dimension at every layer (not only where massive)."""
-    resid = trace.get("resid.full")
-    wanted = np.array(sorted(dims))
-    for row, layer in enumerate(full_layers(trace)):
-        mag = np.abs(np.asarray(resid[row], dtype=np.float64))
-        finite = np.isfinite(mag)
-        if not finite.any():
-            continue
-        median = float(np.median(mag[finite]))
-        if median <= 0:
-            continue
-        cols = np.where(finite[:, wanted], mag[:, wanted], 0.0).max(axis=0) / median
-        for d, v in zip(wanted, cols, strict=True):
-            curve = dims[int(d)].ratio_by_layer
-            if layer < len(curve):
-                curve[layer] = np.nanmax([curve[layer], v])
+def _note(dims, d: int, p: int, layer: int, positions, ratio: np.ndarray, values) -> None:
+    """Record that dimension `d` is massive at `positions` of prompt `p`, layer `layer`."""
+    dim = dims.get(d)
+    if dim is None:
+        dim = dims[d] = _Dimension(d, np.array([]))
+    dim.layers.add(layer)
+    for t in positions:
+        key = (p, int(t))
+        dim.tokens[key] = dim.tokens.get(key, 0) + 1
+    best = int(np.argmax(ratio))
+    if ratio[best] > dim.peak_ratio:
+        dim.peak_ratio = float(ratio[best])
+        dim.peak_value = float(values[best])
+        dim.peak_at = (p, layer, best)
 
 
 def _finding(inputs: DiagnosticInputs, dim: _Dimension, n_prompts: int) -> Finding:
@@ -148,6 +144,10 @@ def _finding(inputs: DiagnosticInputs, dim: _Dimension, n_prompts: int) -> Findi
         where = f"at {plural(len(tokens), 'token')}, none of them the first"
     else:
         where = f"at the first token and {plural(len(not_first), 'other token')}"
+    if not_first:
+        texts = list(dict.fromkeys(token_label(inputs.traces[p], t) for p, t in not_first))
+        more = f" and {len(texts) - 3} more" if len(texts) > 3 else ""
+        where += f" ({', '.join(texts[:3])}{more})"
     span = (
         f"from layer {appears} on"
         if disappears == n_layers - 1 and appears != disappears
@@ -194,6 +194,11 @@ def _finding(inputs: DiagnosticInputs, dim: _Dimension, n_prompts: int) -> Findi
             "prompts_with": prompts_with,
             "n_prompts": n_prompts,
             "threshold_ratio": MASSIVE_RATIO,
+            # where it passes 1000x (Sun et al.'s scale), None if it never does
+            "over_1000x_from": next(
+                (i for i, v in enumerate(dim.ratio_by_layer) if np.isfinite(v) and v > 1000),
+                None,
+            ),
         },
         series={"peak |x| / layer median": series(dim.ratio_by_layer)},
     )

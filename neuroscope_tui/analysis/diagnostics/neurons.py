@@ -2,10 +2,12 @@
 
 Reads `NeuronHealth` (counted on the activation function's output over every token, with the
 flat part of the function found from its slope; needs the live model). Dead: a neuron never
-exceeds the activation threshold on any token. Saturated: it sits on the flat part of its
-activation on at least `SATURATED_SHARE` of tokens while not dead. Without NeuronHealth but
-with `neurons.full` rows in the traces, only dead neurons can be counted (saturation needs the
-activation's slope, i.e. the model).
+exceeds the activation threshold on any token, and its largest output is negligible next to
+its layer's other neurons (`DEAD_RELATIVE`), so a model whose activations are all small (a
+tiny random model; a threshold too high for the model's scale) is not called dead.
+Saturated: it sits on the flat part of its activation on at least `SATURATED_SHARE` of tokens
+while not dead. Without NeuronHealth but with `neurons.full` rows in the traces, only dead
+neurons can be counted (saturation needs the activation's slope, i.e. the model).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from neuroscope_tui.analysis.diagnostics.common import (
     full_layers,
     layer_list,
     n_model_layers,
+    nanmedian,
     plural,
     series,
     traces_with,
@@ -41,6 +44,11 @@ LAYER_SHARE = 0.05
 # The model-wide summary appears when more than this share of all neurons is dead (or
 # saturated), even if no single layer passes LAYER_SHARE.
 OVERALL_SHARE = 0.01
+# A neuron that never passes the threshold counts as dead only when its largest |output| is
+# also under this fraction of the median neuron's largest |output| in its layer: a dead
+# neuron is an outlier of its layer, not a layer of small numbers (a tiny random gemma's
+# gated GELU outputs all sit under the capture's 0.01 threshold).
+DEAD_RELATIVE = 0.01
 # Past this many flagged layers, one finding lists them instead of one finding per layer.
 MAX_LAYER_FINDINGS = 6
 
@@ -67,6 +75,9 @@ def detect(inputs: DiagnosticInputs) -> list[Finding]:
         active = np.asarray(health.active_frac, dtype=np.float64)
         flat = np.asarray(health.flat_frac, dtype=np.float64)
         dead = np.isfinite(active) & (active == 0)
+        largest = np.asarray(health.max_abs, dtype=np.float64)
+        if np.isfinite(largest).any():
+            dead &= _negligible(largest, np.isfinite(active) & (active > 0))
         saturated = None
         if np.isfinite(flat).any():
             saturated = np.isfinite(flat) & (flat >= SATURATED_SHARE) & ~dead
@@ -92,7 +103,8 @@ def detect(inputs: DiagnosticInputs) -> list[Finding]:
 
 
 def _dead_from_rows(inputs: DiagnosticInputs):
-    """Dead neurons from `neurons.full` rows: never |x| > the capture's near-zero threshold."""
+    """Dead neurons from `neurons.full` rows: never |x| > the capture's near-zero threshold and
+    negligible next to the layer's other neurons."""
     found = traces_with(inputs, "neurons.full")
     if not found:
         reason = inputs.missing.get("neurons") or (
@@ -102,6 +114,7 @@ def _dead_from_rows(inputs: DiagnosticInputs):
     n_layers = n_model_layers(inputs)
     width = max(t.get("neurons.full").shape[2] for _, t in found)
     ever = np.zeros((n_layers, width), dtype=bool)
+    largest = np.full((n_layers, width), np.nan)  # largest finite |x| per neuron
     seen = np.zeros((n_layers, width), dtype=bool)  # some finite value: NaN rows prove nothing
     held = np.zeros(n_layers, dtype=bool)
     threshold = found[0][1].spec.near_zero
@@ -116,8 +129,10 @@ def _dead_from_rows(inputs: DiagnosticInputs):
                 on = np.where(finite, mag, 0) > threshold  # [T, N]
                 ever[layer, : rows.shape[2]] |= on.any(axis=0)
                 seen[layer, : rows.shape[2]] |= finite.any(axis=0)
+                peak = np.where(finite.any(axis=0), np.where(finite, mag, 0).max(axis=0), np.nan)
+                largest[layer, : rows.shape[2]] = np.fmax(largest[layer, : rows.shape[2]], peak)
                 held[layer] = True
-    dead = ~ever & seen & held[:, None]
+    dead = ~ever & seen & held[:, None] & _negligible(largest, ever)
     subset = found[0][1].spec.neuron_subset
     how = (
         f"counted on the kept MLP neuron rows, threshold {fmt(threshold)}, {tokens} tokens; "
@@ -199,6 +214,20 @@ def _kind_findings(kind, verb, mask, held, neuron_ids, how, meaning) -> list[Fin
             )
         )
     return out
+
+
+def _negligible(largest: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """[L, N] bool: a neuron's largest |output| is under DEAD_RELATIVE x its layer's reference,
+    the median over the layer's active neurons (over all of them where none is active: a layer
+    of small outputs is not an outlier of itself). The active ones, not all: when most of a
+    layer is dead the median of all would be a dead neuron's."""
+    values = np.where(np.isfinite(largest), largest, np.nan)
+    reference = np.empty(values.shape[0])
+    for layer in range(values.shape[0]):
+        pool = values[layer, active[layer]] if active[layer].any() else values[layer]
+        reference[layer] = nanmedian(pool) if pool.size else np.nan
+    with np.errstate(invalid="ignore"):
+        return np.nan_to_num(values, nan=np.inf) <= DEAD_RELATIVE * reference[:, None]
 
 
 def _sentence(text: str) -> str:

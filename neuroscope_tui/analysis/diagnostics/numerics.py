@@ -22,6 +22,7 @@ from neuroscope_tui.analysis.diagnostics.common import (
     fmt,
     full_layers,
     layer_list,
+    n_model_layers,
     plural,
     series,
     token_label,
@@ -53,7 +54,7 @@ NAN_MEANING = (
     "is garbage, and it spreads forward through every later layer and token. The first "
     "place it appears is the one to look at: a weight that is already NaN or inf (a corrupt or "
     "badly converted checkpoint), an overflow in half precision (run in float32 to check), a "
-    "division by a zero norm, or an out-of-range token id. Nothing downstream of it can be "
+    "division by a zero norm. Nothing downstream of it can be "
     "trusted, including the other findings for those layers."
 )
 OVERFLOW_MEANING = (
@@ -109,8 +110,9 @@ def detect(inputs: DiagnosticInputs) -> list[Finding]:
     if not any(t.arrays for t in inputs.traces):
         raise DetectorSkipped("there are no trace arrays to check.")
     findings = []
+    suspects = _suspects(inputs)
     for kind, test in (("NaN", np.isnan), ("inf", np.isinf)):
-        found = _nonfinite(inputs, kind, test)
+        found = _nonfinite(inputs, suspects, kind, test)
         if found is not None:
             findings.append(found)
     findings += _float16(inputs)
@@ -120,16 +122,31 @@ def detect(inputs: DiagnosticInputs) -> list[Finding]:
     return findings
 
 
-def _nonfinite(inputs: DiagnosticInputs, kind: str, test) -> Finding | None:
+def _suspects(inputs: DiagnosticInputs) -> set[tuple[int, str]]:
+    """(prompt, array name) of the float arrays that may hold NaN or inf: one pass each, as a
+    finite sum has no NaN or inf in it (a sum overflowing to inf only costs a closer look)."""
+    out = set()
+    for p, trace in enumerate(inputs.traces):
+        for name, arr in trace.arrays.items():
+            if name.startswith(_EXEMPT_PREFIXES) or not np.issubdtype(arr.dtype, np.floating):
+                continue
+            if arr.size and not math.isfinite(float(np.sum(arr, dtype=np.float64))):
+                out.add((p, name))
+    return out
+
+
+def _nonfinite(
+    inputs: DiagnosticInputs, suspects: set[tuple[int, str]], kind: str, test
+) -> Finding | None:
     arrays: dict[str, int] = {}  # array name -> bad entries over the prompt set
     prompts: set[int] = set()
     first = None  # (order key, prompt, array, layer, token)
     for p, trace in enumerate(inputs.traces):
         for name, arr in trace.arrays.items():
-            if name.startswith(_EXEMPT_PREFIXES) or not np.issubdtype(arr.dtype, np.floating):
+            if (p, name) not in suspects:
                 continue
-            if arr.size == 0:
-                continue
+            if kind == "inf" and arr.dtype == np.float16:
+                continue  # rows stored as float16 (full_dtype): inf is the storage overflowing
             bad = test(arr)
             if not bad.any():
                 continue
@@ -192,7 +209,12 @@ def _float16(inputs: DiagnosticInputs) -> list[Finding]:
             for name in sources:
                 if not trace.has(name) or trace.get(name).size == 0:
                     continue
-                arr = np.abs(np.asarray(trace.get(name), dtype=np.float64))
+                arr = trace.get(name)
+                # one pass to rule the array out: fmax ignores NaN; inf counts (stored rows
+                # overflowing float16 are inf) and is cleared below
+                if not float(np.fmax.reduce(np.abs(arr), axis=None)) > FLOAT16_MAX:
+                    continue
+                arr = np.abs(np.asarray(arr, dtype=np.float64))
                 arr = np.where(np.isfinite(arr), arr, 0.0)
                 per = arr.reshape(arr.shape[0], arr.shape[1], -1).max(axis=2)  # [L', T]
                 layers = full_layers(trace) if name.endswith(".full") else trace.layers()
@@ -246,24 +268,25 @@ def bfloat16_step(value: float) -> float:
 def _bfloat16(inputs: DiagnosticInputs) -> Finding | None:
     """Layers whose largest |x| has a bfloat16 step above the layer's median |x|."""
     worst: dict[int, tuple[float, float, float, int, int]] = {}  # layer -> step/median, ...
-    n_layers = max((t.n_layers for t in inputs.traces), default=0)
+    n_layers = n_model_layers(inputs)
     curve = np.full(n_layers, np.nan)
     for p, trace in enumerate(inputs.traces):
         if not trace.has("resid.full") or trace.get("resid.full").size == 0:
             continue
         resid = trace.get("resid.full")
         for row, layer in enumerate(full_layers(trace)):
-            mag = np.abs(np.asarray(resid[row], dtype=np.float64))
-            mag = mag[np.isfinite(mag)] if not np.all(np.isfinite(mag)) else mag
-            if mag.size == 0:
-                continue
-            median = float(np.median(mag))
-            flat = np.abs(np.asarray(resid[row], dtype=np.float64))
-            flat = np.where(np.isfinite(flat), flat, 0.0)
-            t, _ = np.unravel_index(int(np.argmax(flat)), flat.shape)
-            peak = float(flat.max())
+            mag = np.abs(np.asarray(resid[row], dtype=np.float32))  # [T, D]
+            finite = np.isfinite(mag)
+            if not finite.any():
+                continue  # NaN everywhere: the NaN finding says so
+            median = float(np.median(mag if finite.all() else mag[finite]))
+            if median <= 0:
+                continue  # a mostly-zero layer has no typical magnitude to lose
+            mag = np.where(finite, mag, 0.0)
+            t, _ = np.unravel_index(int(np.argmax(mag)), mag.shape)
+            peak = float(mag[t].max())
             step = bfloat16_step(peak)
-            ratio = step / median if median > 0 else math.inf if step > 0 else 0.0
+            ratio = step / median
             if layer < n_layers:
                 curve[layer] = np.nanmax([curve[layer], ratio])
             if step > median and ratio > worst.get(layer, (0.0,))[0]:

@@ -119,7 +119,7 @@ def _first_sinks(weight: np.ndarray) -> Finding | None:
         title=(
             f"{len(layers)} of {n_layers_held} layers have first-token sink heads; "
             f"{int(sinks.sum())} of {int(held.sum())} heads put over {fmt(SINK_WEIGHT)} of "
-            f"their attention on the first token (up to {fmt(float(weight[top_layer, top_head]))} "
+            f"their attention on the first token (up to {float(weight[top_layer, top_head]):.2f} "
             f"in L{top_layer}.H{top_head})"
         ),
         meaning=FIRST_MEANING,
@@ -194,7 +194,7 @@ def _delimiter_sinks(inputs: DiagnosticInputs, n_layers: int, n_heads: int) -> F
         title=(
             f"{plural(int(sinks.sum()), 'head')} in {plural(len(layers), 'layer')} put over "
             f"{fmt(SINK_WEIGHT)} of their attention on delimiter tokens other than the first "
-            f"(up to {fmt(float(weight[top]))} in L{top[0]}.H{top[1]})"
+            f"(up to {float(weight[top]):.2f} in L{top[0]}.H{top[1]})"
         ),
         meaning=DELIMITER_MEANING,
         cells=[Cell("heads", layer=lh[0], head=lh[1]) for lh in strongest[:MAX_CELLS]],
