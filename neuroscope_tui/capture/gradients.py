@@ -11,6 +11,8 @@ restored afterwards, and everything the pass made is freed before the next promp
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -60,14 +62,11 @@ def mlp_parameters(anatomy: Anatomy, layer: int) -> list[nn.Parameter]:
     return params
 
 
-def _sq_norm(grads: list[torch.Tensor | None]) -> torch.Tensor | None:
-    """The squared norm of several gradients together (float32); None when all are None."""
-    parts = [g.float().pow(2).sum() for g in grads if g is not None]
-    return torch.stack(parts).sum() if parts else None
-
-
-def _value(x: torch.Tensor | None) -> float:
-    return float("nan") if x is None else float(x)
+def _input_device(anatomy: Anatomy, model: nn.Module) -> torch.device:
+    weight = getattr(anatomy.embed, "weight", None)
+    if isinstance(weight, torch.Tensor):
+        return weight.device
+    return next(model.parameters()).device
 
 
 def next_token_loss(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
@@ -97,7 +96,8 @@ def prompt_gradients(model: nn.Module, anatomy: Anatomy, ids: list[int]) -> dict
         }
     params = [p for p in model.parameters()]
     flags = [p.requires_grad for p in params]
-    device = next(model.parameters()).device
+    # where the ids go in (with device_map="auto" the blocks may sit on several devices)
+    device = _input_device(anatomy, model)
     observer = StreamObserver()
     try:
         for p in params:
@@ -118,20 +118,31 @@ def prompt_gradients(model: nn.Module, anatomy: Anatomy, ids: list[int]) -> dict
             block_params = [list(b.parameters()) for b in anatomy.blocks]
             wanted = list({id(p): p for ps in block_params for p in ps}.values())
             grads = torch.autograd.grad(loss, [*streams, *wanted], allow_unused=True)
-        by_param = {id(p): g for p, g in zip(wanted, grads[len(streams) :], strict=True)}
-        stream_grads = grads[: len(streams)]
-        embed = _sq_norm([stream_grads[0]]) if with_embed else None
-        resid = stream_grads[1:] if with_embed else stream_grads
+        # every gradient's norm once, in one batch of kernels and one copy to the host
+        keys = [id(t) for t in [*streams, *wanted]]
+        have = [(k, g) for k, g in zip(keys, grads, strict=True) if g is not None]
+        del grads
+        norms = (
+            torch.stack([v.to(device) for v in torch._foreach_norm([g.float() for _, g in have])])
+            .cpu()
+            .tolist()
+            if have
+            else []
+        )
+        sq = {k: v * v for (k, _), v in zip(have, norms, strict=True)}
+        del have
 
-        def norm_of(ps: list[nn.Parameter]) -> float:
-            return _value(_sq_norm([by_param.get(id(p)) for p in ps])) ** 0.5
+        def norm_of(tensors) -> float:
+            """The norm of several tensors' gradients together; NaN when none has one."""
+            parts = [sq[id(t)] for t in tensors if id(t) in sq]
+            return math.sqrt(sum(parts)) if parts else math.nan
 
         result: dict[str, object] = {
             "loss": float(loss.detach()),
-            "embed": _value(embed) ** 0.5,
-            "resid": [_value(_sq_norm([g])) ** 0.5 for g in resid],
+            "embed": norm_of([streams[0]]) if with_embed else math.nan,
+            "resid": [norm_of([x]) for x in (streams[1:] if with_embed else streams)],
             "params": [norm_of(ps) for ps in block_params],
-            "attn_params": [norm_of(list(a.parameters())) for a in anatomy.attention],
+            "attn_params": [norm_of(a.parameters()) for a in anatomy.attention],
             "mlp_params": [norm_of(mlp_parameters(anatomy, layer)) for layer in range(n)],
         }
         return result

@@ -63,6 +63,7 @@ class _LayerStats:
             self.flat = torch.zeros(width, device=device)
             self.total = torch.zeros(width, device=device)
             self.max_abs = torch.zeros(width, device=device)
+            self.nan = torch.zeros(width, device=device)
         self.tokens = 0
 
 
@@ -111,6 +112,7 @@ class NeuronObserver:
         st = self._layer(layer, fx)
         mag = fx.abs()
         st.active += (mag > self.threshold).sum(0)
+        st.nan += mag.isnan().sum(0)
         st.total += fx.sum(0)
         # in place (the counters stay normal tensors); torch.maximum propagates NaN, so a
         # neuron that produced NaN shows NaN, not a plausible maximum
@@ -139,7 +141,8 @@ class NeuronObserver:
     def health(self) -> NeuronHealth:
         """The counters as NeuronHealth [L, N] (one copy to the host per layer and counter).
 
-        Layers never seen (no tokens) hold NaN; a width smaller than the widest is NaN-padded.
+        Layers never seen (no tokens) hold NaN; a width smaller than the widest is NaN-padded;
+        a neuron that produced NaN on any token has NaN fractions (it is broken, not dead).
         """
         n_layers = self.anatomy.n_layers
         width = max([st.active.shape[0] for st in self.stats.values()] or [self.anatomy.d_mlp])
@@ -150,9 +153,11 @@ class NeuronObserver:
             if st.tokens == 0:
                 continue
             n = st.active.shape[0]
-            active[layer, :n] = (st.active / st.tokens).cpu().numpy()
+            # a neuron that produced NaN is broken, not dead or flat: NaN (numerics reports it)
+            broken = st.nan.cpu().numpy() > 0
+            active[layer, :n] = np.where(broken, np.nan, (st.active / st.tokens).cpu().numpy())
             if self.use_activation:
-                flat[layer, :n] = (st.flat / st.tokens).cpu().numpy()
+                flat[layer, :n] = np.where(broken, np.nan, (st.flat / st.tokens).cpu().numpy())
             max_abs[layer, :n] = st.max_abs.cpu().numpy()
             mean[layer, :n] = (st.total / st.tokens).cpu().numpy()
             n_tokens = max(n_tokens, st.tokens)

@@ -25,7 +25,9 @@ class NeuronHealth:
     fraction of tokens where |f'(x)| < `flat_slope` (the flat part of f; f' by finite
     difference of the model's own activation module); `max_abs[l, n]` the largest |f(x)|;
     `mean[l, n]` the mean f(x). Where no activation module was found, counted on the down
-    projection's input instead, `activation` says so and `flat_frac` is all NaN.
+    projection's input instead, `activation` says so and `flat_frac` is all NaN. A neuron
+    that produced NaN on any token has NaN `active_frac` / `flat_frac` (broken, not dead:
+    the numerics detector reports it). Built by `capture/neuron_health.py`.
     """
 
     active_frac: np.ndarray  # [L, N] float32
