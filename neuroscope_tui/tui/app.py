@@ -510,6 +510,14 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, InterventionActi
         switcher.current = f"view-{name}"
         self.call_after_refresh(self._refresh_view)
 
+    async def show_cell(self, name: str, **changes: int) -> None:
+        """Move the app-wide selection (layer=, token=, head=) and show the view `name`
+        (the diagnostics view sends the cursor to a finding's cell this way)."""
+        self.selection = Selection(**{**self.selection.__dict__, **changes})
+        if "token" in changes:  # the user chose a token: stop following the newest one
+            self.follow = False
+        await self.action_show_view(name)
+
     def _focus_view(self) -> None:
         """Focus the first focusable widget of the view on screen (the scan's heatmap)."""
         for widget in self.view.query("*"):

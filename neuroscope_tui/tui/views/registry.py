@@ -49,4 +49,11 @@ VIEWS: list[ViewEntry] = [
         "neuroscope_tui.tui.views.interventions:InterventionsView",
     ),
     ViewEntry("0", "concepts", "Concepts", "neuroscope_tui.tui.views.concepts:ConceptView"),
+    # "!" (shift+1): the number keys are taken; the help screen shows the key as "!"
+    ViewEntry(
+        "exclamation_mark",
+        "diagnostics",
+        "Diagnostics",
+        "neuroscope_tui.tui.views.diagnostics:DiagnosticsView",
+    ),
 ]
