@@ -210,3 +210,22 @@ class TestDriftScreen:
     def test_the_planted_layer_of_the_last_checkpoint(self, snap_compare):
         assert snap_compare(drift_app(synthetic_drift()), terminal_size=SIZE,
                             run_before=show_planted_cell)  # fmt: skip
+
+
+async def test_s_saves_the_whole_comparison(monkeypatch, tmp_path):
+    """With a comparison on screen, `s` hands all of it to drift_file.save_drift (stubbed)."""
+    import sys
+    import types
+
+    saved = []
+    stub = types.ModuleType("neuroscope_tui.drift_file")
+    stub.save_drift = lambda result, path, force=False: saved.append((result, path)) or path
+    monkeypatch.setitem(sys.modules, "neuroscope_tui.drift_file", stub)
+    r = synthetic_drift()
+    app = drift_app(r, save_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await on_drift(pilot)
+        await pilot.press("s")
+        await pilot.pause()
+    assert len(saved) == 1 and saved[0][0] is r
+    assert saved[0][1].parent == tmp_path and saved[0][1].name.startswith("base-drift-")

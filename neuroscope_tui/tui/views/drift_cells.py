@@ -139,9 +139,11 @@ def cell_text(result: DriftResult, metric: str, ref: str, c: int, layer: int, k:
     for head, (before, after) in sorted(types.items()):  # a type change beyond the top k
         text.append(f"  H{head:<3}type {before or '·'}→{after or '·'}\n")
     neurons = top_moved_neurons(result, c, layer, k, ref=ref)
+    recorded = bool(neurons)
+    neurons = [n for n in neurons if n[1] != 0.0]
     text.append("\ntop moved neurons\n", "bold")
     if not neurons:
-        text.append("  no neuron means recorded\n", "dim")
+        text.append("  no neuron moved\n" if recorded else "  no neuron means recorded\n", "dim")
     for neuron, shift in neurons:
         text.append(f"  n{neuron:<6}{shift:+.3g}\n")
     if result.skipped:
