@@ -87,7 +87,11 @@ class DriftView(GridView):
 
     def action_open_checkpoint(self) -> None:
         """Show the scan of the checkpoint under the cursor, as its difference to the base."""
-        if self.result is not None and self.grid is not None:
+        if self.result is None:
+            self.notify(NO_DRIFT, severity="warning")
+        elif self.grid is None:  # no cells, so no cursor: another measure has them
+            self.notify("no cell to open here; m shows a measure this comparison holds")
+        else:
             self.app.show_drift_model(self.checkpoint + 1)
 
     def action_open_base(self) -> None:
