@@ -110,7 +110,7 @@ def cell_text(result: DriftResult, metric: str, ref: str, c: int, layer: int, k:
     ]
     if "neurons.mean" in result.arrays:
         rows.append(("neuron shift", float(neuron_shift(result, ref)[c, layer])))
-    rows.append((f"KL {refs.label}‖ckpt", _mean_kl(result, ref, c)))
+    rows.append(("KL (nats)", _mean_kl(result, ref, c)))  # next token, mean over prompts
     for name, value in rows:
         text.append(f"{name:<15}", "dim")
         text.append(f"{format_value(value)}\n", "bold")
