@@ -229,3 +229,21 @@ async def test_s_saves_the_whole_comparison(monkeypatch, tmp_path):
         await pilot.pause()
     assert len(saved) == 1 and saved[0][0] is r
     assert saved[0][1].parent == tmp_path and saved[0][1].name.startswith("base-drift-")
+
+
+async def test_a_run_of_another_prompt_is_shown_without_a_difference():
+    """A snapshot input's run of its own prompt cannot be subtracted cell by cell."""
+    import dataclasses
+
+    r = synthetic_drift()
+    r.traces[1] = dataclasses.replace(r.traces[1], prompt="another prompt")
+    app = drift_app(r)
+    async with app.run_test(size=SIZE) as pilot:
+        await on_drift(pilot)
+        await pilot.press("enter")
+        for _ in range(20):
+            await pilot.pause()
+            if app.current_view == "scan":
+                break
+        assert app.shown is r.traces[1] and not app.view.difference
+        np.testing.assert_allclose(app.view.heatmap._raw, metric_values(r.traces[1], "resid.norm"))
