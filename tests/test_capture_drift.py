@@ -187,3 +187,30 @@ def test_progress_reports_and_cancels(saved):
     ctx.cancel()
     with pytest.raises(TaskCancelled):
         measure_drift(ckpts, PROMPTS[:2], load_options=CPU, progress=ctx)
+
+
+def test_lens_top1_is_the_capture_lens_top1():
+    from neuroscope_tui.capture.drift import SPEC, lens_top1
+    from neuroscope_tui.capture.run import GenerationOptions, run
+    from tests.tiny_models import tiny_bundle
+
+    bundle = tiny_bundle("llama")
+    trace = run(bundle, PROMPTS[2], SPEC, GenerationOptions(max_new_tokens=0))
+    got = lens_top1(bundle, trace.get("resid.full"))
+    np.testing.assert_array_equal(got, trace.get("lens.top_ids")[:, :, 0])
+
+
+def test_only_the_first_tokens_of_a_long_prompt_are_run():
+    from neuroscope_tui.capture.run import GenerationOptions, run, tokenize_prompt
+    from tests.tiny_models import tiny_bundle
+
+    bundle = tiny_bundle("llama")
+    whole = tokenize_prompt(bundle, PROMPTS[2], GenerationOptions())
+    trace = run(
+        bundle, PROMPTS[2], options=GenerationOptions(max_new_tokens=0, max_prompt_tokens=5)
+    )
+    assert trace.token_ids == whole[:5]
+    assert trace.notes["truncated"] == f"only the first 5 of {len(whole)} prompt tokens were run"
+    long = " ".join(PROMPTS * 20)  # past the tiny model's 128-token context
+    trace = run(bundle, long, options=GenerationOptions(max_new_tokens=0, max_prompt_tokens=500))
+    assert trace.n_prompt == 127
