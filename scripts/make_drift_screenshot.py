@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -94,15 +95,20 @@ def main() -> None:
 
     layer = args.layer if args.layer is not None else (3 if args.tiny else 15)
     steps = [int(s) for s in args.steps.split(",")]
+    args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        root = args.keep or Path(tmp)
+        root = (args.keep or Path(tmp)).resolve()
         started = time.perf_counter()
         base, run = make_checkpoints(root, args.tiny, layer, steps)
         print(f"checkpoints in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-        started = time.perf_counter()
-        checkpoints = resolve_checkpoints(str(base), [str(run)])
-        result = measure_drift(checkpoints, default_prompts()[: args.prompts])
+        started, here = time.perf_counter(), Path.cwd()
+        os.chdir(root)  # the names on screen: "base", "run/checkpoint-4", not a temporary path
+        try:
+            checkpoints = resolve_checkpoints(base.name, [run.name])
+            result = measure_drift(checkpoints, default_prompts()[: args.prompts])
+        finally:
+            os.chdir(here)
         print(f"drift measured in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     print(asyncio.run(shoot(result, args.out, layer)))
 

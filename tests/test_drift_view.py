@@ -247,3 +247,11 @@ async def test_a_run_of_another_prompt_is_shown_without_a_difference():
                 break
         assert app.shown is r.traces[1] and not app.view.difference
         np.testing.assert_allclose(app.view.heatmap._raw, metric_values(r.traces[1], "resid.norm"))
+
+
+def test_similarities_near_one_keep_their_digits():
+    from neuroscope_tui.tui.views.drift_cells import similarity_text
+
+    assert similarity_text(0.9999791) == "0.999979"
+    assert similarity_text(1.0) == "1" and similarity_text(0.5) == "0.5"
+    assert similarity_text(float("nan")) == "–"

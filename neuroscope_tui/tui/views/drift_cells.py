@@ -83,6 +83,13 @@ def column_label(ckpt: Checkpoint) -> str:
     return str(ckpt.step) if ckpt.step is not None else ckpt.label
 
 
+def similarity_text(value: float) -> str:
+    """A CKA or cosine: near 1 with enough digits to show a change (0.99998, not "1")."""
+    if np.isfinite(value) and 0.99 < value < 1.0:
+        return f"{value:.6f}".rstrip("0")
+    return format_value(value)
+
+
 def _figure(result: DriftResult, name: str, c: int, layer: int | None = None) -> float:
     arr = result.arrays.get(name)
     if arr is None:
@@ -113,7 +120,8 @@ def cell_text(result: DriftResult, metric: str, ref: str, c: int, layer: int, k:
     rows.append(("KL (nats)", _mean_kl(result, ref, c)))  # next token, mean over prompts
     for name, value in rows:
         text.append(f"{name:<15}", "dim")
-        text.append(f"{format_value(value)}\n", "bold")
+        shown = similarity_text(value) if name in ("CKA", "cos") else format_value(value)
+        text.append(f"{shown}\n", "bold")
     split = result.arrays.get("lens.split.base")
     agree = _figure(result, "lens.agree.base", c, layer)
     text.append(f"{'lens split':<15}", "dim")
