@@ -65,7 +65,7 @@ class ScanView(TraceView):
         Binding("u", "pick_neuron", "neuron"),
         Binding("a", "ablate_neuron", "ablate"),
         Binding("b", "ablate_block", "ablate block"),
-        Binding("d", "toggle_difference", "vs clean / vs base"),
+        Binding("d", "toggle_difference", "vs clean"),  # a drift checkpoint: vs base
     ]
 
     DEFAULT_CSS = """
