@@ -255,3 +255,17 @@ def test_similarities_near_one_keep_their_digits():
     assert similarity_text(0.9999791) == "0.999979"
     assert similarity_text(1.0) == "1" and similarity_text(0.5) == "0.5"
     assert similarity_text(float("nan")) == "–"
+
+
+async def test_a_comparison_without_runs_still_opens_on_drift():
+    r = synthetic_drift()
+    r.traces = []
+    app = drift_app(r)
+    async with app.run_test(size=SIZE) as pilot:
+        view = await on_drift(pilot)
+        assert app.figures.model == "./base" and "showing base" in app.figures.source
+        np.testing.assert_allclose(view.grid.raw, 1 - r.arrays["cka.base"].T, rtol=1e-6)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.current_view == "drift"
+        assert any("no run of checkpoint-100" in str(n.message) for n in app._notifications)
