@@ -71,11 +71,20 @@ async def test_cells_are_the_arrays_and_m_p_switch():
             np.testing.assert_allclose(view.grid.raw, want[metric, "prev"], rtol=1e-5, atol=1e-7)
         assert "vs previous" in str(view.query_one(".grid-title").render())
         # nothing moved before the planted layer; the brightest cell is the last checkpoint's
-        await pilot.press("p", "m")  # back to 1 - CKA vs base
+        await pilot.press("p", "m", "m")  # back to 1 - CKA vs base
         await pilot.pause()
+        assert (view.metric, view.ref) == ("cka", "base")
         assert np.all(view.grid.raw[:PLANTED_LAYER] == 0)
         assert np.all(view.grid.values_norm[:PLANTED_LAYER] == 0)
         assert view.grid.values_norm[-1, -1] == 1.0
+        # log colours by default: 0.04 (the smallest change) dark, 0.48 bright, 0.12 between
+        lo, hi, cell = 0.04, 0.04 * 3 * 4, 0.04 * 3 * 1  # the last checkpoint at the planted layer
+        want_log = np.log(cell / lo) / np.log(hi / lo)
+        assert view.grid.values_norm[PLANTED_LAYER, 2] == pytest.approx(want_log, rel=1e-5)
+        await pilot.press("o")
+        await pilot.pause()
+        assert view.grid.values_norm[PLANTED_LAYER, 2] == pytest.approx(cell / hi, rel=1e-5)
+        assert "log" not in view.grid.label
         assert view.grid.column_labels == [str(s) for s in STEPS]
 
 
@@ -247,6 +256,18 @@ async def test_a_run_of_another_prompt_is_shown_without_a_difference():
                 break
         assert app.shown is r.traces[1] and not app.view.difference
         np.testing.assert_allclose(app.view.heatmap._raw, metric_values(r.traces[1], "resid.norm"))
+
+
+def test_log_colours_floor_and_zero():
+    from neuroscope_tui.tui.views.drift_cells import LOG_DECADES, colour_scale
+
+    raw = np.array([[0.0, 1e-12, 1e-3], [1e-2, np.nan, 1.0]])
+    norm, lo, hi = colour_scale(raw, log=True)
+    assert (lo, hi) == (10.0**-LOG_DECADES, 1.0)  # float noise below the floor stays dark
+    assert norm[0, 0] == 0 and norm[0, 1] == 0 and np.isnan(norm[1, 1]) and norm[1, 2] == 1
+    assert norm[0, 2] == pytest.approx(0.25) and norm[1, 0] == pytest.approx(0.5)
+    flat, lo, hi = colour_scale(np.zeros((2, 2)), log=True)  # nothing moved: all dark
+    assert np.all(flat == 0) and hi > lo
 
 
 def test_similarities_near_one_keep_their_digits():

@@ -78,6 +78,33 @@ def metric_values(result: DriftResult, metric: str, ref: str) -> np.ndarray:
     return 1.0 - values if metric == "cka" else values
 
 
+LOG_DECADES = 4  # a log scale spans at most this many decades below the largest change
+
+
+def colour_scale(raw: np.ndarray, log: bool) -> tuple[np.ndarray, float, float]:
+    """(colours in [0, 1], lo, hi) of changes `raw` (>= 0; NaN stays NaN).
+
+    Linear: 0 to the largest change. Log: the smallest positive change (at most LOG_DECADES
+    decades below the largest) to the largest; smaller ones, and no change at all, get the
+    dark end. Drift spans decades (1 - CKA of 1e-5 where a fine-tune starts, 1e-2 at the last
+    layers), so on a linear scale only the largest cells would light up.
+    """
+    raw = np.asarray(raw, dtype=np.float64)
+    finite = raw[np.isfinite(raw)]
+    hi = float(finite.max()) if finite.size else 0.0
+    if not hi > 0:  # nothing moved (or nothing finite): every cell at the dark end
+        return np.where(np.isnan(raw), np.nan, 0.0), 0.0, 1.0
+    if not log:
+        return np.clip(raw / hi, 0.0, 1.0), 0.0, hi
+    lo = max(float(finite[finite > 0].min()), hi * 10.0**-LOG_DECADES)
+    if not hi > lo:
+        return np.where(np.isnan(raw), np.nan, np.where(raw >= hi, 1.0, 0.0)), lo, hi
+    with np.errstate(divide="ignore", invalid="ignore"):
+        norm = np.log(np.maximum(raw, lo) / lo) / np.log(hi / lo)
+    norm = np.where(raw < lo, 0.0, norm)
+    return np.where(np.isnan(raw), np.nan, np.clip(norm, 0.0, 1.0)), lo, hi
+
+
 def column_label(ckpt: Checkpoint) -> str:
     """A checkpoint's column on the axis: its trainer step, else its label."""
     return str(ckpt.step) if ckpt.step is not None else ckpt.label
