@@ -64,7 +64,7 @@ def test_a_long_prompt_keeps_its_first_tokens(bundle, inputs) -> None:
     long = inputs.traces[1]
     ids = list(bundle.tokenizer(LONG)["input_ids"])
     assert len(ids) > 100 and long.token_ids == ids[:100]
-    assert "first 100 tokens" in long.notes["truncated"]
+    assert "only the first 100 of" in long.notes["truncated"]
     assert "truncated" not in inputs.traces[0].notes
 
 

@@ -55,7 +55,8 @@ class GenerationOptions:
     too_long: str = "refuse"
     stop_at_eos: bool = True
     chat: bool = False
-    # keep only the prompt's first tokens (a diagnostic prompt set's long line); said in notes
+    # keep only the first n tokens of the prompt (a prompt set's long line in diagnostics and
+    # drift: every model reads the same prefix); None keeps the whole prompt; said in notes
     max_prompt_tokens: int | None = None
 
 
@@ -156,9 +157,12 @@ def _prompt_ids(
     if not ids:
         raise PromptError("the prompt gives no tokens; type some text to run.")
     n_whole = len(ids)
-    if options.max_prompt_tokens is not None and len(ids) > options.max_prompt_tokens:
-        ids = ids[: max(1, options.max_prompt_tokens)]
     limit = bundle.context_length
+    if options.max_prompt_tokens is not None:
+        keep = max(1, options.max_prompt_tokens)
+        keep = min(keep, limit - 1) if limit else keep
+        if len(ids) > keep:
+            return ids[:keep], n_whole
     if limit and len(ids) >= limit:
         if options.too_long != "truncate":
             raise PromptError(
@@ -367,7 +371,7 @@ def run(
     if options.chat:
         trace.notes["chat_template"] = chat_text(bundle, prompt)
     if options.max_prompt_tokens is not None and len(ids) < n_whole:
-        trace.notes["truncated"] = f"the prompt was cut to its first {len(ids)} tokens"
+        trace.notes["truncated"] = f"only the first {len(ids)} of {n_whole} prompt tokens were run"
     elif len(ids) < n_whole:
         trace.notes["truncated"] = (
             f"the prompt was cut from the left to the last {len(ids)} tokens to fit the context"
