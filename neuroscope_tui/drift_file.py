@@ -283,7 +283,8 @@ def _from_trace(trace: Trace, source: str) -> DriftResult:
     if type(version) is int and version > DRIFT_VERSION:
         raise SnapshotError(
             f"{source} holds a drift comparison made by a newer neuroscope-tui (drift format "
-            f"{version}, this reads up to {DRIFT_VERSION}); upgrade with pip install -U neuroscope-tui"
+            f"{version}, this reads up to {DRIFT_VERSION}); upgrade with "
+            "pip install -U neuroscope-tui"
         )
     try:
         note = DriftNote.model_validate(raw)
