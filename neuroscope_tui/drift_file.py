@@ -261,7 +261,7 @@ def drift_from_trace(trace: Trace, source: str = "this snapshot") -> DriftResult
     """The DriftResult a loaded snapshot carries, checked; SnapshotError names what is wrong."""
     if not is_drift_snapshot(trace):
         raise SnapshotError(
-            f"{source} is a snapshot but not a drift comparison; make one with "
+            f"{source} holds no drift comparison; make one with "
             "`neuroscope-tui drift BASE CHECKPOINT -o FILE`"
         )
     try:
@@ -396,3 +396,15 @@ def _other_trace(trace: Trace, t: TraceNote) -> Trace:
         version=m.trace_version,
         interventions=list(t.manifest.get("interventions") or []),
     )
+
+
+def drift_table(trace: Trace) -> Any:
+    """The export table of a drift file (`neuroscope-tui export drift.nscope drift`): the rows
+    of analysis/drift.py `drift_rows`, their keys as columns in first-seen order."""
+    result = drift_from_trace(trace)  # a plain snapshot: one sentence, before any import
+    from neuroscope_tui.analysis.drift import drift_rows
+    from neuroscope_tui.analysis.exports import Table
+
+    rows = drift_rows(result)
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    return Table(columns=columns, rows=[[row.get(c) for c in columns] for row in rows])

@@ -90,7 +90,7 @@ def test_an_inconsistent_result_is_not_written(tmp_path):
 
 def test_a_normal_snapshot_is_not_a_drift_file(tmp_path):
     path = save_snapshot(make_result().traces[1], tmp_path / "plain.nscope")
-    with pytest.raises(SnapshotError, match="not a drift comparison"):
+    with pytest.raises(SnapshotError, match="holds no drift comparison"):
         load_drift(path)
 
 

@@ -70,6 +70,10 @@ EXPORTS: dict[str, tuple[str, str]] = {
         "neuroscope_tui.analysis.concept_tables:concepts_table",
         "per concept, layer and token: the projection kept by capture --concept",
     ),
+    "drift": (
+        "neuroscope_tui.drift_file:drift_table",
+        "a drift comparison (neuroscope-tui drift -o): per checkpoint, layer and measure",
+    ),
 }
 
 

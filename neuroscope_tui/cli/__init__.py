@@ -1,6 +1,6 @@
 """The `neuroscope-tui` command: `neuroscope-tui [MODEL]` opens the live scan; subcommands
-work without a screen (`capture`, `info`, `export`, `heads`, `compare`, `patch`) or open a snapshot
-(`view`).
+work without a screen (`capture`, `info`, `export`, `heads`, `compare`, `patch`, `drift`) or
+open a snapshot (`view`).
 
 Each subcommand lives in its own module with `add_arguments(parser)` and `run(args) -> int`.
 Every user mistake is a `NeuroscopeError`: one sentence on stderr, exit status 2. Nothing here
@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("compare", "compare two prompts (or two snapshots) layer by layer"),
     "concept": ("concept", "fit a concept (two labelled prompt sets) per layer, save it"),
     "patch": ("patch", "patch a clean prompt's activations into a corrupted one, cell by cell"),
+    "drift": ("drift", "compare a base model with its fine-tuned checkpoints, layer by layer"),
 }
 
 
