@@ -65,6 +65,27 @@ def _say(text: str) -> None:
     print(visible(text, newlines=True), file=sys.stderr, flush=True)
 
 
+class Progress:
+    """measure_drift's `progress(fraction, text)` on stderr: one line rewritten in place on a
+    terminal; in a log, a line each time the text changes (so per-tensor steps stay quiet)."""
+
+    def __init__(self) -> None:
+        self.live = sys.stderr.isatty()
+        self.last = ""
+
+    def __call__(self, fraction: float, text: str) -> None:
+        if self.live:
+            line = visible(f"  {100 * fraction:5.1f}%  {text}")[:100]
+            print(f"\r{line:<100}", end="", file=sys.stderr, flush=True)
+        elif text != self.last:
+            _say(f"  {100 * fraction:5.1f}%  {text}")
+        self.last = text
+
+    def done(self) -> None:
+        if self.live and self.last:
+            print(file=sys.stderr, flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     from neuroscope_tui.prompt_sets import default_prompts, read_prompt_file
     from neuroscope_tui.snapshot import check_output_path
@@ -90,7 +111,11 @@ def run(args: argparse.Namespace) -> int:
     )
     from neuroscope_tui.capture.drift import measure_drift
 
-    result = measure_drift(checkpoints, prompts, progress=_say, load_options=loader_options(args))
+    progress = Progress()
+    result = measure_drift(
+        checkpoints, prompts, progress=progress, load_options=loader_options(args)
+    )
+    progress.done()
     if args.output is not None:
         from neuroscope_tui.drift_file import save_drift
 
