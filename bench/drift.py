@@ -1,0 +1,240 @@
+"""What `neuroscope-tui drift` costs per checkpoint, and its peak memory against one model
+plus one trace.
+
+    python bench/drift.py                 # SmolLM2-135M and two fine-tuned copies
+    python bench/drift.py --tiny          # a random tiny llama (seconds; a smoke test)
+    python bench/drift.py --steps 2,4 --layer 15 --keep DIR
+
+First the checkpoints are made in a temporary folder: the base saved as safetensors, then a
+few AdamW steps on one middle layer only (every other parameter frozen), saved after each
+count of --steps as `run/checkpoint-<step>`, as a trainer writes them.
+
+Then, each in a fresh process so the kernel's peak resident set (ru_maxrss from os.wait4) is
+that command's alone, in the same run:
+  - reference: `neuroscope-tui capture BASE --prompt P -o x.nscope` (one model + one trace,
+    the capture command's default spec: full rows, lens, per-layer patterns)
+  - drift: `measure_drift(base, run/checkpoint-*)` on the shipped prompt set, timed per model
+    with wrappers on capture/drift.py's own steps (loading, the summary capture, and the
+    weight streaming), then the comparison saved with save_drift.
+
+Prints per model: load, summary capture and weight streaming (wall and process CPU), and
+the two peaks with their ratio. Other helpers share this machine: the load average is
+printed, and CPU seconds are the figure to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+TINY_SHAPE = dict(
+    num_hidden_layers=6,
+    hidden_size=128,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    intermediate_size=512,
+    vocab_size=160,
+    max_position_embeddings=512,
+)
+TEXT = (
+    "The capital of France is Paris. The capital of Germany is Berlin. The capital of Italy "
+    "is Rome. Fine-tuning changes only what it is allowed to change."
+)
+
+
+# ---- making the checkpoints ------------------------------------------------------------------
+
+
+def _save(model, tokenizer, folder: Path) -> None:
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+
+
+def make_checkpoints(root: Path, tiny: bool, layer: int, steps: list[int]) -> tuple[Path, Path]:
+    """The base folder and the run folder (checkpoint-<step> subfolders)."""
+    import torch
+
+    torch.manual_seed(0)
+    if tiny:
+        from tiny_models import build_tiny  # tests/tiny_models.py
+
+        base = build_tiny("llama", root / "base", **TINY_SHAPE)
+        from neuroscope_tui.models.loader import load_model
+
+        bundle = load_model(str(base), device="cpu", dtype="float32")
+    else:
+        from neuroscope_tui.models.gguf_cache import make_serializable
+        from neuroscope_tui.models.loader import load_model
+
+        bundle = load_model("smollm2", device="cpu", dtype="float32")
+        make_serializable(bundle.model)
+        base = root / "base"
+        _save(bundle.model, bundle.tokenizer, base)
+    model, tokenizer = bundle.model, bundle.tokenizer
+    block = bundle.anatomy.blocks[layer]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in block.parameters():
+        p.requires_grad_(True)
+    model.train()
+    optimiser = torch.optim.AdamW(list(block.parameters()), lr=1e-4)
+    ids = tokenizer(TEXT, return_tensors="pt").input_ids
+    run = root / "run"
+    done = 0
+    for target in steps:
+        while done < target:
+            loss = model(input_ids=ids, labels=ids).loss
+            loss.backward()
+            optimiser.step()
+            optimiser.zero_grad()
+            done += 1
+        _save(model, tokenizer, run / f"checkpoint-{done}")
+    return base, run
+
+
+# ---- the measured processes ------------------------------------------------------------------
+
+
+def child_drift(base: str, run: str, out: str, timings: str) -> None:
+    """Run measure_drift with timers around its steps; write the timings as JSON."""
+    from neuroscope_tui.capture import drift as capture_drift
+    from neuroscope_tui.drift_file import save_drift
+    from neuroscope_tui.models.checkpoints import check_compatible, resolve_checkpoints
+    from neuroscope_tui.prompt_sets import default_prompts
+
+    rows: list[dict[str, float | str]] = []
+
+    def timed(name: str, func):
+        def wrapper(*args, **kwargs):
+            w, c = time.perf_counter(), time.process_time()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                row = rows[-1]
+                row[f"{name}_wall"] = row.get(f"{name}_wall", 0.0) + time.perf_counter() - w
+                row[f"{name}_cpu"] = row.get(f"{name}_cpu", 0.0) + time.process_time() - c
+
+        return wrapper
+
+    load = capture_drift.load_model
+
+    def load_next(name: str, **kwargs):
+        rows.append({"model": Path(name).name})
+        return timed("load", load)(name, **kwargs)
+
+    capture_drift.load_model = load_next
+    capture_drift.summarise_model = timed("capture", capture_drift.summarise_model)
+    capture_drift.weight_change = timed("weights", capture_drift.weight_change)
+    checkpoints = resolve_checkpoints(base, [run])
+    check_compatible(checkpoints)
+    prompts = default_prompts()
+    w, c = time.perf_counter(), time.process_time()
+    result = capture_drift.measure_drift(
+        checkpoints, prompts, load_options={"device": "cpu", "dtype": "float32"}
+    )
+    total = {"total_wall": time.perf_counter() - w, "total_cpu": time.process_time() - c}
+    save_drift(result, out, force=True)
+    tokens = sum(t.n_tokens for t in result.traces[:1])
+    Path(timings).write_text(
+        json.dumps({"rows": rows, **total, "prompts": len(prompts), "first_tokens": tokens})
+    )
+
+
+def measured(cmd: list[str]) -> tuple[float, int]:
+    """Run `cmd`; its wall seconds and peak resident set in MiB (its own, from wait4)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed with status {proc.returncode}")
+    return time.perf_counter() - start, int(usage.ru_maxrss // 1024)  # KiB on Linux
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tiny", action="store_true", help="a random tiny llama")
+    parser.add_argument("--layer", type=int, default=None, help="the layer fine-tuned")
+    parser.add_argument("--steps", default="2,6", help="save after these step counts")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the checkpoints here")
+    parser.add_argument("--child", nargs=4, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child_drift(*args.child)
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    layer = args.layer if args.layer is not None else (3 if args.tiny else 15)
+    steps = [int(s) for s in args.steps.split(",")]
+    with tempfile.TemporaryDirectory(prefix="drift-bench-") as tmp:
+        root = args.keep or Path(tmp)
+        root.mkdir(parents=True, exist_ok=True)
+        w = time.perf_counter()
+        base, run = make_checkpoints(root, args.tiny, layer, steps)
+        made = time.perf_counter() - w
+        print(f"made the checkpoints in {made:.1f} s (layer {layer}, steps {steps})")
+        env_py = [sys.executable]
+        prompt = "The capital of France is"
+        ref_wall, ref_peak = measured(
+            [
+                *env_py,
+                "-m",
+                "neuroscope_tui",
+                "capture",
+                str(base),
+                "--prompt",
+                prompt,
+                "--max-new-tokens",
+                "8",
+                "--device",
+                "cpu",
+                "--dtype",
+                "float32",
+                "-o",
+                str(root / "one.nscope"),
+                "--force",
+            ]
+        )
+        timings = root / "timings.json"
+        drift_wall, drift_peak = measured(
+            [
+                *env_py,
+                __file__,
+                "--child",
+                str(base),
+                str(run),
+                str(root / "drift.nscope"),
+                str(timings),
+            ]
+        )
+        t = json.loads(timings.read_text())
+        size = (root / "drift.nscope").stat().st_size / 2**20
+    print(f"load average {os.getloadavg()[0]:.1f} (1 min), {os.cpu_count()} CPUs")
+    print(f"prompt set: {t['prompts']} prompts; drift file {size:.1f} MiB")
+    head = f"{'model':<16}{'load s':>14}{'capture s':>16}{'weights s':>16}"
+    print(head + "    (wall / cpu)")
+    for row in t["rows"]:
+
+        def cell(name: str, row: dict = row) -> str:
+            if f"{name}_wall" not in row:
+                return f"{'-':>16}"
+            return f"{row[name + '_wall']:>8.2f} /{row[name + '_cpu']:>6.2f}"
+
+        print(f"{row['model']:<16}{cell('load'):>14}{cell('capture'):>16}{cell('weights'):>16}")
+    print(f"measure_drift total: wall {t['total_wall']:.1f} s, cpu {t['total_cpu']:.1f} s")
+    print(f"peak RSS: capture (one model + one trace) {ref_peak} MiB in {ref_wall:.1f} s")
+    print(
+        f"          drift ({len(t['rows'])} models)              {drift_peak} MiB in "
+        f"{drift_wall:.1f} s  ({drift_peak / ref_peak:.2f}x)"
+    )
+
+
+if __name__ == "__main__":
+    main()
