@@ -67,7 +67,9 @@ def test_saving_leaves_the_base_trace_alone_and_view_opens_it(tmp_path, capsys):
     assert is_drift_snapshot(snap) and snap.token_text == result.traces[0].token_text
     assert not is_drift_snapshot(result.traces[0])
     assert main(["info", str(path)]) == 0
-    assert "resid.norm" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "resid.norm" in out
+    assert "drift of 2 checkpoint(s) against 'base' on 2 prompt(s): checkpoint-100, " in out
 
 
 def test_an_existing_file_needs_force(tmp_path):
