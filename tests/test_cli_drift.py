@@ -111,3 +111,137 @@ def test_bad_arguments_are_one_sentence_before_any_model(tmp_path, capsys, argv,
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     assert main(argv) == 2
     assert words in _one_sentence(capsys)
+
+
+# ---- the command on tiny checkpoints -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A tiny llama (3 layers) as the base, and a trainer-style run folder: checkpoint-1 is
+    the base unchanged, checkpoint-3 has layer 1's MLP moved (every other tensor kept)."""
+    import shutil
+
+    import torch
+    from tiny_models import build_tiny
+    from transformers import AutoModelForCausalLM
+
+    root = tmp_path_factory.mktemp("drift")
+    base = build_tiny("llama", root / "base", num_hidden_layers=3)
+    run = root / "run"
+    shutil.copytree(base, run / "checkpoint-1")
+    shutil.copytree(base, run / "checkpoint-3")
+    model = AutoModelForCausalLM.from_pretrained(base)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        w = model.model.layers[1].mlp.up_proj.weight
+        w += 0.5 * w.std() * torch.randn_like(w)
+    model.save_pretrained(run / "checkpoint-3")
+    wide = build_tiny("llama", root / "wide", num_hidden_layers=3, hidden_size=48)
+    return {"root": root, "base": base, "run": run, "wide": wide}
+
+
+@pytest.fixture(scope="module")
+def drift_output(tiny_run):
+    """One `drift BASE RUN -o FILE --json` run: (process, its JSON, the file)."""
+    import subprocess
+    import sys
+
+    out = tiny_run["root"] / "drift.nscope"
+    prompts = tiny_run["root"] / "prompts.txt"
+    prompts.write_text("The capital of France is Paris.\nA cat sat on the mat.\n")
+    cmd = [sys.executable, "-m", "neuroscope_tui", "drift", str(tiny_run["base"]),
+           str(tiny_run["run"]), "--prompt-file", str(prompts), "-o", str(out), "--json",
+           "--device", "cpu"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done, json.loads(done.stdout), out
+
+
+def test_drift_finds_the_one_moved_layer(drift_output):
+    done, doc, _ = drift_output
+    assert [c["label"] for c in doc["checkpoints"]] == ["checkpoint-1", "checkpoint-3"]
+    assert [c["step"] for c in doc["checkpoints"]] == [1, 3]
+    weights, cka = doc["per_layer"]["weights.base"], doc["per_layer"]["cka.base"]
+    # checkpoint-1 is the base itself: no change anywhere
+    assert weights[0] == pytest.approx([0, 0, 0], abs=1e-7)
+    assert cka[0] == pytest.approx([1, 1, 1], abs=1e-4)
+    # checkpoint-3: layer 1 moved, layer 0 did not; the stream differs from layer 1 on
+    assert weights[1][0] == pytest.approx(0, abs=1e-7) and weights[1][1] > 0.01
+    assert weights[1][2] == pytest.approx(0, abs=1e-7)
+    assert cka[1][0] == pytest.approx(1, abs=1e-4) and cka[1][1] < 1 - 1e-4
+    assert doc["summary"][1]["max_weight_change_layer"] == 1
+    # and against the previous checkpoint (checkpoint-1, the base) the same
+    assert doc["per_layer"]["weights.prev"][1] == pytest.approx(weights[1], abs=1e-7)
+    lines = [line for line in done.stderr.splitlines() if line.startswith("checkpoint-")]
+    assert len(lines) == 2 and "(layer 1)" in lines[1], done.stderr
+
+
+def test_the_file_holds_the_same_figures_and_opens_like_a_snapshot(drift_output, capsys):
+    from neuroscope_tui.drift_file import load_drift
+    from neuroscope_tui.snapshot import load_snapshot
+
+    _, doc, out = drift_output
+    result = load_drift(out)
+    assert [c.label for c in result.checkpoints] == ["checkpoint-1", "checkpoint-3"]
+    for name, rows in doc["per_layer"].items():
+        np.testing.assert_allclose(result.arrays[name], np.array(rows, float), atol=1e-6)
+    assert len(result.traces) == 3 and load_snapshot(out).n_tokens > 0
+    assert main(["info", str(out)]) == 0
+    assert "drift of 2 checkpoint(s)" in capsys.readouterr().out
+
+
+def test_export_writes_the_drift_tables(drift_output, tmp_path, capsys):
+    import csv
+    import io
+
+    _, doc, out = drift_output
+    assert main(["export", str(out), "drift"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert rows, "no rows"
+    assert main(["export", str(out), "drift", "-o", str(tmp_path / "d.json")]) == 0
+    records = json.loads((tmp_path / "d.json").read_text())["records"]
+    assert len(records) == len(rows)
+
+
+def test_export_drift_of_a_plain_snapshot_is_one_sentence(tmp_path, capsys):
+    from _fixtures_drift import tiny_trace
+    from neuroscope_tui.snapshot import save_snapshot
+
+    path = save_snapshot(tiny_trace(0), tmp_path / "plain.nscope")
+    assert main(["export", str(path), "drift"]) == 2
+    assert "holds no drift comparison" in _one_sentence(capsys)
+
+
+@pytest.fixture
+def no_model_loads(monkeypatch):
+    """Fail the test if any model is loaded."""
+    import neuroscope_tui.models.loader as loader
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(loader, "load_model", refuse)
+    try:
+        import neuroscope_tui.capture.drift as capture_drift
+    except ImportError:
+        return
+    monkeypatch.setattr(capture_drift, "load_model", refuse, raising=False)
+
+
+@pytest.mark.parametrize(
+    ("which", "words"),
+    [
+        (["{base}", "{wide}"], "width"),
+        (["{base}", "{root}"], "checkpoint"),  # a folder with no checkpoint-* and no model
+        (["{base}", "{root}/missing"], "missing"),
+        (["{base}", "{run}", "-o", "/proc/drift.nscope"], "cannot write in the folder /proc"),
+    ],
+)
+def test_bad_inputs_are_one_sentence_and_nothing_loads(
+    tiny_run, no_model_loads, capsys, which, words
+):
+    argv = ["drift", *(w.format(**tiny_run) for w in which), "--json"]
+    assert main(argv) == 2
+    err = _one_sentence(capsys)
+    assert words in err, err
