@@ -396,15 +396,3 @@ def _other_trace(trace: Trace, t: TraceNote) -> Trace:
         version=m.trace_version,
         interventions=list(t.manifest.get("interventions") or []),
     )
-
-
-def drift_table(trace: Trace) -> Any:
-    """The export table of a drift file (`neuroscope-tui export drift.nscope drift`): the rows
-    of analysis/drift.py `drift_rows`, their keys as columns in first-seen order."""
-    result = drift_from_trace(trace)  # a plain snapshot: one sentence, before any import
-    from neuroscope_tui.analysis.drift import drift_rows
-    from neuroscope_tui.analysis.exports import Table
-
-    rows = drift_rows(result)
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    return Table(columns=columns, rows=[[row.get(c) for c in columns] for row in rows])

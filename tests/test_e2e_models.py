@@ -74,7 +74,8 @@ def test_capture_then_info_describes_the_run(run_snapshot, capsys):
 
 
 # asked for separately (capture --attribution / --side-by-side / --concept, patch, drift)
-NOT_IN_A_PLAIN_RUN = ("attribution", "patching", "interventions", "concepts", "drift")
+DRIFT_TABLES = tuple(v for v in EXPORTS if v.startswith("drift"))
+NOT_IN_A_PLAIN_RUN = ("attribution", "patching", "interventions", "concepts", *DRIFT_TABLES)
 
 
 @pytest.mark.parametrize("view", [v for v in EXPORTS if v not in NOT_IN_A_PLAIN_RUN])
