@@ -55,6 +55,9 @@ class GenerationOptions:
     too_long: str = "refuse"
     stop_at_eos: bool = True
     chat: bool = False
+    # keep only the first n tokens of the prompt (drift: every model reads the same short
+    # prefix of each prompt of its set); None keeps the whole prompt
+    max_prompt_tokens: int | None = None
 
 
 def model_info(bundle: LoadedModel) -> ModelInfo:
@@ -154,6 +157,10 @@ def _prompt_ids(
     if not ids:
         raise PromptError("the prompt gives no tokens; type some text to run.")
     limit = bundle.context_length
+    if options.max_prompt_tokens:
+        keep = min(options.max_prompt_tokens, limit - 1) if limit else options.max_prompt_tokens
+        if len(ids) > keep:
+            return ids[:keep], len(ids)
     if limit and len(ids) >= limit:
         if options.too_long != "truncate":
             raise PromptError(
@@ -357,7 +364,9 @@ def run(
     trace = Trace(model=model_info(bundle), spec=spec, prompt=prompt)
     if options.chat:
         trace.notes["chat_template"] = chat_text(bundle, prompt)
-    if len(ids) < n_whole:
+    if len(ids) < n_whole and options.max_prompt_tokens:
+        trace.notes["truncated"] = f"only the first {len(ids)} of {n_whole} prompt tokens were run"
+    elif len(ids) < n_whole:
         trace.notes["truncated"] = (
             f"the prompt was cut from the left to the last {len(ids)} tokens to fit the context"
         )
