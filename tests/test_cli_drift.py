@@ -14,27 +14,22 @@ from neuroscope_tui.cli import main
 from neuroscope_tui.cli.drift import drift_json, summary_lines, summary_table
 
 
-def test_json_holds_every_table_with_missing_values_as_null():
+def test_json_holds_the_tables_with_missing_values_as_null():
     result = make_result(n_ckpt=3)
     result.arrays["cka.base"][1, 2] = np.nan
     doc = json.loads(json.dumps(drift_json(result), allow_nan=False))
-    assert [c["label"] for c in doc["checkpoints"]] == [
-        "checkpoint-100",
-        "checkpoint-200",
-        "checkpoint-300",
-    ]
+    labels = [c["label"] for c in doc["checkpoints"]]
+    assert labels == ["checkpoint-100", "checkpoint-200", "checkpoint-300"]
     assert doc["per_layer"]["cka.base"][1][2] is None
-    np.testing.assert_allclose(doc["per_layer"]["cos.prev"], result.arrays["cos.prev"], atol=1e-6)
-    np.testing.assert_allclose(doc["per_prompt"]["kl.base"], result.arrays["kl.base"], atol=1e-6)
-    assert doc["weights_per_module"]["modules"] == result.modules
-    np.testing.assert_allclose(
-        doc["weights_per_module"]["base"], result.arrays["weights.module.base"], atol=1e-6
-    )
-    np.testing.assert_allclose(
-        doc["heads"]["induction"], result.arrays["heads.induction"], atol=1e-6
-    )
-    assert doc["other"]["lens.split.base"] == result.arrays["lens.split.base"].tolist()
-    assert doc["skipped"] == result.skipped and "neurons.mean" not in json.dumps(doc)
+    for name in ("cka.prev", "cos.base", "cos.prev", "weights.base", "lens.agree.base"):
+        np.testing.assert_allclose(doc["per_layer"][name], result.arrays[name], atol=1e-6)
+    assert sorted(doc["tables"]) == [
+        "checkpoints", "heads", "layers", "modules", "neurons", "prompts"
+    ]  # fmt: skip
+    layer_rows = doc["tables"]["layers"]
+    assert len(layer_rows) == 3 * 3
+    assert layer_rows[5]["checkpoint"] == "checkpoint-200" and layer_rows[5]["cka_base"] is None
+    assert doc["skipped"] == result.skipped and "neurons.mean" not in doc["per_layer"]
 
 
 def test_summary_figures_match_the_arrays():
@@ -72,7 +67,7 @@ def test_skipped_measures_say_so():
     result.arrays["lens.split.base"] = np.array([-1], np.int32)
     (line,) = summary_lines(result)
     assert "max weight change skipped" in line and "mean KL skipped" in line
-    assert "lens splits at never" in line
+    assert "the lens never splits" in line
     table = summary_table(result)
     assert "weight change: skipped (a snapshot holds no weights)" in table
 
@@ -118,28 +113,17 @@ def test_bad_arguments_are_one_sentence_before_any_model(tmp_path, capsys, argv,
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    """A tiny llama (3 layers) as the base, and a trainer-style run folder: checkpoint-1 is
-    the base unchanged, checkpoint-3 has layer 1's MLP moved (every other tensor kept)."""
-    import shutil
-
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    from tiny_models import build_tiny
+    """A tiny llama (3 layers) as the base; `same`, a copy of it; and a trainer-style run
+    folder of a copy fine-tuned with only block 1 trainable (checkpoint-2 and checkpoint-5);
+    `wide`, a llama of another width."""
+    from tests.tiny_checkpoints import save_copy, save_finetuned
+    from tests.tiny_models import build_tiny
 
     root = tmp_path_factory.mktemp("drift")
-    base = build_tiny("llama", root / "base", num_hidden_layers=3)
-    run = root / "run"
-    shutil.copytree(base, run / "checkpoint-1")
-    shutil.copytree(base, run / "checkpoint-3")
-    model = AutoModelForCausalLM.from_pretrained(base)
-    torch.manual_seed(1)
-    with torch.no_grad():
-        w = model.model.layers[1].mlp.up_proj.weight
-        w += 0.5 * w.std() * torch.randn_like(w)
-    model.save_pretrained(run / "checkpoint-3")
+    base, run = save_finetuned(root, n_layers=3, block=1, steps=(2, 5))
+    same = save_copy(root / "same", base)
     wide = build_tiny("llama", root / "wide", num_hidden_layers=3, hidden_size=48)
-    return {"root": root, "base": base, "run": run, "wide": wide}
+    return {"root": root, "base": base, "same": same, "run": run, "wide": wide}
 
 
 @pytest.fixture(scope="module")
@@ -152,30 +136,33 @@ def drift_output(tiny_run):
     prompts = tiny_run["root"] / "prompts.txt"
     prompts.write_text("The capital of France is Paris.\nA cat sat on the mat.\n")
     cmd = [sys.executable, "-m", "neuroscope_tui", "drift", str(tiny_run["base"]),
-           str(tiny_run["run"]), "--prompt-file", str(prompts), "-o", str(out), "--json",
-           "--device", "cpu"]  # fmt: skip
+           str(tiny_run["same"]), str(tiny_run["run"]), "--prompt-file", str(prompts),
+           "-o", str(out), "--json", "--device", "cpu"]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return done, json.loads(done.stdout), out
 
 
-def test_drift_finds_the_one_moved_layer(drift_output):
+def test_drift_finds_the_one_trained_layer(drift_output):
     done, doc, _ = drift_output
-    assert [c["label"] for c in doc["checkpoints"]] == ["checkpoint-1", "checkpoint-3"]
-    assert [c["step"] for c in doc["checkpoints"]] == [1, 3]
+    labels = [c["label"] for c in doc["checkpoints"]]
+    assert labels == ["same", "checkpoint-2", "checkpoint-5"]
     weights, cka = doc["per_layer"]["weights.base"], doc["per_layer"]["cka.base"]
-    # checkpoint-1 is the base itself: no change anywhere
+    # `same` is the base itself: no change anywhere
     assert weights[0] == pytest.approx([0, 0, 0], abs=1e-7)
     assert cka[0] == pytest.approx([1, 1, 1], abs=1e-4)
-    # checkpoint-3: layer 1 moved, layer 0 did not; the stream differs from layer 1 on
-    assert weights[1][0] == pytest.approx(0, abs=1e-7) and weights[1][1] > 0.01
-    assert weights[1][2] == pytest.approx(0, abs=1e-7)
-    assert cka[1][0] == pytest.approx(1, abs=1e-4) and cka[1][1] < 1 - 1e-4
-    assert doc["summary"][1]["max_weight_change_layer"] == 1
-    # and against the previous checkpoint (checkpoint-1, the base) the same
+    # fine-tuned: only block 1 moved; the stream is unchanged before it, changed from it on
+    for c in (1, 2):
+        assert weights[c][0] == 0 and weights[c][2] == 0 and weights[c][1] > 1e-3
+        assert cka[c][0] == pytest.approx(1, abs=1e-5) and cka[c][1] < 1 - 1e-4
+        assert doc["summary"][c]["max_weight_change_layer"] == 1
+    assert weights[2][1] > weights[1][1]  # more steps, more change
+    # checkpoint-2 against the previous model (`same`, equal to the base): the same figures
     assert doc["per_layer"]["weights.prev"][1] == pytest.approx(weights[1], abs=1e-7)
-    lines = [line for line in done.stderr.splitlines() if line.startswith("checkpoint-")]
-    assert len(lines) == 2 and "(layer 1)" in lines[1], done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith(tuple(labels))]
+    assert len(lines) == 3 and "(layer 1)" in lines[2], done.stderr
+    assert "no weight changed, min CKA 1.0000" in lines[0], lines[0]
+    assert doc["summary"][0]["max_weight_change_layer"] is None
 
 
 def test_the_file_holds_the_same_figures_and_opens_like_a_snapshot(drift_output, capsys):
@@ -184,12 +171,12 @@ def test_the_file_holds_the_same_figures_and_opens_like_a_snapshot(drift_output,
 
     _, doc, out = drift_output
     result = load_drift(out)
-    assert [c.label for c in result.checkpoints] == ["checkpoint-1", "checkpoint-3"]
+    assert [c.label for c in result.checkpoints] == ["same", "checkpoint-2", "checkpoint-5"]
     for name, rows in doc["per_layer"].items():
         np.testing.assert_allclose(result.arrays[name], np.array(rows, float), atol=1e-6)
-    assert len(result.traces) == 3 and load_snapshot(out).n_tokens > 0
+    assert len(result.traces) == 4 and load_snapshot(out).n_tokens > 0
     assert main(["info", str(out)]) == 0
-    assert "drift of 2 checkpoint(s)" in capsys.readouterr().out
+    assert "drift of 3 checkpoint(s)" in capsys.readouterr().out
 
 
 def test_export_writes_the_drift_tables(drift_output, tmp_path, capsys):

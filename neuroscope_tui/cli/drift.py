@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,7 @@ def _say(text: str) -> None:
 
 class Progress:
     """measure_drift's `progress(fraction, text)` on stderr: one line rewritten in place on a
-    terminal; in a log, a line each time the text changes (so per-tensor steps stay quiet)."""
+    terminal; in a log, a line at each new step ("prompt 1/12" once, not each prompt)."""
 
     def __init__(self) -> None:
         self.live = sys.stderr.isatty()
@@ -77,7 +78,7 @@ class Progress:
         if self.live:
             line = visible(f"  {100 * fraction:5.1f}%  {text}")[:100]
             print(f"\r{line:<100}", end="", file=sys.stderr, flush=True)
-        elif text != self.last:
+        elif re.sub(r"\d+/\d+", "", text) != re.sub(r"\d+/\d+", "", self.last):
             _say(f"  {100 * fraction:5.1f}%  {text}")
         self.last = text
 
@@ -121,14 +122,15 @@ def run(args: argparse.Namespace) -> int:
 
         save_drift(result, args.output, force=args.force)
         _say(f"wrote the comparison to {args.output}")
-    for line in summary_lines(result):
-        _say(line)
     if args.json:
         print(json.dumps(drift_json(result), ensure_ascii=True, allow_nan=False))
     elif args.output is None:
         if opens_app and (app_status := _open_app(result)) is not None:
             return app_status
-        print(summary_table(result))
+        print(summary_table(result))  # it ends with the summary lines
+        return 0
+    for line in summary_lines(result):
+        _say(line)
     return 0
 
 
@@ -164,7 +166,9 @@ def checkpoint_summary(result: Any, c: int) -> dict[str, Any]:
     weights = a.get("weights.base")
     if weights is not None and np.isfinite(weights[c]).any():
         layer = int(np.nanargmax(weights[c]))
-        out["max_weight_change"], out["max_weight_change_layer"] = _num(weights[c, layer]), layer
+        out["max_weight_change"] = _num(weights[c, layer])
+        # an unchanged checkpoint has no layer of largest change
+        out["max_weight_change_layer"] = layer if weights[c, layer] > 0 else None
     else:
         out["max_weight_change"] = out["max_weight_change_layer"] = None
     cka = a.get("cka.base")
@@ -190,46 +194,40 @@ def summary_lines(result: Any) -> list[str]:
     lines = []
     for c in range(result.n_checkpoints):
         s = checkpoint_summary(result, c)
-        weight = fig(s["max_weight_change"], ".4g")
+        weight = "max weight change " + fig(s["max_weight_change"], ".4g")
         if s["max_weight_change_layer"] is not None:
             weight += f" (layer {s['max_weight_change_layer']})"
+        elif s["max_weight_change"] == 0:
+            weight = "no weight changed"
         cka = fig(s["min_cka"], ".4f")
         if s["min_cka_layer"] is not None:
             cka += f" at layer {s['min_cka_layer']}"
         split = s["lens_split_layer"]
-        where = "skipped" if split is None else ("never" if split < 0 else f"layer {split}")
+        lens = (
+            "lens split skipped"
+            if split is None
+            else ("the lens never splits" if split < 0 else f"the lens splits at layer {split}")
+        )
         lines.append(
-            f"{s['checkpoint']}: max weight change {weight}, min CKA {cka}, "
-            f"mean KL {fig(s['mean_kl'], '.4g')} nats, lens splits at {where}"
+            f"{s['checkpoint']}: {weight}, min CKA {cka}, "
+            f"mean KL {fig(s['mean_kl'], '.4g')} nats, {lens}"
         )
     return lines
 
 
-# how `--json` groups the arrays: by the axes after the first
-_GROUPS = {2: "per_layer", 3: "heads"}
-
-
 def drift_json(result: Any) -> dict[str, Any]:
-    """Every figure of `result` as JSON: per checkpoint x layer tables (vs base and vs the
-    previous checkpoint), per module weight changes, per prompt KL, per model head scores,
-    the lens split, a summary per checkpoint, and the measures skipped with their reasons.
-    The per-neuron means (models x layers x neurons) are left out: `-o` keeps them."""
-    per_layer, per_prompt, per_module, heads, other = {}, {}, {}, {}, {}
+    """Every figure of `result` as JSON: a summary per checkpoint, the checkpoint x layer
+    tables as matrices (vs base and vs the previous checkpoint), the long-format tables that
+    `export` writes (analysis/drift.py `drift_rows`: layers, modules, heads, neurons, prompts,
+    checkpoints) and the measures skipped with their reasons."""
+    from neuroscope_tui.analysis.drift import drift_rows
+
     c, layers = result.n_checkpoints, result.n_layers
-    for name, arr in sorted(result.arrays.items()):
-        arr = np.asarray(arr)
-        if name == "neurons.mean":
-            continue
-        if name.startswith("heads."):
-            heads[name[len("heads.") :]] = _lists(arr)
-        elif name.startswith("weights.module."):
-            per_module[name[len("weights.module.") :]] = _lists(arr)
-        elif name.startswith("kl."):
-            per_prompt[name] = _lists(arr)
-        elif arr.shape == (c, layers):
-            per_layer[name] = _lists(arr)
-        else:
-            other[name] = _lists(arr)
+    per_layer = {
+        name: _lists(np.asarray(arr))
+        for name, arr in sorted(result.arrays.items())
+        if np.shape(arr) == (c, layers)
+    }
     return {
         "base": result.base.to_dict(),
         "checkpoints": [ck.to_dict() for ck in result.checkpoints],
@@ -239,11 +237,7 @@ def drift_json(result: Any) -> dict[str, Any]:
         "d_mlp": result.d_mlp,
         "summary": [checkpoint_summary(result, i) for i in range(c)],
         "per_layer": per_layer,
-        "per_prompt": per_prompt,
-        "weights_per_module": {"modules": list(result.modules), **per_module},
-        "heads": heads,
-        "head_types": [dict(t) for t in result.head_types],
-        "other": other,
+        "tables": drift_rows(result),
         "skipped": dict(result.skipped),
     }
 
