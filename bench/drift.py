@@ -41,62 +41,38 @@ TINY_SHAPE = dict(
     num_attention_heads=4,
     num_key_value_heads=2,
     intermediate_size=512,
-    vocab_size=160,
     max_position_embeddings=512,
 )
-TEXT = (
-    "The capital of France is Paris. The capital of Germany is Berlin. The capital of Italy "
-    "is Rome. Fine-tuning changes only what it is allowed to change."
-)
+LR = 1e-4  # Adam on SmolLM2's block: a small, real fine-tuning step
 
 
 # ---- making the checkpoints ------------------------------------------------------------------
 
 
-def _save(model, tokenizer, folder: Path) -> None:
-    model.save_pretrained(folder, safe_serialization=True)
-    tokenizer.save_pretrained(folder)
-
-
 def make_checkpoints(root: Path, tiny: bool, layer: int, steps: list[int]) -> tuple[Path, Path]:
-    """The base folder and the run folder (checkpoint-<step> subfolders)."""
-    import torch
+    """The base folder and the run folder (checkpoint-<step> subfolders): the base saved,
+    then a copy fine-tuned with only block `layer` trainable (tests/tiny_checkpoints.py)."""
+    from tests.tiny_checkpoints import finetune_steps, save_finetuned
 
-    torch.manual_seed(0)
     if tiny:
-        from tiny_models import build_tiny  # tests/tiny_models.py
+        return save_finetuned(root, n_layers=TINY_SHAPE["num_hidden_layers"], block=layer,
+                              steps=steps, **{k: v for k, v in TINY_SHAPE.items()
+                                              if k != "num_hidden_layers"})  # fmt: skip
+    from neuroscope_tui.models.gguf_cache import make_serializable
+    from neuroscope_tui.models.loader import load_model
 
-        base = build_tiny("llama", root / "base", **TINY_SHAPE)
-        from neuroscope_tui.models.loader import load_model
-
-        bundle = load_model(str(base), device="cpu", dtype="float32")
-    else:
-        from neuroscope_tui.models.gguf_cache import make_serializable
-        from neuroscope_tui.models.loader import load_model
-
-        bundle = load_model("smollm2", device="cpu", dtype="float32")
-        make_serializable(bundle.model)
-        base = root / "base"
-        _save(bundle.model, bundle.tokenizer, base)
+    bundle = load_model("smollm2", device="cpu", dtype="float32")
     model, tokenizer = bundle.model, bundle.tokenizer
-    block = bundle.anatomy.blocks[layer]
-    for p in model.parameters():
-        p.requires_grad_(False)
-    for p in block.parameters():
-        p.requires_grad_(True)
-    model.train()
-    optimiser = torch.optim.AdamW(list(block.parameters()), lr=1e-4)
-    ids = tokenizer(TEXT, return_tensors="pt").input_ids
-    run = root / "run"
+    make_serializable(model)
+    base, run = root / "base", root / "run"
+    model.save_pretrained(base)
+    tokenizer.save_pretrained(base)
     done = 0
-    for target in steps:
-        while done < target:
-            loss = model(input_ids=ids, labels=ids).loss
-            loss.backward()
-            optimiser.step()
-            optimiser.zero_grad()
-            done += 1
-        _save(model, tokenizer, run / f"checkpoint-{done}")
+    for total in steps:
+        finetune_steps(model, tokenizer, layer, total - done, lr=LR)
+        done = total
+        model.save_pretrained(run / f"checkpoint-{total}")
+        tokenizer.save_pretrained(run / f"checkpoint-{total}")
     return base, run
 
 
@@ -170,7 +146,6 @@ def main() -> None:
     if args.child:
         child_drift(*args.child)
         return
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     layer = args.layer if args.layer is not None else (3 if args.tiny else 15)
     steps = [int(s) for s in args.steps.split(",")]
     with tempfile.TemporaryDirectory(prefix="drift-bench-") as tmp:

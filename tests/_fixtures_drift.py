@@ -92,3 +92,35 @@ def make_result(
             name="/runs/base", architecture="llama", n_layers=layers, n_heads=n_heads, d_mlp=d_mlp
         ).to_dict(),
     )
+
+
+SEED_FILE = "drift_tiny.nscope"  # in tests/data: a seed of the snapshot fuzz
+
+
+def build_seed(folder) -> object:
+    """A real drift file of a tiny llama and one fine-tuned checkpoint on one prompt; rebuild
+    tests/data/drift_tiny.nscope with `python tests/_fixtures_drift.py`."""
+    from pathlib import Path
+
+    from neuroscope_tui.capture.drift import measure_drift
+    from neuroscope_tui.drift_file import save_drift
+    from neuroscope_tui.models.checkpoints import resolve_checkpoints
+    from tests.tiny_checkpoints import save_finetuned
+
+    base, run = save_finetuned(Path(folder), n_layers=2, block=1, steps=(2,))
+    checkpoints = resolve_checkpoints(str(base), [str(run)])
+    result = measure_drift(checkpoints, ["The cat sat on the mat."], load_options={"device": "cpu"})
+    # the folders are temporary: keep their names short and stable
+    result.base.name, result.checkpoints[0].name = "base", "run/checkpoint-2"
+    out = Path(__file__).parent / "data" / SEED_FILE
+    return save_drift(result, out, force=True)
+
+
+if __name__ == "__main__":
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    with tempfile.TemporaryDirectory() as tmp:
+        print(build_seed(tmp))
