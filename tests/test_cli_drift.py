@@ -69,7 +69,8 @@ def test_skipped_measures_say_so():
     assert "max weight change skipped" in line and "mean KL skipped" in line
     assert "the lens never splits" in line
     table = summary_table(result)
-    assert "weight change: skipped (a snapshot holds no weights)" in table
+    assert "weight change: not measured" in table
+    assert "skipped weights.base: a snapshot holds no weights" in table
 
 
 def test_table_shows_a_value_per_layer_and_checkpoint_and_escapes_labels():

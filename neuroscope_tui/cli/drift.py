@@ -113,10 +113,12 @@ def run(args: argparse.Namespace) -> int:
     from neuroscope_tui.capture.drift import measure_drift
 
     progress = Progress()
-    result = measure_drift(
-        checkpoints, prompts, progress=progress, load_options=loader_options(args)
-    )
-    progress.done()
+    try:
+        result = measure_drift(
+            checkpoints, prompts, progress=progress, load_options=loader_options(args)
+        )
+    finally:
+        progress.done()  # end the progress line, also when a model fails or ^C stops it
     if args.output is not None:
         from neuroscope_tui.drift_file import save_drift
 
@@ -249,8 +251,7 @@ def summary_table(result: Any) -> str:
     for name, title in (("cka.base", "linear CKA vs base"), ("weights.base", "weight change")):
         arr = result.arrays.get(name)
         if arr is None:
-            reason = result.skipped.get(name, "not measured")
-            lines += [f"{title}: skipped ({reason})", ""]
+            lines += [f"{title}: not measured", ""]
             continue
         lines.append(f"{title} (rows: layers)")
         lines.append(f"{'layer':>5}  " + "  ".join(f"{label:>12}" for label in labels))
@@ -259,5 +260,6 @@ def summary_table(result: Any) -> str:
             text = "  ".join(f"{'-' if v is None else f'{v:.4f}':>12}" for v in cells)
             lines.append(f"{layer:>5}  {text}")
         lines.append("")
+    lines += [f"skipped {what}: {why}" for what, why in result.skipped.items()]
     lines += summary_lines(result)
     return "\n".join(visible(line) for line in lines)
