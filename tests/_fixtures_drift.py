@@ -1,126 +1,92 @@
-"""Hand-made drift results (numpy only) for the drift file, export and CLI tests."""
+"""A deterministic synthetic DriftResult for the drift view's tests (numpy only, no model).
+
+A base and 3 checkpoints (trainer steps 100, 200, 300) of the 6-layer synthetic model of
+_fixtures_app: nothing moves before layer PLANTED_LAYER; from there on the residual stream
+drifts more with each checkpoint (CKA falls), block PLANTED_LAYER's weights change, neuron
+PLANTED_NEURON's mean activation moves most at every layer from PLANTED_LAYER on, and head
+PLANTED_HEAD of layer PLANTED_LAYER gains induction score (and the type letter "I").
+"""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
+from _fixtures_app import D_MLP, N_HEADS, N_LAYERS, synthetic_trace
 from neuroscope_tui.analysis.drift_record import HEAD_SCORE_NAMES, Checkpoint, DriftResult
-from neuroscope_tui.trace import CaptureSpec, ModelInfo, Trace
+
+PLANTED_LAYER, PLANTED_NEURON, PLANTED_HEAD = 2, 7, 1
+STEPS = (100, 200, 300)
+N_PROMPTS = 4
+MODULES = [f"model.layers.{i}.mlp.up_proj.weight" for i in range(N_LAYERS)] + ["lm_head.weight"]
 
 
-def tiny_trace(seed: int, n_layers: int = 3, n_heads: int = 2, n_tokens: int = 4) -> Trace:
-    """A small trace with summary, head and pattern arrays and a text extra."""
-    rng = np.random.default_rng(seed)
-    model = ModelInfo(
-        name=f"m{seed}",
-        architecture="llama",
-        n_layers=n_layers,
-        n_heads=n_heads,
-        n_kv_heads=n_heads,
-        d_model=8,
-        d_mlp=5,
-        vocab_size=50,
-    )
-    trace = Trace(
-        model=model,
-        spec=CaptureSpec(pattern_heads=((0, -1),)),
-        prompt="a b c d",
-        finished=True,
-        stop_reason="length",
-    )
-    trace.token_ids = [1, 2, 3, 4][:n_tokens]
-    trace.token_text = ["a", " b", " c", " d"][:n_tokens]
-    trace.n_prompt = n_tokens
-    trace.arrays = {
-        "resid.norm": rng.random((n_layers, n_tokens)).astype(np.float32),
-        "heads.entropy": rng.random((n_layers, n_tokens, n_heads)).astype(np.float32),
-        "logits.top_ids": rng.integers(0, 50, (n_tokens, 3)).astype(np.int32),
-        "pattern.0.-1": np.tril(rng.random((n_tokens, n_tokens))).astype(np.float32),
-    }
-    trace.extras = {"labels": np.array(["x", "y"])}
-    trace.notes = {"id_text": {"1": "a"}}
-    return trace
-
-
-def make_result(
-    n_ckpt: int = 2,
-    n_layers: int = 3,
-    n_heads: int = 2,
-    d_mlp: int = 5,
-    n_prompts: int = 2,
-    traces: bool = True,
-    seed: int = 0,
-) -> DriftResult:
-    """A DriftResult with every array of drift_record.py's table, filled at random."""
-    rng = np.random.default_rng(seed)
-    c, m, layers = n_ckpt, n_ckpt + 1, n_layers
-    modules = [f"model.layers.{i}.mlp.up_proj.weight" for i in range(layers)]
-    modules += ["model.embed_tokens.weight", "model.norm.weight"]
+def synthetic_drift(*, skip_weights: bool = False) -> DriftResult:
+    """The result described in the module docstring; `skip_weights`: as for snapshot inputs,
+    the weight measures are absent and named in `skipped`."""
+    rng = np.random.default_rng(7)
+    n_c, n_m, n_l = len(STEPS), len(STEPS) + 1, N_LAYERS
+    moved = (np.arange(n_l) >= PLANTED_LAYER).astype(np.float64)  # [L]
+    depth = np.maximum(0, np.arange(n_l) - PLANTED_LAYER + 1)  # 0 before, 1, 2, ... from it
+    amount = np.arange(1, n_m, dtype=np.float64)[:, None]  # [C, 1] grows with the steps
     arrays: dict[str, np.ndarray] = {}
-    for ref in ("base", "prev"):
-        arrays[f"cka.{ref}"] = rng.random((c, layers)).astype(np.float32)
-        arrays[f"cos.{ref}"] = rng.random((c, layers)).astype(np.float32)
-        arrays[f"weights.{ref}"] = rng.random((c, layers)).astype(np.float32)
-        arrays[f"weights.module.{ref}"] = rng.random((c, len(modules))).astype(np.float32)
-        arrays[f"kl.{ref}"] = rng.random((c, n_prompts)).astype(np.float32)
-    for score in HEAD_SCORE_NAMES:
-        arrays[f"heads.{score}"] = rng.random((m, layers, n_heads)).astype(np.float32)
-    arrays["neurons.mean"] = rng.standard_normal((m, layers, d_mlp)).astype(np.float32)
-    arrays["lens.agree.base"] = rng.random((c, layers)).astype(np.float32)
-    arrays["lens.split.base"] = np.array([(i % (layers + 1)) - 1 for i in range(c)], np.int32)
-    checkpoints = [
-        Checkpoint(
-            name=f"/runs/checkpoint-{100 * (i + 1)}",
-            label=f"checkpoint-{100 * (i + 1)}",
-            step=100 * (i + 1),
-        )
-        for i in range(c)
-    ]
-    return DriftResult(
-        base=Checkpoint(name="/runs/base", label="base"),
-        checkpoints=checkpoints,
-        prompts=[f"prompt {i}" for i in range(n_prompts)],
-        n_layers=layers,
-        n_heads=n_heads,
-        d_mlp=d_mlp,
-        arrays=arrays,
-        modules=modules,
-        head_types=[{"0.1": "P", "2.0": "I"} for _ in range(m)],
-        traces=[tiny_trace(i, layers, n_heads) for i in range(m)] if traces else [],
-        skipped={"weights.embed": "tied to the unembedding"},
-        model=ModelInfo(
-            name="/runs/base", architecture="llama", n_layers=layers, n_heads=n_heads, d_mlp=d_mlp
-        ).to_dict(),
+    arrays["cka.base"] = 1.0 - 0.04 * amount * depth
+    arrays["cka.prev"] = 1.0 - 0.04 * depth * np.ones_like(amount)
+    arrays["cos.base"] = 1.0 - 0.02 * amount * depth
+    arrays["cos.prev"] = 1.0 - 0.02 * depth * np.ones_like(amount)
+    block = (np.arange(n_l) == PLANTED_LAYER).astype(np.float64)
+    arrays["weights.base"] = 0.01 * amount * block
+    arrays["weights.prev"] = 0.01 * np.ones_like(amount) * block
+    mod = np.array([m.startswith(f"model.layers.{PLANTED_LAYER}.") for m in MODULES], float)
+    arrays["weights.module.base"] = 0.01 * amount * mod
+    arrays["weights.module.prev"] = 0.01 * np.ones_like(amount) * mod
+    base_heads = rng.random((n_l, N_HEADS))
+    for name in HEAD_SCORE_NAMES:
+        scores = np.repeat(rng.random((1, n_l, N_HEADS)), n_m, axis=0)
+        if name == "induction":
+            scores[:] = base_heads * 0.1
+            scores[:, PLANTED_LAYER, PLANTED_HEAD] += 0.2 * np.arange(n_m)
+        arrays[f"heads.{name}"] = scores
+    means = np.repeat(rng.normal(size=(1, n_l, D_MLP)), n_m, axis=0)
+    for m in range(1, n_m):
+        means[m] += 0.01 * m * moved[:, None] * rng.normal(size=(n_l, D_MLP))
+        means[m, :, PLANTED_NEURON] += 0.5 * m * moved
+    arrays["neurons.mean"] = means
+    arrays["kl.base"] = 0.05 * amount * np.linspace(1, 2, N_PROMPTS)
+    arrays["kl.prev"] = 0.05 * np.ones_like(amount) * np.linspace(1, 2, N_PROMPTS)
+    arrays["lens.agree.base"] = np.clip(1.0 - 0.2 * amount * depth, 0, 1)
+    agree = arrays["lens.agree.base"]
+    arrays["lens.split.base"] = np.array(
+        [next((i for i in range(n_l) if (agree[c, i:] < 0.5).all()), -1) for c in range(n_c)],
+        np.int32,
     )
-
-
-SEED_FILE = "drift_tiny.nscope"  # in tests/data: a seed of the snapshot fuzz
-
-
-def build_seed(folder) -> object:
-    """A real drift file of a tiny llama and one fine-tuned checkpoint on one prompt; rebuild
-    tests/data/drift_tiny.nscope with `python tests/_fixtures_drift.py`."""
-    from pathlib import Path
-
-    from neuroscope_tui.capture.drift import measure_drift
-    from neuroscope_tui.drift_file import save_drift
-    from neuroscope_tui.models.checkpoints import resolve_checkpoints
-    from tests.tiny_checkpoints import save_finetuned
-
-    base, run = save_finetuned(Path(folder), n_layers=2, block=1, steps=(2,))
-    checkpoints = resolve_checkpoints(str(base), [str(run)])
-    result = measure_drift(checkpoints, ["The cat sat on the mat."], load_options={"device": "cpu"})
-    # the folders are temporary: keep their names short and stable
-    result.base.name, result.checkpoints[0].name = "base", "run/checkpoint-2"
-    out = Path(__file__).parent / "data" / SEED_FILE
-    return save_drift(result, out, force=True)
-
-
-if __name__ == "__main__":
-    import sys
-    import tempfile
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    with tempfile.TemporaryDirectory() as tmp:
-        print(build_seed(tmp))
+    skipped = {}
+    if skip_weights:
+        for name in [n for n in arrays if n.startswith("weights.")]:
+            del arrays[name]
+        skipped["weights"] = "a snapshot input has no weights to compare"
+    arrays = {
+        k: v.astype(np.int32 if v.dtype == np.int32 else np.float32) for k, v in arrays.items()
+    }
+    head_types = [{f"{PLANTED_LAYER}.{PLANTED_HEAD}": "P"} for _ in range(n_m)]
+    for m in range(2, n_m):
+        head_types[m][f"{PLANTED_LAYER}.{PLANTED_HEAD}"] = "PI"
+    traces = []
+    for m in range(n_m):
+        trace = synthetic_trace(seed=m)
+        name = "base" if m == 0 else f"run/checkpoint-{STEPS[m - 1]}"
+        traces.append(dataclasses.replace(trace, model=dataclasses.replace(trace.model, name=name)))
+    return DriftResult(
+        base=Checkpoint("./base", "base"),
+        checkpoints=[Checkpoint(f"./run/checkpoint-{s}", f"checkpoint-{s}", step=s) for s in STEPS],
+        prompts=[f"prompt {p}" for p in range(N_PROMPTS)],
+        n_layers=n_l,
+        n_heads=N_HEADS,
+        d_mlp=D_MLP,
+        arrays=arrays,
+        modules=list(MODULES),
+        head_types=head_types,
+        traces=traces,
+        skipped=skipped,
+    )

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from _fixtures_drift import make_result
+from _fixtures_drift_file import make_result
 from neuroscope_tui.cli import main
 from neuroscope_tui.cli.drift import drift_json, summary_lines, summary_table
 
@@ -194,7 +194,7 @@ def test_export_writes_the_drift_tables(drift_output, tmp_path, capsys):
 
 
 def test_export_drift_of_a_plain_snapshot_is_one_sentence(tmp_path, capsys):
-    from _fixtures_drift import tiny_trace
+    from _fixtures_drift_file import tiny_trace
     from neuroscope_tui.snapshot import save_snapshot
 
     path = save_snapshot(tiny_trace(0), tmp_path / "plain.nscope")

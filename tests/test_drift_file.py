@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from _fixtures_drift import make_result
+from _fixtures_drift_file import make_result
 from neuroscope_tui.cli import main
 from neuroscope_tui.drift_file import (
     drift_to_trace,

@@ -57,9 +57,10 @@ async def test_every_view_shows_hostile_texts_escaped_and_never_as_markup(tmp_pa
             text = screen_text(app)
             assert_no_raw_controls(text, f"view {entry.key} ({entry.name})")
             body = view_text(app, text)
-            # connectivity is layers x layers, and concepts shows its labelled sets' texts
-            # (their escaping: tests/test_concept_view.py), not the run's tokens
-            if entry.name not in ("connectivity", "concepts"):
+            # connectivity is layers x layers, concepts shows its labelled sets' texts
+            # (their escaping: tests/test_concept_view.py) and drift its checkpoints' labels
+            # (tests/test_drift_view.py), not the run's tokens
+            if entry.name not in ("connectivity", "concepts", "drift"):
                 assert "[/]" in body, f"view {entry.key} lost the token '[/]' (read as markup?)"
             if entry.name in ("flow", "lens", "projection", "attribution"):
                 assert "\\x1b" in body, f"view {entry.key} hides the escape instead of showing it"

@@ -6,7 +6,8 @@ a prompt entered meanwhile is queued and runs when the model is ready), then run
 in the worker (tui/engine.py);
 every captured token arrives as a `TraceGrew` message and the view on screen redraws from
 the trace up to that token. `NeuroscopeApp(model=LoadedModel)` skips loading.
-View: `NeuroscopeApp(snapshot=trace)` shows a saved trace, read-only, without torch.
+View: `NeuroscopeApp(snapshot=trace)` shows a saved trace, read-only, without torch;
+`NeuroscopeApp(snapshot=..., drift=DriftResult)` a drift comparison (tui/drifting.py).
 
 Views (tui/views/registry.py) are switched with number keys and share one Selection; a view
 that needs the model calls `run_model_task`. Never imports torch at module level.
@@ -31,6 +32,7 @@ from textual.widgets import ContentSwitcher, Footer, Input, Static
 from neuroscope_tui.tasks import TaskContext
 from neuroscope_tui.trace import CaptureSpec, Trace
 from neuroscope_tui.tui.commands import ActionCommands
+from neuroscope_tui.tui.drifting import DriftActions
 from neuroscope_tui.tui.engine import ModelEngine, ModelTask, trace_upto
 from neuroscope_tui.tui.help import HelpScreen, key_rows, own_bindings, section_name
 from neuroscope_tui.tui.intervening import InterventionActions
@@ -61,7 +63,9 @@ from neuroscope_tui.tui.widgets.status import (
 SHORT_HEIGHT = 32  # below this many rows the plots shrink to leave the heatmap more layers
 
 
-class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, InterventionActions, App[int]):
+class NeuroscopeApp(
+    CrashRecovery, PlainNotices, DriftActions, SavingActions, InterventionActions, App[int]
+):
     """The neuroscope terminal app (see the module docstring for its two modes)."""
 
     CSS_PATH = "app.tcss"
@@ -98,8 +102,10 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, InterventionActi
         concepts: list[Any] | None = None,
         concept_sets: list[str] | None = None,
         concept_transfer: list[str] | None = None,
+        drift: Any = None,
     ) -> None:
         super().__init__()
+        self.drift = drift  # a DriftResult: its views start on the drift view (tui/drifting.py)
         self.concepts = list(concepts or [])  # fitted concepts (concept_file.Concept)
         # the labelled sets the concept view fits first (before the shipped examples)
         self.concept_sets = tuple(concept_sets or ())
@@ -196,6 +202,7 @@ class NeuroscopeApp(CrashRecovery, PlainNotices, SavingActions, InterventionActi
                 self.figures = HeaderFigures(self.model_name, state="loading")
                 self._draw_load_line()
                 self.engine.spawn("load", self.engine.load, self.model_name, self.load_options)
+        self.start_on_drift()
         self._draw_header()
 
     def on_unmount(self) -> None:

@@ -111,6 +111,12 @@ class GridView(TraceView):
         """The side panel for the cell under the cursor."""
         return ""
 
+    def nothing_to_draw(self, trace: Trace | None) -> str | None:
+        """Why there is nothing to draw yet, said in the side panel (None: build the grid)."""
+        if trace is None or trace.n_tokens == 0:
+            return "no run yet: type a prompt, or open a snapshot."
+        return None
+
     def compose_bottom(self) -> ComposeResult:
         """Widgets under the grid (none by default)."""
         yield from ()
@@ -150,8 +156,9 @@ class GridView(TraceView):
             return
         self._draw_title()
         trace = self.trace
-        if trace is None or trace.n_tokens == 0:
-            self._show_problem("no run yet: type a prompt, or open a snapshot.")
+        empty = self.nothing_to_draw(trace)
+        if empty is not None:
+            self._show_problem(empty)
             return
         key = self.grid_key(trace)
         if key != self._drawn and self._defer(key):

@@ -1,4 +1,4 @@
-"""The app's views, in the order of their number keys.
+"""The app's views, in the order of their number keys (then drift, on `~`).
 
 Each entry names the key that shows it, its title, and where its TraceView class lives
 ("module:Class"), imported when first shown so a view's heavy imports cost nothing until then.
@@ -49,4 +49,5 @@ VIEWS: list[ViewEntry] = [
         "neuroscope_tui.tui.views.interventions:InterventionsView",
     ),
     ViewEntry("0", "concepts", "Concepts", "neuroscope_tui.tui.views.concepts:ConceptView"),
+    ViewEntry("tilde", "drift", "Drift", "neuroscope_tui.tui.views.drift:DriftView"),
 ]

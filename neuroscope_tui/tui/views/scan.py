@@ -10,6 +10,8 @@ Interventions (tui/intervening.py): `a` ablates the neuron the lower plot shows 
 detail panel names first, or the one picked with `u`) and `b` the block under the cursor (the
 attention block when the metric is the attention output, else the MLP), and the prompt runs
 again; `d` shows the heatmap as the difference, intervened minus clean, on a scale centred on 0.
+A drift checkpoint's run (tui/drifting.py) is shown the same way, minus the base's run, the
+colour bar naming both.
 
 While a run adds tokens and the cursor follows the newest one, the plots (plotext: the
 costliest part of a frame, several times the heatmap) are redrawn at most every
@@ -63,7 +65,7 @@ class ScanView(TraceView):
         Binding("u", "pick_neuron", "neuron"),
         Binding("a", "ablate_neuron", "ablate"),
         Binding("b", "ablate_block", "ablate block"),
-        Binding("d", "toggle_difference", "vs clean"),
+        Binding("d", "toggle_difference", "vs clean / vs base"),
     ]
 
     DEFAULT_CSS = """
@@ -164,8 +166,21 @@ class ScanView(TraceView):
         site = "attn" if self.metric.startswith("attn") else "mlp"
         self.app.intervene(Ablation(site, self.trace.layers()[self.heatmap.cursor[0]]))
 
+    def _drift_base(self) -> tuple[Trace, str, str] | None:
+        """(the base's run, this model's label, the base's label) when the trace on screen is
+        a drift checkpoint's (tui/drifting.py): the difference is then checkpoint - base."""
+        reference = getattr(self.app, "drift_reference", None)
+        found = reference(self.trace) if reference is not None else None
+        if found is None or found[0].layers() != self.trace.layers():
+            return None
+        return found
+
     def _clean_run(self) -> Trace | None:
-        """The clean run this run's interventions are compared with (live only)."""
+        """The run this one is compared with: an intervened run's clean run (live only), or
+        a drift checkpoint's base."""
+        drift = self._drift_base()
+        if drift is not None:
+            return drift[0]
         state, trace = getattr(self.app, "interventions", None), self.trace
         clean = state.clean if state is not None else None
         if clean is None or trace is None or clean is trace or clean.prompt != trace.prompt:
@@ -175,7 +190,8 @@ class ScanView(TraceView):
         return clean if getattr(trace, "interventions", None) else None
 
     def action_toggle_difference(self) -> None:
-        """Show the heatmap as intervened minus clean, or the run itself."""
+        """Show the heatmap as intervened minus clean (a drift checkpoint: minus the base),
+        or the run itself."""
         if not self.difference and self._clean_run() is None:
             self.notify("no clean run to compare with: this run has no interventions, "
                         "or its clean run is not in this session", severity="warning")  # fmt: skip
@@ -220,7 +236,9 @@ class ScanView(TraceView):
         labels = list(trace.token_text[: raw.shape[1]])
         self.heatmap.set_data(norm, raw, labels, min(trace.n_prompt, raw.shape[1]), trace.layers())
         metric = METRICS[self.metric]
-        label = f"{metric.label}: intervened - clean"
+        drift = self._drift_base()
+        minus = f"{drift[1]} - {drift[2]}" if drift is not None else "intervened - clean"
+        label = f"{metric.label}: {minus}"
         self.query_one(ColorBar).set_scale(label, metric.unit, -half, half, "global")
 
     def show_selection(self, selection: Selection) -> None:
