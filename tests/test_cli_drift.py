@@ -234,3 +234,43 @@ def test_bad_inputs_are_one_sentence_and_nothing_loads(
     assert main(argv) == 2
     err = _one_sentence(capsys)
     assert words in err, err
+
+
+def _fake_measure(monkeypatch, result):
+    import neuroscope_tui.capture.drift as capture_drift
+
+    monkeypatch.setattr(capture_drift, "measure_drift", lambda *a, **k: result)
+
+
+def test_without_output_a_terminal_opens_the_drift_view(tiny_run, monkeypatch, capsys):
+    import neuroscope_tui.cli.drift as cli_drift
+    import neuroscope_tui.tui.views.drift as view
+
+    result = make_result()
+    _fake_measure(monkeypatch, result)
+    monkeypatch.setattr(cli_drift, "stdout_is_terminal", lambda: True)
+    monkeypatch.setattr("neuroscope_tui.cli.terminal.terminal_problem", lambda: None)
+    opened = []
+    monkeypatch.setattr(view, "open_drift_app", lambda r, path=None: opened.append(r) or 0)
+    assert main(["drift", str(tiny_run["base"]), str(tiny_run["run"])]) == 0
+    assert opened == [result]
+    assert capsys.readouterr().out == ""
+
+
+def test_without_output_a_pipe_gets_the_table(tiny_run, monkeypatch, capsys):
+    result = make_result()
+    _fake_measure(monkeypatch, result)
+    assert main(["drift", str(tiny_run["base"]), str(tiny_run["run"])]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("base base; 2 prompt(s)") and "linear CKA vs base" in out
+
+
+def test_without_a_terminal_for_the_view_it_says_so_before_any_model(
+    tiny_run, no_model_loads, monkeypatch, capsys
+):
+    import neuroscope_tui.cli.drift as cli_drift
+
+    monkeypatch.setattr(cli_drift, "stdout_is_terminal", lambda: True)
+    monkeypatch.setattr("neuroscope_tui.cli.terminal.terminal_problem", lambda: "no keys")
+    assert main(["drift", str(tiny_run["base"]), str(tiny_run["run"])]) == 2
+    assert "the drift view needs a terminal, but no keys; add --json" in _one_sentence(capsys)

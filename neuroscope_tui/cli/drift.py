@@ -11,8 +11,8 @@ Everything that can be refused is refused before any model loads: the prompt fil
 path (-o), the inputs (a missing path, a folder with no checkpoints) and their compatibility
 (different architectures or widths, with the reason). Progress goes to stderr, and at the end
 one line per checkpoint. `-o` keeps the comparison (drift_file.py), `--json` prints its figures
-on stdout; with neither, the app opens on the drift view (or, without a terminal on stdout, the
-summary table is printed).
+on stdout; with neither, the app opens on the drift view (tui/views/drift.py), or, without a
+terminal on stdout (a pipe, a file), the summary table is printed.
 """
 
 from __future__ import annotations
@@ -127,8 +127,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(drift_json(result), ensure_ascii=True, allow_nan=False))
     elif args.output is None:
-        if opens_app and (app_status := _open_app(result)) is not None:
-            return app_status
+        if opens_app:
+            return _open_app(result)
         print(summary_table(result))  # it ends with the summary lines
         return 0
     for line in summary_lines(result):
@@ -136,13 +136,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_app(result: Any) -> int | None:
-    """Open the app on the drift view; None when this install has no drift view."""
-    try:
-        from neuroscope_tui.tui.views.drift import open_drift_app
-    except ImportError:
-        _say("this version has no drift view; printing the figures instead")
-        return None
+def _open_app(result: Any) -> int:
+    """Open the app on the drift view; its exit status."""
+    from neuroscope_tui.tui.views.drift import open_drift_app
+
     return int(open_drift_app(result) or 0)
 
 
