@@ -166,7 +166,9 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="a random tiny llama")
     parser.add_argument("--layer", type=int, default=None, help="the layer fine-tuned")
     parser.add_argument("--steps", default="2,6", help="save after these step counts")
-    parser.add_argument("--keep", type=Path, default=None, help="keep the checkpoints here")
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="keep the checkpoints here (reused if there)"
+    )
     parser.add_argument("--child", nargs=4, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -177,43 +179,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="drift-bench-") as tmp:
         root = args.keep or Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
-        w = time.perf_counter()
-        base, run = make_checkpoints(root, args.tiny, layer, steps)
-        made = time.perf_counter() - w
-        print(f"made the checkpoints in {made:.1f} s (layer {layer}, steps {steps})")
-        env_py = [sys.executable]
-        prompt = "The capital of France is"
+        base, run = root / "base", root / "run"
+        if args.keep is None or not (base / "config.json").is_file():
+            w = time.perf_counter()
+            base, run = make_checkpoints(root, args.tiny, layer, steps)
+            made = time.perf_counter() - w
+            print(f"made the checkpoints in {made:.1f} s (layer {layer}, steps {steps})")
+        py = sys.executable
+        one = ["capture", str(base), "--prompt", "The capital of France is"]
+        one += ["--max-new-tokens", "8", "--device", "cpu", "--dtype", "float32"]
         ref = measured(
-            [
-                *env_py,
-                "-m",
-                "neuroscope_tui",
-                "capture",
-                str(base),
-                "--prompt",
-                prompt,
-                "--max-new-tokens",
-                "8",
-                "--device",
-                "cpu",
-                "--dtype",
-                "float32",
-                "-o",
-                str(root / "one.nscope"),
-                "--force",
-            ]
+            [py, "-m", "neuroscope_tui", *one, "-o", str(root / "one.nscope"), "--force"]
         )
         timings = root / "timings.json"
         drift = measured(
-            [
-                *env_py,
-                __file__,
-                "--child",
-                str(base),
-                str(run),
-                str(root / "drift.nscope"),
-                str(timings),
-            ]
+            [py, __file__, "--child", str(base), str(run), str(root / "drift.nscope"), str(timings)]
         )
         t = json.loads(timings.read_text())
         size = (root / "drift.nscope").stat().st_size / 2**20
