@@ -90,6 +90,13 @@ def test_an_inconsistent_result_is_not_written(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_an_array_a_later_version_adds_is_kept(tmp_path):
+    result = make_result()
+    result.arrays["neurons.shift.base"] = np.ones((2, 3), np.float32)  # [C, L]: optional
+    back = load_drift(save_drift(result, tmp_path / "d.nscope"))
+    np.testing.assert_array_equal(back.arrays["neurons.shift.base"], np.ones((2, 3)))
+
+
 def test_a_normal_snapshot_is_not_a_drift_file(tmp_path):
     path = save_snapshot(make_result().traces[1], tmp_path / "plain.nscope")
     with pytest.raises(SnapshotError, match="holds no drift comparison"):
@@ -189,6 +196,13 @@ HOSTILE = {
     "trace of another width": (
         lambda t: t.notes["drift"]["traces"][0]["manifest"]["model"].__setitem__("n_layers", 9),
         "model 1's trace",
+    ),
+    "a new array leading with neither C nor M": (
+        lambda t: (
+            t.extras.__setitem__("drift.cka.later", np.zeros((5, 3), np.float32)),
+            t.notes["drift"]["arrays"].append("cka.later"),
+        ),
+        "does not lead with the 2 checkpoints or 3 models",
     ),
     "model not a model": (_set_note("model", {"name": 3}), "notes.drift.model"),
     "other traces without the base's": (_set_note("base_trace", False), "not the base's"),
