@@ -187,3 +187,81 @@ def test_progress_reports_and_cancels(saved):
     ctx.cancel()
     with pytest.raises(TaskCancelled):
         measure_drift(ckpts, PROMPTS[:2], load_options=CPU, progress=ctx)
+
+
+def test_lens_top1_is_the_capture_lens_top1():
+    from neuroscope_tui.capture.drift_summary import SPEC, lens_top1
+    from neuroscope_tui.capture.run import GenerationOptions, run
+    from tests.tiny_models import tiny_bundle
+
+    bundle = tiny_bundle("llama")
+    trace = run(bundle, PROMPTS[2], SPEC, GenerationOptions(max_new_tokens=0))
+    got = lens_top1(bundle, trace.get("resid.full"))
+    np.testing.assert_array_equal(got, trace.get("lens.top_ids")[:, :, 0])
+
+
+def test_only_the_first_tokens_of_a_long_prompt_are_run():
+    from neuroscope_tui.capture.run import GenerationOptions, run, tokenize_prompt
+    from tests.tiny_models import tiny_bundle
+
+    bundle = tiny_bundle("llama")
+    whole = tokenize_prompt(bundle, PROMPTS[2], GenerationOptions())
+    trace = run(
+        bundle, PROMPTS[2], options=GenerationOptions(max_new_tokens=0, max_prompt_tokens=5)
+    )
+    assert trace.token_ids == whole[:5]
+    assert trace.notes["truncated"] == f"only the first 5 of {len(whole)} prompt tokens were run"
+    long = " ".join(PROMPTS * 20)  # past the tiny model's 128-token context
+    trace = run(bundle, long, options=GenerationOptions(max_new_tokens=0, max_prompt_tokens=500))
+    assert trace.n_prompt == 127
+
+
+def snapshot_of(folder, path, prompt, spec=None):
+    """A saved run of the model in `folder` on `prompt` (no generation)."""
+    from neuroscope_tui.capture.drift_summary import SPEC
+    from neuroscope_tui.capture.run import GenerationOptions, run
+    from neuroscope_tui.models.loader import load_model
+    from neuroscope_tui.snapshot import save_snapshot
+
+    bundle = load_model(str(folder), device="cpu")
+    trace = run(bundle, prompt, spec or SPEC, GenerationOptions(max_new_tokens=0))
+    return save_snapshot(trace, path)
+
+
+def test_a_snapshot_input_gives_its_activation_measures(saved, tmp_path):
+    base, run, _ = saved
+    ckpt = run / "checkpoint-6"
+    snap = snapshot_of(ckpt, tmp_path / "ckpt6.nscope", PROMPTS[2])
+    ckpts = resolve_checkpoints(str(base), [str(snap), str(ckpt)])
+    got = measure_drift(ckpts, PROMPTS, load_options=CPU)
+    a = got.arrays
+    assert got.prompts == [PROMPTS[2]] and "prompts" in got.skipped
+    # the snapshot of checkpoint-6 and checkpoint-6 itself give the same activation drift
+    np.testing.assert_allclose(a["cka.base"][0], a["cka.base"][1], atol=1e-6)
+    np.testing.assert_allclose(a["cos.base"][0], a["cos.base"][1], atol=1e-6)
+    np.testing.assert_allclose(a["cka.prev"][1], 1.0, atol=1e-6)  # itself, as the previous
+    np.testing.assert_array_equal(a["lens.agree.base"][0], a["lens.agree.base"][1])
+    np.testing.assert_allclose(a["heads.prev"][1], a["heads.prev"][2], atol=1e-6)
+    np.testing.assert_allclose(a["neurons.mean"][1], a["neurons.mean"][2], atol=1e-5)
+    # what a snapshot cannot give is named, not zero
+    assert np.isnan(a["kl.base"][0]).all() and np.isfinite(a["kl.base"][1]).all()
+    assert np.isnan(a["weights.base"][0]).all() and a["weights.base"][1, TRAINED] > 0
+    assert np.isnan(a["weights.prev"][1]).all()
+    assert "KL needs all of it" in got.skipped["kl of ckpt6.nscope"]
+    assert "no weights" in got.skipped["weights of ckpt6.nscope"]
+    assert got.traces[1].prompt == PROMPTS[2]
+
+
+def test_snapshot_inputs_lacking_rows_or_of_another_prompt(saved, tmp_path):
+    from neuroscope_tui.trace import CaptureSpec
+
+    base, _, _ = saved
+    lean = snapshot_of(base, tmp_path / "lean.nscope", PROMPTS[0], CaptureSpec())
+    got = measure_drift(resolve_checkpoints(str(lean), [str(base)]), PROMPTS, load_options=CPU)
+    assert "cka.base" not in got.arrays and "kl.base" not in got.arrays
+    assert "weights.base" not in got.arrays and "weights" in got.skipped
+    assert "full residual rows" in got.skipped["cka of base"]
+    assert "heads.prev" in got.arrays  # head scores are in every capture
+    other = snapshot_of(base, tmp_path / "other.nscope", PROMPTS[1])
+    with pytest.raises(UsageError, match="other tokens"):
+        measure_drift(resolve_checkpoints(str(lean), [str(other)]), PROMPTS, load_options=CPU)
