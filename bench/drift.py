@@ -81,19 +81,35 @@ def make_checkpoints(root: Path, tiny: bool, layer: int, steps: list[int]) -> tu
 
 def child_drift(base: str, run: str, out: str, timings: str) -> None:
     """Run measure_drift with timers around its steps; write the timings as JSON."""
+    import threading
+
     from neuroscope_tui.capture import drift as capture_drift
     from neuroscope_tui.drift_file import save_drift
     from neuroscope_tui.models.checkpoints import check_compatible, resolve_checkpoints
     from neuroscope_tui.prompt_sets import default_prompts
 
     rows: list[dict[str, float | str]] = []
+    phase = ["other"]  # the step running now, for the memory sampler
+    peaks: dict[str, list[int]] = {}  # step -> [anonymous, file-backed] peak KiB
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            anon, file = _rss_kib(os.getpid())
+            got = peaks.setdefault(phase[0], [0, 0])
+            got[0], got[1] = max(got[0], anon), max(got[1], file)
+            time.sleep(0.02)
+
+    threading.Thread(target=sample, daemon=True).start()
 
     def timed(name: str, func):
         def wrapper(*args, **kwargs):
             w, c = time.perf_counter(), time.process_time()
+            phase[0] = name
             try:
                 return func(*args, **kwargs)
             finally:
+                phase[0] = "other"
                 row = rows[-1]
                 row[f"{name}_wall"] = row.get(f"{name}_wall", 0.0) + time.perf_counter() - w
                 row[f"{name}_cpu"] = row.get(f"{name}_cpu", 0.0) + time.process_time() - c
@@ -117,10 +133,19 @@ def child_drift(base: str, run: str, out: str, timings: str) -> None:
         checkpoints, prompts, load_options={"device": "cpu", "dtype": "float32"}
     )
     total = {"total_wall": time.perf_counter() - w, "total_cpu": time.process_time() - c}
+    stop.set()
     save_drift(result, out, force=True)
     tokens = sum(t.n_tokens for t in result.traces[:1])
     Path(timings).write_text(
-        json.dumps({"rows": rows, **total, "prompts": len(prompts), "first_tokens": tokens})
+        json.dumps(
+            {
+                "rows": rows,
+                **total,
+                "prompts": len(prompts),
+                "first_tokens": tokens,
+                "peaks": peaks,
+            }
+        )
     )
 
 
@@ -216,6 +241,10 @@ def main() -> None:
         (f"drift ({len(t['rows'])} models)", drift),
     ):
         print(f"{what:<30}{m['peak']:>6.0f}{m['anon']:>13.0f}{m['file']:>13.0f}{m['wall']:>9.1f}")
+    steps = ", ".join(
+        f"{name} {a / 1024:.0f} / {f / 1024:.0f}" for name, (a, f) in t["peaks"].items()
+    )
+    print(f"drift's peaks by step, anonymous / file-backed MiB: {steps}")
     print(
         f"drift / capture: RSS {drift['peak'] / ref['peak']:.2f}x, "
         f"anonymous {drift['anon'] / max(ref['anon'], 1):.2f}x"

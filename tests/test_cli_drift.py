@@ -236,6 +236,26 @@ def test_bad_inputs_are_one_sentence_and_nothing_loads(
     assert words in err, err
 
 
+def test_a_snapshot_input_gives_the_activation_figures_and_says_what_it_skipped(
+    tiny_run, tmp_path, capsys
+):
+    snap = tmp_path / "ft.nscope"
+    ckpt = tiny_run["run"] / "checkpoint-5"
+    prompt = ["--prompt", "The cat sat on the mat.", "--max-new-tokens", "0", "--device", "cpu"]
+    assert main(["capture", str(ckpt), *prompt, "-o", str(snap)]) == 0
+    capsys.readouterr()
+    assert main(["drift", str(tiny_run["base"]), str(snap), "--json", "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    assert doc["prompts"] == ["The cat sat on the mat."]
+    assert doc["checkpoints"][0]["kind"] == "snapshot"
+    assert "weights.base" not in doc["per_layer"] and doc["skipped"]
+    cka = doc["per_layer"]["cka.base"][0]
+    assert cka[0] == pytest.approx(1, abs=1e-5) and cka[1] < 1 - 1e-4  # block 1 was trained
+    assert "on the snapshot's prompt" in captured.err
+    assert "max weight change skipped" in captured.err
+
+
 def _fake_measure(monkeypatch, result):
     import neuroscope_tui.capture.drift as capture_drift
 

@@ -106,10 +106,10 @@ def run(args: argparse.Namespace) -> int:
 
     checkpoints = resolve_checkpoints(args.base, args.checkpoints)
     check_compatible(checkpoints)
-    _say(
-        f"drift of {len(checkpoints) - 1} checkpoint(s) against {checkpoints[0].label} "
-        f"on {len(prompts)} prompt(s)"
-    )
+    # a snapshot holds one prompt's run: measure_drift compares on that prompt only
+    snapshots = any(c.kind == "snapshot" for c in checkpoints)
+    on = "the snapshot's prompt" if snapshots else f"{len(prompts)} prompt(s)"
+    _say(f"drift of {len(checkpoints) - 1} checkpoint(s) against {checkpoints[0].label} on {on}")
     from neuroscope_tui.capture.drift import measure_drift
 
     progress = Progress()
