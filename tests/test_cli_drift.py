@@ -205,17 +205,15 @@ def test_export_drift_of_a_plain_snapshot_is_one_sentence(tmp_path, capsys):
 @pytest.fixture
 def no_model_loads(monkeypatch):
     """Fail the test if any model is loaded."""
+    # imported first: it binds the loader's function at import, which must be the real one
+    import neuroscope_tui.capture.drift as capture_drift
     import neuroscope_tui.models.loader as loader
 
     def refuse(*args, **kwargs):
         raise AssertionError("a model was loaded")
 
     monkeypatch.setattr(loader, "load_model", refuse)
-    try:
-        import neuroscope_tui.capture.drift as capture_drift
-    except ImportError:
-        return
-    monkeypatch.setattr(capture_drift, "load_model", refuse, raising=False)
+    monkeypatch.setattr(capture_drift, "load_model", refuse)
 
 
 @pytest.mark.parametrize(
