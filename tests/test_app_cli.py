@@ -72,6 +72,7 @@ def test_app_and_view_never_import_torch():
         "from neuroscope_tui.tui.app import NeuroscopeApp\n"
         "import neuroscope_tui.cli.view, neuroscope_tui.cli.live\n"
         "import neuroscope_tui.tui.views.scan, neuroscope_tui.tui.engine\n"
+        "import neuroscope_tui.tui.views.drift, neuroscope_tui.tui.drifting\n"
         "from neuroscope_tui.snapshot import load_snapshot\n"
         f"load_snapshot({str(SCAN_FIXTURE)!r})\n"
         "print('ok')\n"

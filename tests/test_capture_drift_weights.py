@@ -88,7 +88,7 @@ def test_unrelated_names_are_refused(tmp_path):
     with pytest.raises(NoWeightFiles, match="do not match"):
         weight_change(other, [base], 2)
     (tmp_path / "bad.safetensors").write_bytes(b"not safetensors")
-    with pytest.raises(NoWeightFiles, match="cannot read"):
+    with pytest.raises(NoWeightFiles, match="not a usable safetensors file"):
         weight_change([tmp_path / "bad.safetensors"], [base], 2)
 
 
@@ -98,3 +98,39 @@ def test_a_gguf_without_its_cache_has_no_weights_to_stream(tmp_path, monkeypatch
     gguf.write_bytes(b"GGUF")
     with pytest.raises(NoWeightFiles, match="no dequantized safetensors cache"):
         weight_files(str(gguf))
+
+
+def test_the_reader_gives_what_safetensors_gives(tmp_path):
+    from safetensors import safe_open
+
+    from neuroscope_tui.capture.weight_reader import WeightFile
+
+    items = {**tensors(dtype=torch.bfloat16), "ids": torch.arange(5), "empty": torch.zeros(0, 3)}
+    (path,) = save(tmp_path / "w.safetensors", items)
+    with WeightFile(path) as mine, safe_open(str(path), framework="pt") as theirs:
+        assert sorted(mine.keys()) == sorted(theirs.keys())
+        for name in theirs.keys():  # noqa: SIM118
+            got, want = mine.get_tensor(name), theirs.get_tensor(name)
+            assert got.dtype == want.dtype and got.shape == want.shape
+            assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize(
+    ("header", "why"),
+    [
+        (b'{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}}', "does not fit"),
+        (b'{"a": {"dtype": "Q4", "shape": [1], "data_offsets": [0, 1]}}', "cannot read"),
+        (b'{"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}', "does not fit"),
+        (b"[1, 2]", "not a JSON object"),
+        (b"{nope", "not JSON"),
+    ],
+)
+def test_the_reader_refuses_bad_headers(tmp_path, header, why):
+    import struct
+
+    from neuroscope_tui.capture.weight_reader import WeightFile
+
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 8)
+    with pytest.raises(NoWeightFiles, match=why):
+        WeightFile(path)

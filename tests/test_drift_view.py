@@ -71,11 +71,20 @@ async def test_cells_are_the_arrays_and_m_p_switch():
             np.testing.assert_allclose(view.grid.raw, want[metric, "prev"], rtol=1e-5, atol=1e-7)
         assert "vs previous" in str(view.query_one(".grid-title").render())
         # nothing moved before the planted layer; the brightest cell is the last checkpoint's
-        await pilot.press("p", "m")  # back to 1 - CKA vs base
+        await pilot.press("p", "m", "m")  # back to 1 - CKA vs base
         await pilot.pause()
+        assert (view.metric, view.ref) == ("cka", "base")
         assert np.all(view.grid.raw[:PLANTED_LAYER] == 0)
         assert np.all(view.grid.values_norm[:PLANTED_LAYER] == 0)
         assert view.grid.values_norm[-1, -1] == 1.0
+        # log colours by default: 0.04 (the smallest change) dark, 0.48 bright, 0.12 between
+        lo, hi, cell = 0.04, 0.04 * 3 * 4, 0.04 * 3 * 1  # the last checkpoint at the planted layer
+        want_log = np.log(cell / lo) / np.log(hi / lo)
+        assert view.grid.values_norm[PLANTED_LAYER, 2] == pytest.approx(want_log, rel=1e-5)
+        await pilot.press("o")
+        await pilot.pause()
+        assert view.grid.values_norm[PLANTED_LAYER, 2] == pytest.approx(cell / hi, rel=1e-5)
+        assert "log" not in view.grid.label
         assert view.grid.column_labels == [str(s) for s in STEPS]
 
 
@@ -210,3 +219,74 @@ class TestDriftScreen:
     def test_the_planted_layer_of_the_last_checkpoint(self, snap_compare):
         assert snap_compare(drift_app(synthetic_drift()), terminal_size=SIZE,
                             run_before=show_planted_cell)  # fmt: skip
+
+
+async def test_s_saves_the_whole_comparison(monkeypatch, tmp_path):
+    """With a comparison on screen, `s` hands all of it to drift_file.save_drift (stubbed)."""
+    import sys
+    import types
+
+    saved = []
+    stub = types.ModuleType("neuroscope_tui.drift_file")
+    stub.save_drift = lambda result, path, force=False: saved.append((result, path)) or path
+    monkeypatch.setitem(sys.modules, "neuroscope_tui.drift_file", stub)
+    r = synthetic_drift()
+    app = drift_app(r, save_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await on_drift(pilot)
+        await pilot.press("s")
+        await pilot.pause()
+    assert len(saved) == 1 and saved[0][0] is r
+    assert saved[0][1].parent == tmp_path and saved[0][1].name.startswith("base-drift-")
+
+
+async def test_a_run_of_another_prompt_is_shown_without_a_difference():
+    """A snapshot input's run of its own prompt cannot be subtracted cell by cell."""
+    import dataclasses
+
+    r = synthetic_drift()
+    r.traces[1] = dataclasses.replace(r.traces[1], prompt="another prompt")
+    app = drift_app(r)
+    async with app.run_test(size=SIZE) as pilot:
+        await on_drift(pilot)
+        await pilot.press("enter")
+        for _ in range(20):
+            await pilot.pause()
+            if app.current_view == "scan":
+                break
+        assert app.shown is r.traces[1] and not app.view.difference
+        np.testing.assert_allclose(app.view.heatmap._raw, metric_values(r.traces[1], "resid.norm"))
+
+
+def test_log_colours_floor_and_zero():
+    from neuroscope_tui.tui.views.drift_cells import LOG_DECADES, colour_scale
+
+    raw = np.array([[0.0, 1e-12, 1e-3], [1e-2, np.nan, 1.0]])
+    norm, lo, hi = colour_scale(raw, log=True)
+    assert (lo, hi) == (10.0**-LOG_DECADES, 1.0)  # float noise below the floor stays dark
+    assert norm[0, 0] == 0 and norm[0, 1] == 0 and np.isnan(norm[1, 1]) and norm[1, 2] == 1
+    assert norm[0, 2] == pytest.approx(0.25) and norm[1, 0] == pytest.approx(0.5)
+    flat, lo, hi = colour_scale(np.zeros((2, 2)), log=True)  # nothing moved: all dark
+    assert np.all(flat == 0) and hi > lo
+
+
+def test_similarities_near_one_keep_their_digits():
+    from neuroscope_tui.tui.views.drift_cells import similarity_text
+
+    assert similarity_text(0.9999791) == "0.999979"
+    assert similarity_text(1.0) == "1" and similarity_text(0.5) == "0.5"
+    assert similarity_text(float("nan")) == "–"
+
+
+async def test_a_comparison_without_runs_still_opens_on_drift():
+    r = synthetic_drift()
+    r.traces = []
+    app = drift_app(r)
+    async with app.run_test(size=SIZE) as pilot:
+        view = await on_drift(pilot)
+        assert app.figures.model == "./base" and "showing base" in app.figures.source
+        np.testing.assert_allclose(view.grid.raw, 1 - r.arrays["cka.base"].T, rtol=1e-6)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.current_view == "drift"
+        assert any("no run of checkpoint-100" in str(n.message) for n in app._notifications)

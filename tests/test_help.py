@@ -23,6 +23,7 @@ def test_key_labels_are_what_a_user_types():
     assert key_label("escape,q,question_mark") == "Esc / q / ?"
     assert key_label("left,h") == "left / h"
     assert key_label("S,ctrl+s") == "S / ctrl+s"
+    assert key_label("tilde") == "~"  # the drift view's key
 
 
 async def test_help_on_every_view_shows_no_raw_key_names(tmp_path):

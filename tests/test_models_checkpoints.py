@@ -144,3 +144,19 @@ def test_resolving_imports_no_torch():
         "from neuroscope_tui.models.checkpoints import resolve_checkpoints, check_compatible\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_run_folder_with_its_final_model(tmp_path):
+    base = model_folder(tmp_path / "base")
+    run = model_folder(tmp_path / "run")  # trainer.save_model() beside the checkpoints
+    for step in (20, 5):
+        model_folder(run / f"checkpoint-{step}")
+    got = resolve_checkpoints(str(base), [str(run)])
+    assert [c.label for c in got] == ["base", "checkpoint-5", "checkpoint-20", "run (final)"]
+    assert got[-1].name == str(run) and got[-1].step is None
+    # as the base, the run folder is its final model
+    got = resolve_checkpoints(str(run), [str(run / "checkpoint-5")])
+    assert [(c.label, c.name) for c in got] == [
+        ("base", str(run)),
+        ("checkpoint-5", str(run / "checkpoint-5")),
+    ]

@@ -97,12 +97,18 @@ class _Sums:
         }
 
 
+def _norm_device(anatomy: Any) -> torch.device:
+    """Where the final norm runs (under a device map it may sit apart from the unembedding)."""
+    params = list(anatomy.final_norm.parameters()) if anatomy.final_norm is not None else []
+    return params[0].device if params else anatomy.unembed.weight.device
+
+
 def _log_probs(bundle: LoadedModel, last_rows: np.ndarray) -> np.ndarray:
     """Next-token log-probabilities [T, V] from the last block's output rows [T, D], through
     the model's own final norm and unembedding (exactly what its forward pass computes)."""
     anatomy = bundle.anatomy
     weight = anatomy.unembed.weight
-    x = torch.from_numpy(np.ascontiguousarray(last_rows)).to(weight.device, weight.dtype)
+    x = torch.from_numpy(np.ascontiguousarray(last_rows)).to(_norm_device(anatomy), weight.dtype)
     cfg = bundle.model.config
     softcap = getattr(
         getattr(cfg, "get_text_config", lambda: cfg)(), "final_logit_softcapping", None
@@ -126,9 +132,10 @@ def lens_top1(bundle: LoadedModel, rows: np.ndarray) -> np.ndarray:
     n_layers, n_tokens, width = rows.shape
     flat = torch.from_numpy(np.ascontiguousarray(rows).reshape(n_layers * n_tokens, width))
     out = np.empty(n_layers * n_tokens, np.int32)
+    device = _norm_device(anatomy)
     with torch.inference_mode():
         for start in range(0, flat.shape[0], _TOP1_ROWS):
-            x = flat[start : start + _TOP1_ROWS].to(weight.device, weight.dtype)
+            x = flat[start : start + _TOP1_ROWS].to(device, weight.dtype)
             h = anatomy.final_norm(x) if anatomy.final_norm is not None else x
             top = anatomy.unembed(h.to(weight.device)).argmax(-1)
             out[start : start + len(x)] = top.cpu().numpy()

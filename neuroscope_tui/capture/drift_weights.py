@@ -1,9 +1,9 @@
 """Weight change of a checkpoint, read tensor by tensor from safetensors files.
 
 `weight_change(files, refs)` opens the checkpoint's files and each reference's (the base's,
-the previous checkpoint's) with `safe_open` (memory-mapped) and reads one tensor at a time from
-each, so at most three tensors are in memory, never two models. For each tensor it sums
-||W - W_ref||^2 and ||W_ref||^2; the relative Frobenius norm of a block is
+the previous checkpoint's) and reads one tensor at a time from each (`weight_reader.py`:
+plain reads, no memory map), so at most three tensors are in memory, never two models. For
+each tensor it sums ||W - W_ref||^2 and ||W_ref||^2; the relative Frobenius norm of a block is
 sqrt(sum of its tensors' diffs) / sqrt(sum of their refs), and the same per module (a module's
 weight and bias together). Identical tensors give exactly 0.
 """
@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from neuroscope_tui.capture.weight_reader import WeightFile
 from neuroscope_tui.models.checkpoints import NoWeightFiles
 
 # `model.layers.3.mlp...`, `transformer.h.3.attn...`, `gpt_neox.layers.3...`, `blocks.3...`
@@ -58,17 +59,12 @@ class WeightChange:
     problems: list[str] = field(default_factory=list)
 
 
-def _index(stack: ExitStack, files: Sequence[Path]) -> dict[str, object]:
-    """tensor name -> the open safetensors handle holding it."""
-    from safetensors import safe_open
-
-    out: dict[str, object] = {}
+def _index(stack: ExitStack, files: Sequence[Path]) -> dict[str, WeightFile]:
+    """tensor name -> the open weights file holding it."""
+    out: dict[str, WeightFile] = {}
     for path in files:
-        try:
-            handle = stack.enter_context(safe_open(str(path), framework="pt", device="cpu"))
-        except Exception as err:  # safetensors raises its own error type for a bad header
-            raise NoWeightFiles(f"cannot read {path} as safetensors ({err})") from None
-        for name in handle.keys():  # noqa: SIM118 (a safetensors handle is not iterable)
+        handle = stack.enter_context(WeightFile(path))
+        for name in handle.keys():  # noqa: SIM118 (a WeightFile is not a mapping)
             out[name] = handle
     return out
 
@@ -121,14 +117,14 @@ def weight_change(
         sums = [{"block": np.zeros((n_layers, 2)), "module": {}, "problems": []} for _ in refs]
         names = sorted(mine, key=natural_key)
         for done, name in enumerate(names, 1):
-            tensor = mine[name].get_tensor(name)  # type: ignore[attr-defined]
+            tensor = mine[name].get_tensor(name)
             block, module = block_of(name), module_of(name)
             for ref, acc in zip(ref_indexes, sums, strict=True):
                 if name not in ref:
                     acc["problems"].append(f"{name} is not in the reference")
                     acc["module"][module] = (np.nan, np.nan)
                     continue
-                other = ref[name].get_tensor(name)  # type: ignore[attr-defined]
+                other = ref[name].get_tensor(name)
                 if other.shape != tensor.shape:
                     acc["problems"].append(
                         f"{name} is {tuple(tensor.shape)} here, {tuple(other.shape)} there"

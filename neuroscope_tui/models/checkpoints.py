@@ -67,23 +67,33 @@ def _label(name: str) -> str:
     return name.rstrip("/").split("/")[-1] or name
 
 
-def _expand(name: str) -> list[Checkpoint]:
-    """One name -> its Checkpoints (several for a folder of trainer checkpoints)."""
+def _expand(name: str, *, as_base: bool = False) -> list[Checkpoint]:
+    """One name -> its Checkpoints (several for a folder of trainer checkpoints).
+
+    A trainer's output folder often holds the final model too (`trainer.save_model()` writes
+    config.json beside the checkpoint-* folders): as a checkpoint it stands for the whole run,
+    its checkpoints by step and then the final model; as the base, for the final model only.
+    """
     from neuroscope_tui.models.loader import locate
 
     path = Path(name).expanduser()
     if path.is_file() and _is_snapshot_file(path):
         return [Checkpoint(name=name, label=_label(name), kind="snapshot")]
-    if path.is_dir() and not (path / "config.json").is_file() and not any(path.glob("*.gguf")):
-        steps = trainer_checkpoints(path)
-        if not steps:
-            raise ModelNotFoundError(
-                f"the folder {name} holds no model (no config.json) and no checkpoint-* "
-                "folders; pass a model folder or a training run's output folder"
-            )
-        return [Checkpoint(name=str(p), label=p.name, step=s) for s, p in steps]
-    locate(name)  # raises the loader's sentence for a missing path, a typo, an unknown id
-    return [Checkpoint(name=name, label=_label(name))]
+    is_model = path.is_dir() and ((path / "config.json").is_file() or any(path.glob("*.gguf")))
+    steps = trainer_checkpoints(path) if path.is_dir() else []
+    if path.is_dir() and not is_model and not steps:
+        raise ModelNotFoundError(
+            f"the folder {name} holds no model (no config.json) and no checkpoint-* "
+            "folders; pass a model folder or a training run's output folder"
+        )
+    if as_base and is_model:
+        steps = []  # the base is the run's final model, not its checkpoints
+    found = [Checkpoint(name=str(p), label=p.name, step=s) for s, p in steps]
+    if is_model or not path.is_dir():
+        locate(name)  # raises the loader's sentence for a missing path, a typo, an unknown id
+        final = f"{_label(name)} (final)" if steps else _label(name)
+        found.append(Checkpoint(name=name, label=final))
+    return found
 
 
 def resolve_checkpoints(base: str, others: Sequence[str]) -> list[Checkpoint]:
@@ -91,7 +101,7 @@ def resolve_checkpoints(base: str, others: Sequence[str]) -> list[Checkpoint]:
     sentence) for a missing path, a folder without a model or checkpoints, no checkpoints."""
     if not others:
         raise UsageError("give at least one checkpoint to compare with the base model")
-    found = _expand(base)
+    found = _expand(base, as_base=True)
     if len(found) > 1:
         raise UsageError(
             f"the base must be one model, but {base} holds {len(found)} checkpoints; pass "

@@ -56,12 +56,17 @@ class DriftActions:
 
     def drift_reference(self, trace: Trace | None) -> tuple[Trace, str, str] | None:
         """(the base's trace, the model's label, the base's label) when `trace` is a
-        checkpoint's of the comparison: what the scan's difference subtracts."""
+        checkpoint's of the comparison, of the base's prompt and layers: what the scan's
+        difference subtracts."""
         m = self.drift_index(trace)
         if not m:  # None, or the base itself
             return None
         result = self.drift
-        return result.traces[0], result.models[m].label, result.base.label
+        base = result.traces[0]
+        # a snapshot input ran its own prompt, maybe on other layers: no cell-by-cell difference
+        if base.prompt != trace.prompt or base.layers() != trace.layers():
+            return None
+        return base, result.models[m].label, result.base.label
 
     def show_drift_model(self, m: int) -> None:
         """Show model m's trace (0: the base) in the scan: a checkpoint's as its difference
@@ -80,12 +85,20 @@ class DriftActions:
         self.figures.source = self.drift_source(m)
         from neuroscope_tui.tui.views.scan import ScanView
 
-        self.query_one("#view-scan", ScanView).difference = m > 0
+        difference = self.drift_reference(trace) is not None
+        self.query_one("#view-scan", ScanView).difference = difference
         self.call_after_refresh(self.run_action, "show_view('scan')")
-        if m > 0:
+        label = result.models[m].label
+        if difference:
             self.notify(
-                f"{result.models[m].label} minus {result.base.label}; d: its own run, "
-                "~: back to drift, b there: the base",
+                f"{label} minus {result.base.label}; d: its own run, ~: back to drift, "
+                "b there: the base",
+                title="scan",
+            )
+        elif m > 0:
+            self.notify(
+                f"{label}'s own run: it ran another prompt or kept other layers than "
+                f"{result.base.label}'s, so there is no difference to show",
                 title="scan",
             )
         self._draw_header()

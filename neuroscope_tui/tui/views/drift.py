@@ -3,11 +3,11 @@
 A layer x checkpoint heatmap (rows are layers and follow the app's layer selection; columns are
 the checkpoints in order) of one measure against the base or the previous model: 1 - CKA of
 the residual stream, the blocks' relative weight change, or the mean shift of the MLP neurons'
-mean activations (`m` cycles, `p` switches base / previous; drift_cells.py computes them). The
-side pane details the cell under the cursor: the figures, and the heads and neurons of that
-layer that moved most. Enter shows the scan (view 1) of that checkpoint's trace of the first
-prompt as its difference to the base's (`d` there switches to the checkpoint's own run), `b`
-the base's own scan.
+mean activations (`m` cycles, `p` switches base / previous, `o` log / linear colours;
+drift_cells.py computes them). The side pane details the cell under the cursor: the figures,
+and the heads and neurons of that layer that moved most. Enter shows the scan (view 1) of that
+checkpoint's trace of the first prompt as its difference to the base's (`d` there switches to
+the checkpoint's own run), `b` the base's own scan.
 
 The app holds the comparison (`app.drift`, a DriftResult): `open_drift_app` (what
 `neuroscope-tui drift` calls) or `view` on a file whose notes carry "drift" starts on this view.
@@ -32,11 +32,12 @@ from neuroscope_tui.tui.views.drift_cells import (
     REFS,
     available,
     cell_text,
+    colour_scale,
     column_label,
     metric_values,
     why_missing,
 )
-from neuroscope_tui.tui.views.grid_view import Grid, GridView, finite_range, unit_range
+from neuroscope_tui.tui.views.grid_view import Grid, GridView
 
 NO_DRIFT = (
     "no drift comparison here. Make one with `neuroscope-tui drift BASE CKPT...` (BASE and "
@@ -51,6 +52,7 @@ class DriftView(GridView):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("m", "cycle_metric", "metric"),
         Binding("p", "toggle_ref", "vs base / previous"),
+        Binding("o", "toggle_log", "log / linear colours"),
         Binding("enter", "open_checkpoint", "scan of the checkpoint"),
         Binding("b", "open_base", "scan of the base"),
     ]
@@ -62,6 +64,7 @@ class DriftView(GridView):
         super().__init__(id=id)
         self.metric = "cka"
         self.ref = "base"
+        self.log_colours = True  # drift spans decades: see drift_cells.colour_scale
 
     @property
     def result(self) -> DriftResult | None:
@@ -85,9 +88,18 @@ class DriftView(GridView):
         self.ref = REFS[(REFS.index(self.ref) + 1) % len(REFS)]
         self.invalidate()
 
+    def action_toggle_log(self) -> None:
+        """Colour the changes on a log scale (where a change starts shows) or a linear one."""
+        self.log_colours = not self.log_colours
+        self.invalidate()
+
     def action_open_checkpoint(self) -> None:
         """Show the scan of the checkpoint under the cursor, as its difference to the base."""
-        if self.result is not None and self.grid is not None:
+        if self.result is None:
+            self.notify(NO_DRIFT, severity="warning")
+        elif self.grid is None:  # no cells, so no cursor: another measure has them
+            self.notify("no cell to open here; m shows a measure this comparison holds")
+        else:
             self.app.show_drift_model(self.checkpoint + 1)
 
     def action_open_base(self) -> None:
@@ -106,7 +118,7 @@ class DriftView(GridView):
         return None
 
     def grid_key(self, trace: Trace | None) -> tuple:
-        return (id(self.result), 0, self.metric, self.ref)
+        return (id(self.result), 0, self.metric, self.ref, self.log_colours)
 
     def title_text(self) -> str:
         result = self.result
@@ -116,7 +128,7 @@ class DriftView(GridView):
         what = f"{METRICS[self.metric].label} {REF_WORDS[self.ref]}"
         return (
             f"drift · {what} · {n} checkpoint{'s' * (n != 1)} × {result.n_layers} layers"
-            "   m: measure  p: base/previous  Enter: scan"
+            "   m: measure  p: base/previous  o: log  Enter: scan"
         )
 
     def build_grid(self, trace: Trace | None) -> Grid:
@@ -125,17 +137,16 @@ class DriftView(GridView):
         if not available(result, self.metric, self.ref):
             raise SnapshotError(why_missing(result, self.metric, self.ref))
         raw = metric_values(result, self.metric, self.ref).T  # [L, C]
-        lo, hi = 0.0, finite_range(raw)[1]
-        if not hi > 0:  # nothing moved (or nothing finite): every cell at the dark end
-            hi = 1.0
+        norm, lo, hi = colour_scale(raw, self.log_colours)
         labels = [column_label(ckpt) for ckpt in result.checkpoints]
+        scale = " (log colours)" if self.log_colours else ""
         return Grid(
-            unit_range(raw, lo, hi),
+            norm,
             raw.astype(np.float32),
             labels,
             len(labels),
             list(range(result.n_layers)),
-            f"{METRICS[self.metric].label} {REF_WORDS[self.ref]}",
+            f"{METRICS[self.metric].label} {REF_WORDS[self.ref]}{scale}",
             METRICS[self.metric].unit,
             lo,
             hi,

@@ -78,9 +78,43 @@ def metric_values(result: DriftResult, metric: str, ref: str) -> np.ndarray:
     return 1.0 - values if metric == "cka" else values
 
 
+LOG_DECADES = 4  # a log scale spans at most this many decades below the largest change
+
+
+def colour_scale(raw: np.ndarray, log: bool) -> tuple[np.ndarray, float, float]:
+    """(colours in [0, 1], lo, hi) of changes `raw` (>= 0; NaN stays NaN).
+
+    Linear: 0 to the largest change. Log: the smallest positive change (at most LOG_DECADES
+    decades below the largest) to the largest; smaller ones, and no change at all, get the
+    dark end. Drift spans decades (1 - CKA of 1e-5 where a fine-tune starts, 1e-2 at the last
+    layers), so on a linear scale only the largest cells would light up.
+    """
+    raw = np.asarray(raw, dtype=np.float64)
+    finite = raw[np.isfinite(raw)]
+    hi = float(finite.max()) if finite.size else 0.0
+    if not hi > 0:  # nothing moved (or nothing finite): every cell at the dark end
+        return np.where(np.isnan(raw), np.nan, 0.0), 0.0, 1.0
+    if not log:
+        return np.clip(raw / hi, 0.0, 1.0), 0.0, hi
+    lo = max(float(finite[finite > 0].min()), hi * 10.0**-LOG_DECADES)
+    if not hi > lo:
+        return np.where(np.isnan(raw), np.nan, np.where(raw >= hi, 1.0, 0.0)), lo, hi
+    with np.errstate(divide="ignore", invalid="ignore"):
+        norm = np.log(np.maximum(raw, lo) / lo) / np.log(hi / lo)
+    norm = np.where(raw < lo, 0.0, norm)
+    return np.where(np.isnan(raw), np.nan, np.clip(norm, 0.0, 1.0)), lo, hi
+
+
 def column_label(ckpt: Checkpoint) -> str:
     """A checkpoint's column on the axis: its trainer step, else its label."""
     return str(ckpt.step) if ckpt.step is not None else ckpt.label
+
+
+def similarity_text(value: float) -> str:
+    """A CKA or cosine: near 1 with enough digits to show a change (0.99998, not "1")."""
+    if np.isfinite(value) and 0.99 < value < 1.0:
+        return f"{value:.6f}".rstrip("0")
+    return format_value(value)
 
 
 def _figure(result: DriftResult, name: str, c: int, layer: int | None = None) -> float:
@@ -110,10 +144,11 @@ def cell_text(result: DriftResult, metric: str, ref: str, c: int, layer: int, k:
     ]
     if "neurons.mean" in result.arrays:
         rows.append(("neuron shift", float(neuron_shift(result, ref)[c, layer])))
-    rows.append((f"KL {refs.label}‖ckpt", _mean_kl(result, ref, c)))
+    rows.append(("KL (nats)", _mean_kl(result, ref, c)))  # next token, mean over prompts
     for name, value in rows:
         text.append(f"{name:<15}", "dim")
-        text.append(f"{format_value(value)}\n", "bold")
+        shown = similarity_text(value) if name in ("CKA", "cos") else format_value(value)
+        text.append(f"{shown}\n", "bold")
     split = result.arrays.get("lens.split.base")
     agree = _figure(result, "lens.agree.base", c, layer)
     text.append(f"{'lens split':<15}", "dim")
@@ -139,9 +174,11 @@ def cell_text(result: DriftResult, metric: str, ref: str, c: int, layer: int, k:
     for head, (before, after) in sorted(types.items()):  # a type change beyond the top k
         text.append(f"  H{head:<3}type {before or '·'}→{after or '·'}\n")
     neurons = top_moved_neurons(result, c, layer, k, ref=ref)
+    recorded = bool(neurons)
+    neurons = [n for n in neurons if n[1] != 0.0]
     text.append("\ntop moved neurons\n", "bold")
     if not neurons:
-        text.append("  no neuron means recorded\n", "dim")
+        text.append("  no neuron moved\n" if recorded else "  no neuron means recorded\n", "dim")
     for neuron, shift in neurons:
         text.append(f"  n{neuron:<6}{shift:+.3g}\n")
     if result.skipped:

@@ -65,7 +65,7 @@ class ScanView(TraceView):
         Binding("u", "pick_neuron", "neuron"),
         Binding("a", "ablate_neuron", "ablate"),
         Binding("b", "ablate_block", "ablate block"),
-        Binding("d", "toggle_difference", "vs clean / vs base"),
+        Binding("d", "toggle_difference", "vs clean"),  # a drift checkpoint: vs base
     ]
 
     DEFAULT_CSS = """
@@ -170,10 +170,7 @@ class ScanView(TraceView):
         """(the base's run, this model's label, the base's label) when the trace on screen is
         a drift checkpoint's (tui/drifting.py): the difference is then checkpoint - base."""
         reference = getattr(self.app, "drift_reference", None)
-        found = reference(self.trace) if reference is not None else None
-        if found is None or found[0].layers() != self.trace.layers():
-            return None
-        return found
+        return reference(self.trace) if reference is not None else None
 
     def _clean_run(self) -> Trace | None:
         """The run this one is compared with: an intervened run's clean run (live only), or
