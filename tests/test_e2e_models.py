@@ -73,8 +73,9 @@ def test_capture_then_info_describes_the_run(run_snapshot, capsys):
     assert PROMPT in text and "2 layers x 4 heads" in text
 
 
-# asked for separately (capture --attribution / --side-by-side / --concept, patch)
-NOT_IN_A_PLAIN_RUN = ("attribution", "patching", "interventions", "concepts")
+# asked for separately (capture --attribution / --side-by-side / --concept, patch, drift)
+DRIFT_TABLES = tuple(v for v in EXPORTS if v.startswith("drift"))
+NOT_IN_A_PLAIN_RUN = ("attribution", "patching", "interventions", "concepts", *DRIFT_TABLES)
 
 
 @pytest.mark.parametrize("view", [v for v in EXPORTS if v not in NOT_IN_A_PLAIN_RUN])

@@ -70,6 +70,31 @@ EXPORTS: dict[str, tuple[str, str]] = {
         "neuroscope_tui.analysis.concept_tables:concepts_table",
         "per concept, layer and token: the projection kept by capture --concept",
     ),
+    # a drift file (neuroscope-tui drift -o): one table per kind of figure
+    "drift": (
+        "neuroscope_tui.analysis.drift_tables:drift_table",
+        "drift per checkpoint and layer: CKA, cosine, weight change (vs base, previous), lens",
+    ),
+    "drift-modules": (
+        "neuroscope_tui.analysis.drift_tables:drift_modules_table",
+        "drift per checkpoint and weight tensor: relative weight change (vs base, previous)",
+    ),
+    "drift-heads": (
+        "neuroscope_tui.analysis.drift_tables:drift_heads_table",
+        "drift per checkpoint and head: head score changes, types before and after",
+    ),
+    "drift-neurons": (
+        "neuroscope_tui.analysis.drift_tables:drift_neurons_table",
+        "drift per checkpoint and layer: the MLP neurons whose mean moved most",
+    ),
+    "drift-prompts": (
+        "neuroscope_tui.analysis.drift_tables:drift_prompts_table",
+        "drift per checkpoint and prompt: KL of the next-token distributions",
+    ),
+    "drift-checkpoints": (
+        "neuroscope_tui.analysis.drift_tables:drift_checkpoints_table",
+        "drift per checkpoint: mean KL and the layer where the logit lens splits",
+    ),
 }
 
 

@@ -73,6 +73,15 @@ def note_text(key: str, value: Any) -> str:
             f"{value.get('clean_diff', float('nan')):.3f}, corrupted "
             f"{value.get('corrupt_diff', float('nan')):.3f}{partial}"
         )
+    if key == "drift" and isinstance(value, dict) and isinstance(value.get("checkpoints"), list):
+        labels = [c.get("label") for c in value["checkpoints"] if isinstance(c, dict)]
+        base = value.get("base") if isinstance(value.get("base"), dict) else {}
+        prompts = value.get("prompts") if isinstance(value.get("prompts"), list) else []
+        text = (
+            f"drift of {len(labels)} checkpoint(s) against {base.get('label')!r} on "
+            f"{len(prompts)} prompt(s): {', '.join(map(str, labels))}"
+        )
+        return text if len(text) <= NOTE_WIDTH else text[: NOTE_WIDTH - 1] + "…"
     if key == "clean_run" and isinstance(value, dict):
         texts = value.get("token_text") or []
         return f"the run without interventions ({len(texts)} tokens): {''.join(texts)!r}"
