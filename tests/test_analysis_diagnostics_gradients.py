@@ -68,3 +68,17 @@ def test_without_gradients_it_is_skipped_and_says_it_needs_the_model():
     inputs = inputs_of(clean_trace(0), missing={"gradients": "--no-gradients was given"})
     with pytest.raises(DetectorSkipped, match=r"--no-gradients was given\."):
         gradients.detect(inputs)
+
+
+def test_a_long_prompt_whose_every_gradient_is_nan_is_an_error_not_a_short_prompt():
+    # the prompts' token counts decide what is "too short", not the NaN pattern: a model whose
+    # loss is NaN everywhere on a 6-token prompt is broken, a 1-token prompt simply has no loss
+    g = health()
+    for p in (1, 3):
+        for key in ("resid", "params", "attn_params", "mlp_params"):
+            getattr(g, key)[p] = np.nan
+        g.loss[p] = np.nan
+    traces = [clean_trace(p, n_tokens=1 if p == 1 else 6) for p in range(P)]
+    (err,) = gradients.detect(inputs_of(*traces, gradients=g))
+    assert err.severity == "error" and err.figures["prompts"] == [3]
+    assert err.figures["loss_nonfinite_prompts"] == [3]

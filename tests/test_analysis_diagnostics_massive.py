@@ -46,6 +46,19 @@ def test_a_planted_first_token_dimension_is_named_with_its_layers_and_ratio():
     assert len(curve) == L and curve[0] < massive.MASSIVE_RATIO < min(curve[1:])
 
 
+def test_the_title_says_where_the_dimension_passes_1000x():
+    # like SmolLM2's dimension 507: above 100x from an early layer, past 1000x only later
+    trace = plant(clean_trace(0), dim=7, token=0, value=300.0, layers=range(1, L))
+    median = min(np.median(np.abs(trace.arrays["resid.full"][layer])) for layer in range(L))
+    trace = plant(trace, dim=7, token=0, value=5000.0 * median, layers=range(2, L))
+    (f,) = massive.detect(inputs_of(trace))
+    assert f.figures["layers_over_1000x"] == list(range(2, L))
+    assert f.figures["over_1000x_from"] == 2
+    assert "from layer 1 on" in f.title and "(over 1,000x from layer 2 on)" in f.title
+    (below,) = massive.detect(inputs_of(plant(clean_trace(1), 7, 0, 300.0, range(1, L))))
+    assert below.figures["layers_over_1000x"] == [] and "over 1" not in below.title
+
+
 def test_a_massive_value_away_from_the_first_token_is_said():
     trace = plant(clean_trace(0), dim=3, token=5, value=400.0, layers=[2])
     (f,) = massive.detect(inputs_of(trace))

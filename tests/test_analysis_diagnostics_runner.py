@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from _fixtures_diagnostics import clean_trace, inputs_of, random_patterns
-from neuroscope_tui.analysis.diagnostics.findings import SEVERITIES, DiagnosticReport
+from neuroscope_tui.analysis.diagnostics.findings import SEVERITIES, DiagnosticReport, Finding
 from neuroscope_tui.analysis.diagnostics.runner import DETECTOR_INFO, DETECTORS, run_detectors
 
 CONTRACT = {
@@ -134,3 +134,10 @@ def test_every_cell_names_a_view_of_the_registry():
     report = run_detectors(defective(), source="x")
     views = {c.view for f in report.findings for c in f.cells}
     assert views and views <= names and "diagnostics" not in views
+
+
+def test_a_null_point_in_a_series_reads_back_as_nan():
+    # `report --json` writes NaN as null (strict JSON); reading it back must not fail
+    d = {"detector": "x", "severity": "info", "title": "t", "series": {"s": [1.0, None, 3]}}
+    values = Finding.from_dict(d).series["s"]
+    assert values[0] == 1.0 and np.isnan(values[1]) and values[2] == 3.0

@@ -1,6 +1,6 @@
 """The `neuroscope-tui` command: `neuroscope-tui [MODEL]` opens the live scan; subcommands
-work without a screen (`capture`, `info`, `export`, `heads`, `compare`, `concept`, `patch`, `report`,
-`drift`) or open a snapshot (`view`).
+work without a screen (`capture`, `info`, `export`, `heads`, `compare`, `concept`, `patch`,
+`report`, `drift`) or open a snapshot (`view`).
 
 Each subcommand lives in its own module with `add_arguments(parser)` and `run(args) -> int`.
 Every user mistake is a `NeuroscopeError`: one sentence on stderr, exit status 2. Nothing here

@@ -101,7 +101,11 @@ class Finding:
             meaning=str(d.get("meaning", "")),
             cells=[Cell.from_dict(c) for c in d.get("cells", [])],
             figures=dict(d.get("figures", {})),
-            series={str(k): [float(x) for x in v] for k, v in d.get("series", {}).items()},
+            # JSON has no NaN: the report's --json writes a missing point as null
+            series={
+                str(k): [float("nan") if x is None else float(x) for x in v]
+                for k, v in d.get("series", {}).items()
+            },
         )
 
 

@@ -74,7 +74,7 @@ def detect(inputs: DiagnosticInputs) -> list[Finding]:
     for key, _, _ in _QUANTITIES:
         values = np.asarray(getattr(grads, key), dtype=np.float64)  # [P, L]
         curves[key] = nanmedian(values, axis=0) if values.size else np.array([])
-    bad = _nonfinite(grads)
+    bad = _nonfinite(grads, inputs)
     if bad is not None:
         findings.append(bad)
     for key, label, view in _QUANTITIES:
@@ -82,11 +82,17 @@ def detect(inputs: DiagnosticInputs) -> list[Finding]:
     return findings
 
 
-def _nonfinite(grads) -> Finding | None:
+def _nonfinite(grads, inputs: DiagnosticInputs) -> Finding | None:
     """One error naming the prompts and layers with inf or NaN gradients (NaN rows of prompts
     with fewer than 2 tokens are expected and left out)."""
     loss = np.asarray(grads.loss, dtype=np.float64)
-    short = np.isnan(loss) & np.all(np.isnan(np.asarray(grads.resid, dtype=np.float64)), axis=1)
+    # a prompt is short by its token count, not by its NaNs: a model whose loss is NaN on
+    # every layer of a long prompt is exactly what this finding is for
+    lengths = [t.n_tokens for t in inputs.traces]
+    if len(lengths) == len(loss):
+        short = np.asarray(lengths) < 2
+    else:  # gradients from elsewhere than these traces: fall back on the NaN pattern
+        short = np.isnan(loss) & np.all(np.isnan(np.asarray(grads.resid, dtype=np.float64)), axis=1)
     where: list[tuple[str, int, int]] = []
     for key in ("resid", "params", "attn_params", "mlp_params"):
         values = np.asarray(getattr(grads, key), dtype=np.float64)

@@ -36,6 +36,8 @@ INFO = (
 # value; 100x keeps the ones that already dominate a layer while a Gaussian-like layer's
 # largest entry stays ~5-10x its median (checked on tiny random models: at most ~12x).
 MASSIVE_RATIO = 100.0
+# The scale the literature means by "massive"; the title says where a dimension passes it.
+MASSIVE_SCALE = 1000.0
 # One finding per dimension: models have a handful. Past this many, the rest go in one line.
 MAX_DIMENSIONS = 5
 # Tokens listed per dimension in the figures (the count is always given).
@@ -155,9 +157,20 @@ def _finding(inputs: DiagnosticInputs, dim: _Dimension, n_prompts: int) -> Findi
         if appears == disappears
         else f"in layers {appears}-{disappears}"
     )
+    # Sun et al.'s scale: where the dimension passes 1000x its layer's median
+    over_1000x = [
+        i for i, v in enumerate(dim.ratio_by_layer) if np.isfinite(v) and v > MASSIVE_SCALE
+    ]
+    if not over_1000x:
+        scale = ""
+    elif over_1000x == list(range(over_1000x[0], n_layers)) and len(over_1000x) > 1:
+        scale = f" (over {fmt(MASSIVE_SCALE)}x from layer {over_1000x[0]} on)"
+    else:
+        noun = "layer" if len(over_1000x) == 1 else "layers"
+        scale = f" (over {fmt(MASSIVE_SCALE)}x in {noun} {layer_list(over_1000x)})"
     title = (
         f"Residual dimension {dim.dimension} reaches {fmt(abs(dim.peak_value))} {where} "
-        f"{span}, {fmt(dim.peak_ratio)}x the layer's median"
+        f"{span}, {fmt(dim.peak_ratio)}x the layer's median{scale}"
     )
     listed = [[p, t, token_label(inputs.traces[p], t), count] for (p, t), count in tokens][
         :MAX_TOKENS_LISTED
@@ -195,10 +208,8 @@ def _finding(inputs: DiagnosticInputs, dim: _Dimension, n_prompts: int) -> Findi
             "n_prompts": n_prompts,
             "threshold_ratio": MASSIVE_RATIO,
             # where it passes 1000x (Sun et al.'s scale), None if it never does
-            "over_1000x_from": next(
-                (i for i, v in enumerate(dim.ratio_by_layer) if np.isfinite(v) and v > 1000),
-                None,
-            ),
+            "over_1000x_from": over_1000x[0] if over_1000x else None,
+            "layers_over_1000x": over_1000x,
         },
         series={"peak |x| / layer median": series(dim.ratio_by_layer)},
     )
