@@ -223,8 +223,8 @@ async def test_r_runs_the_full_check_with_progress(tiny, tmp_path):
         await pilot.pause()
         view = app.query_one(DiagnosticsView)
         seen: list[tuple[float, str]] = []
-        shown = view._progressed
-        view._progressed = lambda t, f, text: (seen.append((f, text)), shown(t, f, text))
+        shown = view._long_task_progress
+        view._long_task_progress = lambda t, f, text: (seen.append((f, text)), shown(t, f, text))
         view.action_full_check()
         assert view.busy
         await wait_for(pilot, lambda: not view.busy, timeout=300)

@@ -26,6 +26,7 @@ from textual_plotext import PlotextPlot
 from neuroscope_tui.analysis.concepts import ConceptFit, worst_examples
 from neuroscope_tui.text_safety import visible
 from neuroscope_tui.tui.views.base import TraceView
+from neuroscope_tui.tui.views.long_task import LongTask
 from neuroscope_tui.tui.widgets.heatmap_render import build_palette
 
 EXAMPLE_CHOICES: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
@@ -113,7 +114,7 @@ class LayerStrip(Static, can_focus=True):
         view.step_layer(delta)
 
 
-class ConceptView(TraceView):
+class ConceptView(LongTask, TraceView):
     """Accuracy and transfer per layer, the selected layer's projections, the worst examples."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -121,6 +122,8 @@ class ConceptView(TraceView):
         Binding("e", "next_sets", "sets"),
         Binding("c", "cancel", "cancel", show=False),
     ]
+    STATUS_ID = "concept-status"
+    CANCELLED = "concept fit cancelled"
     DEFAULT_CSS = """
     ConceptView { layout: vertical; }
     ConceptView #concept-status { height: auto; padding: 0 1; }
@@ -134,11 +137,7 @@ class ConceptView(TraceView):
         super().__init__(id=id)
         self.choice = 0
         self.result: ConceptResult | None = None
-        self.busy = False
-        self.progress: tuple[float, str] | None = None
-        self.message = ""
-        self._task = None
-        self._ticket: object | None = None
+        self.init_long_task()  # the fit, in the model worker
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -182,34 +181,11 @@ class ConceptView(TraceView):
             self.notify("a concept is already being fitted; Esc or c cancels it")
             return
         sets, transfer = self.current_sets()
-        self.busy, self.message, self.progress = True, "", (0.0, "waiting for the model")
-        ticket = self._ticket = object()
-        task = self.app.run_model_task(
-            fit_sets, sets, transfer,
-            on_done=lambda found: self._fitted(ticket, found),
-            kind="concept", long=True, label="concept",
-            on_progress=lambda fraction, text: self._progressed(ticket, fraction, text),
-            on_cancelled=lambda: self._cancelled(ticket),
-        )  # fmt: skip
-        if self._ticket is ticket:
-            self._task = task
-        self.refresh_view()
+        self.start_long_task(
+            fit_sets, sets, transfer, kind="concept", label="concept", on_done=self._fitted
+        )
 
-    def _progressed(self, ticket: object, fraction: float, text: str) -> None:
-        if ticket is self._ticket and self.busy:
-            self.progress = (fraction, text)
-            self.query_one("#concept-status", Static).update(self.status_text())
-
-    def _cancelled(self, ticket: object) -> None:
-        if ticket is self._ticket:
-            self.busy, self.progress, self._task, self._ticket = False, None, None, None
-            self.message = "concept fit cancelled"
-            self.refresh_view()
-
-    def _fitted(self, ticket: object, found: Any) -> None:
-        if ticket is not self._ticket:
-            return
-        self.busy, self.progress, self._task, self._ticket = False, None, None, None
+    def _fitted(self, found: Any) -> None:
         if isinstance(found, str):
             self.message = found
             self.notify(found, severity="warning")
@@ -230,14 +206,6 @@ class ConceptView(TraceView):
         """Cancel the fit in progress."""
         if not self.cancel_work():
             self.notify("no concept is being fitted")
-
-    def cancel_work(self) -> bool:
-        if not self.busy:
-            return False
-        if self._task is not None:
-            self._task.cancel()
-        self._cancelled(self._ticket)
-        return True
 
     def step_layer(self, delta: int) -> None:
         if self.result is None:
@@ -260,14 +228,7 @@ class ConceptView(TraceView):
             text.append("   transfer: ", style="bold")
             text.append(visible(" + ".join(transfer)))
         text.append("\nf fit · e other sets · [ ] layer · Esc cancel", style="dim")
-        if self.busy and self.progress is not None:
-            fraction, words = self.progress
-            filled = round(fraction * 30)
-            text.append(f"\n[{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%} ")
-            text.append(visible(words))
-        elif self.message:
-            text.append("\n" + visible(self.message), style="yellow")
-        elif self.result is None:
+        if not self.progress_lines(text) and self.result is None:
             text.append("\nno concept fitted yet: press f", style="italic")
         return text
 

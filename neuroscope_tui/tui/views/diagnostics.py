@@ -27,7 +27,6 @@ from textual.widgets.option_list import Option
 from textual_plotext import PlotextPlot
 
 from neuroscope_tui.analysis.diagnostics.findings import Finding
-from neuroscope_tui.text_safety import visible
 from neuroscope_tui.trace import Trace
 from neuroscope_tui.tui.views.base import TraceView
 from neuroscope_tui.tui.views.diagnostics_work import (
@@ -42,6 +41,7 @@ from neuroscope_tui.tui.views.diagnostics_work import (
     short,
     skipped_text,
 )
+from neuroscope_tui.tui.views.long_task import LongTask
 
 
 class QuickChecked(Message):
@@ -61,13 +61,15 @@ class FindingList(OptionList):
     ]
 
 
-class DiagnosticsView(TraceView):
+class DiagnosticsView(LongTask, TraceView):
     """Findings of the detectors on this run (or the full check), a detail pane and a plot."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "full_check", "full check (prompt set)"),
         Binding("t", "switch_check", "this run / full check"),
     ]
+    STATUS_ID = "diag-status"
+    CANCELLED = "full check cancelled"
     DEFAULT_CSS = """
     DiagnosticsView { layout: vertical; }
     DiagnosticsView #diag-status { height: auto; padding: 0 1; }
@@ -85,13 +87,9 @@ class DiagnosticsView(TraceView):
         self.quick: Checked | None = None  # this run's check
         self.full: Checked | None = None  # the full check over the prompt set
         self.showing_full = False
-        self.busy = False  # the full check runs (or waits for the model)
-        self.progress: tuple[float, str] | None = None
-        self.message = ""
+        self.init_long_task()  # the full check, in the model worker
         self._quick_for: tuple[Trace, int] | None = None  # the trace state checked (or asked)
         self._quick_ticket: object | None = None
-        self._task = None
-        self._ticket: object | None = None
         self._listed: Checked | None = None  # what the list holds now
 
     def compose(self) -> ComposeResult:
@@ -186,56 +184,15 @@ class DiagnosticsView(TraceView):
         if self.busy:
             self.notify("the full check is already running; Esc cancels it")
             return
-        self.busy, self.message, self.progress = True, "", (0.0, "waiting for the model")
-        ticket = self._ticket = object()
-        task = self.app.run_model_task(
-            full_check,
-            on_done=lambda found: self._checked(ticket, found),
-            kind="diagnostics", long=True, label="full check",
-            on_progress=lambda fraction, text: self._progressed(ticket, fraction, text),
-            on_cancelled=lambda: self._cancelled(ticket),
-            on_error=lambda text: self._failed(ticket, text),
+        self.start_long_task(
+            full_check, kind="diagnostics", label="full check",
+            on_done=self.show_checked, failed="the full check failed",
         )  # fmt: skip
-        if self._ticket is ticket:
-            self._task = task
-        self.refresh_view()
-
-    def _progressed(self, ticket: object, fraction: float, text: str) -> None:
-        if ticket is self._ticket and self.busy:
-            self.progress = (fraction, text)
-            self.query_one("#diag-status", Static).update(self.status_text())
-
-    def _cancelled(self, ticket: object) -> None:
-        if ticket is self._ticket:
-            self.busy, self.progress, self._task, self._ticket = False, None, None, None
-            self.message = "full check cancelled"
-            self.refresh_view()
-
-    def _failed(self, ticket: object, text: str) -> None:
-        if ticket is self._ticket:
-            self.busy, self.progress, self._task, self._ticket = False, None, None, None
-            self.message = f"the full check failed: {text}"
-            self.notify(self.message, severity="error")
-            self.refresh_view()
-
-    def _checked(self, ticket: object, found: Checked) -> None:
-        if ticket is not self._ticket:
-            return
-        self.busy, self.progress, self._task, self._ticket = False, None, None, None
-        self.show_checked(found)
 
     def show_checked(self, checked: Checked) -> None:
         """Show a full check's findings (from the worker, or a test)."""
         self.full, self.showing_full, self.message = checked, True, ""
         self.refresh_view()
-
-    def cancel_work(self) -> bool:
-        if not self.busy:
-            return False
-        if self._task is not None:
-            self._task.cancel()
-        self._cancelled(self._ticket)
-        return True
 
     def action_switch_check(self) -> None:
         """Show this run's findings or the full check's."""
@@ -298,18 +255,13 @@ class DiagnosticsView(TraceView):
             "\nEnter go to the cell · r full check (model) · t this run / full check · Esc cancel",
             style="dim",
         )
-        if self.busy and self.progress is not None:
-            fraction, words = self.progress
-            filled = round(fraction * 30)
-            text.append(f"\n[{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%} ")
-            text.append(visible(words))
-        elif self.message:
-            text.append("\n" + visible(self.message), style="yellow")
-        elif checked is None and self._run_in_progress():
+        if self.progress_lines(text) or checked is not None:
+            pass
+        elif self._run_in_progress():
             text.append("\nthe run is in progress: its check runs when it ends", style="italic")
-        elif checked is None and self.quick_pending:
+        elif self.quick_pending:
             text.append("\nchecking the run on screen…", style="italic")
-        elif checked is None:
+        else:
             text.append("\nno run to check yet: run a prompt, or press r", style="italic")
         return text
 
