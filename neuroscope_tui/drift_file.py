@@ -356,7 +356,7 @@ def _traces(trace: Trace, note: DriftNote, n_models: int) -> list[Trace]:
 
 def _other_trace(trace: Trace, t: TraceNote) -> Trace:
     """Model t.index's trace from its arrays and manifest, through the snapshot's own check."""
-    from neuroscope_tui.snapshot import SNAPSHOT_FORMAT, SNAPSHOT_VERSION
+    from neuroscope_tui.snapshot import SNAPSHOT_FORMAT, SNAPSHOT_VERSION, trace_from_manifest
     from neuroscope_tui.snapshot_manifest import EXTRAS_PREFIX
 
     prefix = f"{TRACE_PREFIX}{t.index}."
@@ -379,20 +379,4 @@ def _other_trace(trace: Trace, t: TraceNote) -> Trace:
         raise _Damaged(f"model {t.index}'s trace has an unlisted array {shown(extra[0])}")
     arrays = {k: v for k, v in tensors.items() if not k.startswith(EXTRAS_PREFIX)}
     extras = {k[len(EXTRAS_PREFIX) :]: v for k, v in tensors.items() if k.startswith(EXTRAS_PREFIX)}
-    for name, item in m.text_extras.items():
-        extras[name] = np.array(item.values, dtype=str).reshape(item.shape)
-    return Trace(
-        model=ModelInfo(**m.model.model_dump()),
-        spec=spec,
-        token_ids=list(m.token_ids),
-        token_text=list(m.token_text),
-        n_prompt=m.n_prompt,
-        arrays=arrays,
-        extras=extras,
-        notes=dict(t.manifest.get("notes") or {}),
-        prompt=m.prompt,
-        finished=m.finished,
-        stop_reason=m.stop_reason,
-        version=m.trace_version,
-        interventions=list(t.manifest.get("interventions") or []),
-    )
+    return trace_from_manifest(m, spec, t.manifest, arrays, extras)

@@ -33,8 +33,8 @@ from neuroscope_tui.safetensors_file import (
     shown,
     write_safetensors,
 )
-from neuroscope_tui.snapshot_manifest import EXTRAS_PREFIX, check_manifest
-from neuroscope_tui.trace import ModelInfo, Trace
+from neuroscope_tui.snapshot_manifest import EXTRAS_PREFIX, ManifestSchema, check_manifest
+from neuroscope_tui.trace import CaptureSpec, ModelInfo, Trace
 
 SNAPSHOT_FORMAT = "neuroscope-tui snapshot"
 SNAPSHOT_VERSION = 1
@@ -188,9 +188,22 @@ def load_snapshot(path: str | os.PathLike[str]) -> Trace:
     except HeaderProblem as problem:
         raise _snapshot_error(src, problem) from None
     arrays, extras = _read_arrays(src, header)
+    return trace_from_manifest(m, spec, raw, arrays, extras)
+
+
+def trace_from_manifest(
+    m: ManifestSchema,
+    spec: CaptureSpec,
+    raw: dict[str, Any],
+    arrays: dict[str, np.ndarray],
+    extras: dict[str, np.ndarray],
+) -> Trace:
+    """The Trace a checked manifest and its arrays describe (a snapshot, or one model's trace
+    inside a drift file). `raw` is the manifest as read: its notes and interventions are free
+    JSON the schema does not model. Checked beforehand: nothing here can fail."""
+    extras = dict(extras)
     for name, item in m.text_extras.items():
         extras[name] = np.array(item.values, dtype=str).reshape(item.shape)
-    # Validated above: the conversions below cannot fail, and no count exceeds the arrays.
     return Trace(
         model=ModelInfo(**m.model.model_dump()),
         spec=spec,
