@@ -20,19 +20,8 @@ pytestmark = pytest.mark.smollm2
 
 
 @pytest.fixture(scope="module")
-def smol(request):
-    """The session's SmolLM2 bundle from conftest when it offers one, else loaded here."""
-    try:
-        return request.getfixturevalue("smollm2")
-    except pytest.FixtureLookupError:
-        from neuroscope_tui.models.loader import load_model
-
-        return load_model("smollm2", device="cpu")
-
-
-@pytest.fixture(scope="module")
-def checked(smol):
-    inputs = diagnostic_inputs(smol, default_prompts())
+def checked(smollm2):
+    inputs = diagnostic_inputs(smollm2, default_prompts())
     return run_detectors(inputs, source="smollm2"), inputs
 
 

@@ -12,19 +12,8 @@ pytestmark = pytest.mark.smollm2
 
 
 @pytest.fixture(scope="module")
-def smol(request):
-    """The session's SmolLM2 bundle from conftest when it offers one, else loaded here."""
-    try:
-        return request.getfixturevalue("smollm2")
-    except pytest.FixtureLookupError:
-        from neuroscope_tui.models.loader import load_model
-
-        return load_model("smollm2", device="cpu")
-
-
-@pytest.fixture(scope="module")
-def probe(smol):
-    return induction_probe(smol, 50, seed=0)
+def probe(smollm2):
+    return induction_probe(smollm2, 50, seed=0)
 
 
 def test_probe_finds_induction_and_previous_token_heads(probe):

@@ -25,17 +25,6 @@ pytestmark = pytest.mark.smollm2
 REPEATED = 60  # random tokens in each copy
 
 
-@pytest.fixture(scope="module")
-def smol(request):
-    """The session's SmolLM2 bundle from conftest when it offers one, else loaded here."""
-    try:
-        return request.getfixturevalue("smollm2")
-    except pytest.FixtureLookupError:
-        from neuroscope_tui.models.loader import load_model
-
-        return load_model("smollm2", device="cpu")
-
-
 def _second_copy_loss(bundle, ids: list[int], heads: list[tuple[int, int]]) -> float:
     """Mean cross-entropy of the second copy's tokens with `heads` zero-ablated."""
     logits = intervened_logits(bundle, ids, [Ablation("head", l, h) for l, h in heads])
@@ -44,25 +33,25 @@ def _second_copy_loss(bundle, ids: list[int], heads: list[tuple[int, int]]) -> f
     return float(-logp.gather(1, torch.tensor(ids[start:])[:, None]).mean())
 
 
-def test_ablating_induction_heads_breaks_copying(smol):
-    scores = head_scores(induction_probe(smol, 50, seed=0, keep_patterns=False))
+def test_ablating_induction_heads_breaks_copying(smollm2):
+    scores = head_scores(induction_probe(smollm2, 50, seed=0, keep_patterns=False))
     induction = scores.values["induction"]  # [layer, head]
     flat = np.argsort(-induction, axis=None, kind="stable")
     n_heads = induction.shape[1]
     top = [(scores.layers[i // n_heads], int(i % n_heads)) for i in flat[:4]]
     others = [(scores.layers[i // n_heads], int(i % n_heads)) for i in flat[-40:][::10]]
-    ids = model_probe_ids(smol, REPEATED, seed=1)  # a sequence the probe did not use
-    plain = _second_copy_loss(smol, ids, [])
-    ablated = _second_copy_loss(smol, ids, top)
-    random = _second_copy_loss(smol, ids, others)
+    ids = model_probe_ids(smollm2, REPEATED, seed=1)  # a sequence the probe did not use
+    plain = _second_copy_loss(smollm2, ids, [])
+    ablated = _second_copy_loss(smollm2, ids, top)
+    random = _second_copy_loss(smollm2, ids, others)
     assert plain < 4.0
     assert ablated > plain + 3.0, (plain, ablated, random)
     assert random < plain + 1.0, (plain, ablated, random)
 
 
-def test_the_country_moves_to_the_last_token_at_layer_24(smol):
+def test_the_country_moves_to_the_last_token_at_layer_24(smollm2):
     sweep = patch_sweep(
-        smol,
+        smollm2,
         "The capital of Germany is",
         "The capital of France is",
         target=" Berlin",
