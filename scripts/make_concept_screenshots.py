@@ -12,23 +12,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import time
 from pathlib import Path
 
 import numpy as np
+from shots import wait
 
 from neuroscope_tui.models.loader import load_model
 from neuroscope_tui.tui.app import NeuroscopeApp
 
 PROMPT = "What a lovely day"
 SIZE = (120, 40)
-
-
-async def wait(condition, what: str, timeout: float = 1200.0) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        await asyncio.sleep(0.2)
 
 
 async def shoot(bundle, out: Path) -> Path:

@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from shots import wait
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # tests/tiny_models.py, tiny_checkpoints.py
 
@@ -55,13 +57,6 @@ def make_checkpoints(root: Path, tiny: bool, layer: int, steps: list[int]) -> tu
         bundle.model.save_pretrained(run / f"checkpoint-{total}")
         bundle.tokenizer.save_pretrained(run / f"checkpoint-{total}")
     return base, run
-
-
-async def wait(condition, what: str, timeout: float = 60.0) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
 
 
 async def shoot(result, out: Path, layer: int) -> Path:
