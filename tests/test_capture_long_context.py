@@ -107,7 +107,8 @@ def _status_mib(field: str) -> float:
 def test_pattern_on_demand_holds_one_head_not_every_head() -> None:
     """compute_patterns for one head at 3,072 tokens: its result is T x T; the pass's extra
     memory is a few of those (the pattern, one chunk of scores and probabilities, the cached
-    causal masks), whatever the model's depth, far below every head of every layer (what eager output_attentions holds)."""
+    causal masks), whatever the model's depth, far below every head of every layer (what eager
+    output_attentions holds)."""
     n = 3072
     bundle = tiny_bundle(
         "llama", max_position_embeddings=4096, num_hidden_layers=8, num_attention_heads=8
