@@ -22,38 +22,13 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
 
+from neuroscope_tui.analysis.metrics import viridis  # one colour scale: app and HTML page
 from neuroscope_tui.text_safety import visible
 
 N_BUCKETS = 256
 EMPTY = -1  # the bucket of a NaN cell (nothing recorded)
 
-# viridis at 0.0, 0.1, ..., 1.0 (matplotlib's table); linear in between is visually exact.
-_VIRIDIS_STOPS = (
-    "#440154",
-    "#482475",
-    "#414487",
-    "#355f8d",
-    "#2a788e",
-    "#21918c",
-    "#22a884",
-    "#44bf70",
-    "#7ad151",
-    "#bddf26",
-    "#fde725",
-)
-
 VISIBLE_WHITESPACE = {" ": "·", "\n": "⏎", "\t": "⇥", "\r": "␍"}
-
-
-def viridis(n: int = N_BUCKETS) -> list[tuple[int, int, int]]:
-    """`n` RGB colours running along viridis from dark purple (0) to yellow (1)."""
-    stops = np.array(
-        [[int(h[i : i + 2], 16) for i in (1, 3, 5)] for h in _VIRIDIS_STOPS], dtype=np.float64
-    )
-    at = np.linspace(0.0, 1.0, n)
-    grid = np.linspace(0.0, 1.0, len(stops))
-    rgb = np.stack([np.interp(at, grid, stops[:, k]) for k in range(3)], axis=1)
-    return [tuple(round(c) for c in row) for row in rgb]
 
 
 def _contrast(rgb: tuple[int, int, int]) -> Color:
