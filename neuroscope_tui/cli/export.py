@@ -1,4 +1,5 @@
-"""`neuroscope-tui export FILE VIEW`: one view's numbers from a snapshot as CSV or JSON.
+"""`neuroscope-tui export FILE VIEW`: one view's numbers from a snapshot as CSV or JSON, or
+`neuroscope-tui export FILE html -o run.html`: the run as one self-contained page to share.
 
 CSV goes to stdout unless `-o OUT.csv|OUT.json` names a file (the suffix picks the format
 unless `--format` does). `neuroscope-tui export --list` names every view that can be exported.
@@ -19,6 +20,8 @@ from neuroscope_tui.errors import SnapshotError, UsageError
 from neuroscope_tui.tables_io import check_output, table_csv, table_json, write_text
 
 FORMATS = ("csv", "json")
+# Not a table: the whole run as one page (report/page.py); the output must be named .html.
+PAGE = "html"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def views_listing() -> str:
     """One line per exportable view: its name and what its table holds."""
     width = max(len(name) for name in EXPORTS)
-    return "\n".join(f"{name:<{width}}  {desc}" for name, (_, desc) in EXPORTS.items())
+    lines = [f"{name:<{width}}  {desc}" for name, (_, desc) in EXPORTS.items()]
+    lines.append(
+        f"{PAGE:<{width}}  the whole run as one self-contained HTML page (heatmap, heads, lens, "
+        "tokens): -o run.html"
+    )
+    return "\n".join(lines)
 
 
 def choose_format(output: str | None, requested: str | None) -> str:
@@ -80,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
             "give a snapshot and a view, e.g. `neuroscope-tui export run.nscope heatmap`; "
             "`neuroscope-tui export --list` names the views"
         )
+    if args.view == PAGE:
+        return write_page(args)
     fmt = choose_format(args.output, args.format)
     if args.view not in EXPORTS:
         build_table(None, args.view)  # raises the UsageError naming the known views
@@ -100,4 +110,26 @@ def run(args: argparse.Namespace) -> int:
         return 0
     out = write_text(args.output, text, force=args.force)
     print(f"wrote {len(table.rows)} rows of {args.view} to {out}", file=sys.stderr)
+    return 0
+
+
+def write_page(args: argparse.Namespace) -> int:
+    """`export FILE html -o run.html`: the run as a page; it is not a table, so --format and
+    stdout do not apply (a page on a terminal helps nobody)."""
+    if args.output is None or Path(args.output).suffix.lower() not in (".html", ".htm"):
+        raise UsageError(
+            "name the page's file with -o, ending in .html, e.g. "
+            "`neuroscope-tui export run.nscope html -o run.html`"
+        )
+    if args.format is not None:
+        raise UsageError("--format is for tables; the html page is always HTML")
+    check_output(args.output, force=args.force)
+    from neuroscope_tui.report.page import render_page
+    from neuroscope_tui.snapshot import load_snapshot
+
+    trace = load_snapshot(args.file)
+    text = render_page(trace, source=Path(args.file).name)
+    out = write_text(args.output, text, force=args.force)
+    print(f"wrote the page of {trace.n_tokens} tokens to {out} ({len(text) // 1024} KiB)",
+          file=sys.stderr)  # fmt: skip
     return 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import dataclass, field
 
 from neuroscope_tui.capture.sampling import sampling_from
 from neuroscope_tui.cli.model_options import (
@@ -81,7 +82,19 @@ def generation_options(args: argparse.Namespace) -> dict:
     }
 
 
-def run(args: argparse.Namespace) -> int:
+@dataclass
+class Checked:
+    """What `check_arguments` read: the generation options and the concepts to preload."""
+
+    generation: dict
+    concepts: list = field(default_factory=list)
+    concept_sets: list[str] = field(default_factory=list)
+    concept_transfer: list[str] = field(default_factory=list)
+
+
+def check_arguments(args: argparse.Namespace) -> Checked:
+    """Everything that can be refused before a screen starts (or a browser tab opens, for
+    `serve`): the prompt, the model's name, the save folder, concepts and concept sets."""
     from neuroscope_tui.models.loader import locate
 
     if args.prompt is not None:
@@ -90,10 +103,9 @@ def run(args: argparse.Namespace) -> int:
         read_prompts(args)  # an empty prompt is refused here, as `capture` refuses it
     locate(args.model)  # a typo fails here, before the screen starts
     check_save_dir(args.save_dir)
-    from neuroscope_tui.concept_file import load_concept, register_concept_metrics
+    from neuroscope_tui.concept_file import load_concept
 
     concepts = [load_concept(path) for path in getattr(args, "concept", [])]
-    register_concept_metrics(concepts)
     concept_sets = list(getattr(args, "concept_set", []))
     concept_transfer = list(getattr(args, "concept_transfer", []))
     if concept_sets:
@@ -102,7 +114,20 @@ def run(args: argparse.Namespace) -> int:
         labels = read_sets(concept_sets).classes  # a bad set: one sentence, before the screen
         if concept_transfer:
             read_sets(concept_transfer, what="--concept-transfer").label_ids(labels)
-    gen = generation_options(args)
+    return Checked(generation_options(args), concepts, concept_sets, concept_transfer)
+
+
+def run(args: argparse.Namespace) -> int:
+    from neuroscope_tui.concept_file import register_concept_metrics
+
+    checked = check_arguments(args)
+    concepts, concept_sets, concept_transfer = (
+        checked.concepts,
+        checked.concept_sets,
+        checked.concept_transfer,
+    )
+    register_concept_metrics(concepts)
+    gen = checked.generation
     instead = "pass --prompt TEXT to print a run, or use `neuroscope-tui capture` to save one"
     if not stdout_is_terminal():  # a script reads our output: give it the run, not a screen
         if args.prompt is None:

@@ -21,15 +21,22 @@ def _is_terminal(stream: object) -> bool:
         return False
 
 
+def served() -> bool:
+    """Whether another textual driver owns the screen: `neuroscope-tui serve` runs each browser
+    tab's app with textual-serve's web driver, whose stdout is the browser's pipe."""
+    return bool(os.environ.get("TEXTUAL_DRIVER"))
+
+
 def stdout_is_terminal() -> bool:
-    """Whether stdout is a terminal (False when piped, redirected to a file, or closed)."""
-    return _is_terminal(sys.stdout)
+    """Whether stdout is a terminal (False when piped, redirected to a file, or closed); a
+    served app counts as one, since its screen is the browser."""
+    return served() or _is_terminal(sys.stdout)
 
 
 def terminal_problem() -> str | None:
     """Why the app cannot draw and read keys here (a phrase), or None when it can."""
-    if os.environ.get("TEXTUAL_DRIVER"):
-        return None  # another textual driver (textual-serve's web driver) owns the screen
+    if served():
+        return None
     if sys.stdin is None or getattr(sys.stdin, "closed", True):
         return "standard input is closed"
     if not _is_terminal(sys.stdin):
