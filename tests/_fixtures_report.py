@@ -9,12 +9,28 @@ from __future__ import annotations
 
 import math
 
+import html5lib
+import pytest
+
 from neuroscope_tui.analysis.diagnostics.findings import Cell, DiagnosticReport, Finding, Skipped
 
 # markup, a script, a URL, a table pipe, Markdown emphasis, an ESC and a bidi override
 HOSTILE = '<script>alert(1)</script><img src="http://evil.example/x.png"> |*_[x](//e)\x1b[2J\u202e'
 PROMPTS = ["The capital of France is", HOSTILE, "12 + 7 ="]
 TOKENS = [["The", " capital", " of", " France", " is"], ["<", "script", ">", HOSTILE], ["12"]]
+
+
+NS = {"h": "http://www.w3.org/1999/xhtml", "s": "http://www.w3.org/2000/svg"}
+
+
+def parse(text: str):
+    """The document tree of an HTML page we wrote; fails the test on any HTML5 parse error."""
+    parser = html5lib.HTMLParser(strict=True, namespaceHTMLElements=True)
+    try:
+        return parser.parse(text)
+    except html5lib.html5parser.ParseError as err:
+        line = text.splitlines()[parser.errors[0][0][0] - 1] if parser.errors else ""
+        pytest.fail(f"HTML5 parse error {err} at: {line[:200]}")
 
 
 def sample_report(*, hostile: bool = True) -> DiagnosticReport:

@@ -6,26 +6,14 @@ from __future__ import annotations
 
 import re
 
-import html5lib
 import pytest
 
-from _fixtures_report import HOSTILE, PROMPTS, TOKENS, empty_report, sample_report
+from _fixtures_report import HOSTILE, NS, PROMPTS, TOKENS, empty_report, parse, sample_report
 from neuroscope_tui.report import render
 from neuroscope_tui.report.html import render_html
 from neuroscope_tui.report.svg import bar_chart, fmt, layer_strip, line_plot
 
-NS = {"h": "http://www.w3.org/1999/xhtml", "s": "http://www.w3.org/2000/svg"}
 H = "{" + NS["h"] + "}"
-
-
-def parse(text: str):
-    """The document tree; fails the test on any HTML5 parse error."""
-    parser = html5lib.HTMLParser(strict=True, namespaceHTMLElements=True)
-    try:
-        return parser.parse(text)
-    except html5lib.html5parser.ParseError as err:
-        line = text.splitlines()[parser.errors[0][0][0] - 1] if parser.errors else ""
-        pytest.fail(f"HTML5 parse error {err} at: {line[:200]}")
 
 
 def all_text(tree) -> str:

@@ -9,10 +9,10 @@ import re
 import shutil
 from pathlib import Path
 
-import html5lib
 import numpy as np
 import pytest
 
+from _fixtures_report import NS, parse
 from neuroscope_tui.analysis.heads import SCORES, head_scores
 from neuroscope_tui.analysis.lens import token_text
 from neuroscope_tui.analysis.metrics import METRICS, metric_values
@@ -24,17 +24,7 @@ from neuroscope_tui.snapshot import load_snapshot, save_snapshot
 from neuroscope_tui.trace import ModelInfo, Trace
 from tiny_models import tiny_bundle
 
-NS = {"h": "http://www.w3.org/1999/xhtml", "s": "http://www.w3.org/2000/svg"}
 HOSTILE = "<script>alert(1)</script>\x1b[2J\u202e"
-
-
-def parse(text: str):
-    parser = html5lib.HTMLParser(strict=True, namespaceHTMLElements=True)
-    try:
-        return parser.parse(text)
-    except html5lib.html5parser.ParseError as err:
-        line = text.splitlines()[parser.errors[0][0][0] - 1] if parser.errors else ""
-        pytest.fail(f"HTML5 parse error {err} at: {line[:200]}")
 
 
 @pytest.fixture(scope="module")

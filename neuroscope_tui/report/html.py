@@ -47,6 +47,21 @@ a { color: #1f5fa8; }
 """
 
 
+def document_start(title: str, css: str) -> list[str]:
+    """An HTML5 document up to its <body>: charset, viewport, the (escaped) title, inline CSS."""
+    return [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{esc(title)}</title>",
+        f"<style>{css}</style>",
+        "</head>",
+        "<body>",
+    ]
+
+
 def render_html(
     report: DiagnosticReport,
     *,
@@ -61,15 +76,7 @@ def render_html(
     found = content.numbered(report)
     title = f"neuroscope-tui diagnostics: {report.source}"
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        "<head>",
-        '<meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{esc(title)}</title>",
-        f"<style>{CSS}</style>",
-        "</head>",
-        "<body>",
+        *document_start(title, CSS),
         f"<h1>Diagnostics: {esc(report.source)}</h1>",
         f'<p class="meta">{esc(content.model_line(report))}</p>',
         f"<p><strong>{esc(content.summary_sentence(report))}</strong></p>",

@@ -26,6 +26,7 @@ from neuroscope_tui.analysis.lens import lens_grid, token_text
 from neuroscope_tui.analysis.metrics import METRICS, metric_values, normalise, viridis
 from neuroscope_tui.errors import SnapshotError
 from neuroscope_tui.report.html import CSS as REPORT_CSS
+from neuroscope_tui.report.html import document_start
 from neuroscope_tui.report.svg import esc, fmt, line_plot, short
 from neuroscope_tui.trace import Trace
 
@@ -74,15 +75,7 @@ def render_page(trace: Trace, *, source: str = "") -> str:
     model = trace.model
     title = f"neuroscope-tui run: {model.name}"
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        "<head>",
-        '<meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{esc(title)}</title>",
-        f"<style>{REPORT_CSS}{PAGE_CSS}{_colour_classes()}</style>",
-        "</head>",
-        "<body>",
+        *document_start(title, REPORT_CSS + PAGE_CSS + _colour_classes()),
         f"<h1>{esc(model.name)}</h1>",
         f'<p class="meta">{esc(_meta_line(trace, source))}</p>',
     ]
