@@ -145,10 +145,14 @@ class ModelEngine:
         asked, options, ivs = dict(options), dict(options), list(interventions)
         lens = bool(options.pop("lens", True))
         sampling = options.pop("sampling", None)
+        # modules to watch (--watch, or the module picker for the next run): part of the spec
+        watch = {"watch": options.pop("watch", ()), "watch_full": options.pop("watch_full", ())}
         n_prompt = len(bundle.tokenizer(prompt)["input_ids"]) if prompt.strip() else 0
         if spec is None:
             n_tokens = n_prompt + int(options.get("max_new_tokens", 32))
             spec = default_spec(bundle, n_tokens, lens=lens)
+        if watch["watch"] or watch["watch_full"]:
+            spec = replace(spec, watch=tuple(watch["watch"]), watch_full=tuple(watch["watch_full"]))
         if sampling is not None and n_prompt:
             try:
                 spec = self.plan_memory(bundle, spec, n_prompt, options, sampling)
