@@ -122,3 +122,31 @@ def test_an_old_spec_without_watch_keys_watches_nothing() -> None:
     del old["watch"], old["watch_full"]
     spec = CaptureSpec.from_dict(old)
     assert spec.watch == () and spec.watch_full == ()
+
+
+def test_per_block_patterns_become_heatmap_metrics_and_export_rows(tmp_path) -> None:
+    from neuroscope_tui.analysis.exports import table_function
+    from neuroscope_tui.analysis.metrics import heatmap_table
+    from neuroscope_tui.analysis.watch_metrics import watch_metrics
+
+    bundle = tiny_bundle("llama")
+    spec = CaptureSpec(watch=("model.layers.*.mlp.act_fn",), watch_full=("model.norm",))
+    trace = load_snapshot(save_snapshot(run(bundle, PROMPT, spec, OPTIONS), tmp_path / "w.ns"))
+    metrics = {m.name: m for m in watch_metrics(trace)}
+    # model.norm sits outside the blocks: saved and exported, but no [layer, token] metric
+    assert sorted(metrics) == sorted(
+        f"watch:model.layers.*.mlp.act_fn:{s}" for s in ("norm", "max_abs", "mean", "zero_frac")
+    )
+    norm = metrics["watch:model.layers.*.mlp.act_fn:norm"]
+    assert norm.label == "watch: model.layers.*.mlp.act_fn norm"
+    np.testing.assert_array_equal(norm.fn(trace), trace.get("watch.norm")[:2])
+    heat = heatmap_table(trace)
+    assert "watch:model.layers.*.mlp.act_fn:mean" in heat.columns
+    table = table_function("watch")(trace)
+    modules = {row[0]: row[1] for row in table.rows}
+    assert modules == {
+        "model.layers.0.mlp.act_fn": 0,
+        "model.layers.1.mlp.act_fn": 1,
+        "model.norm": -1,
+    }
+    assert len(table.rows) == 3 * trace.n_tokens
