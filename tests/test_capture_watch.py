@@ -150,3 +150,24 @@ def test_per_block_patterns_become_heatmap_metrics_and_export_rows(tmp_path) -> 
         "model.norm": -1,
     }
     assert len(table.rows) == 3 * trace.n_tokens
+
+
+@pytest.mark.parametrize("full_dtype", ["float32", "float16"])
+def test_the_memory_estimate_counts_the_watched_rows(full_dtype: str) -> None:
+    from neuroscope_tui.capture.memory import estimate, weight_bytes
+    from neuroscope_tui.capture.run import model_info
+    from neuroscope_tui.capture.watch import watch_size
+
+    bundle = tiny_bundle("llama")
+    spec = CaptureSpec(
+        watch=("*.mlp.act_fn",), watch_full=("*.self_attn.k_proj",), full_dtype=full_dtype
+    )
+    size = watch_size(bundle, spec)
+    assert size.modules == 4 and size.full_width == 2 * 16  # two k_proj of width 16
+    trace = run(bundle, PROMPT, spec, OPTIONS)
+    info, weights = model_info(bundle), weight_bytes(bundle.model)
+    est = estimate(info, spec, trace.n_prompt, 4, weights=weights, watch=size)
+    held = sum(a.nbytes for a in trace.arrays.values())
+    assert sum(est.trace_parts.values()) == held
+    watched = sum(a.nbytes for n, a in trace.arrays.items() if n.startswith("watch."))
+    assert est.trace_parts["watch"] == watched

@@ -21,8 +21,10 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from neuroscope_tui.capture.memory import WatchSize
 from neuroscope_tui.capture.recorder import _first_tensor, summarise_rows
 from neuroscope_tui.errors import UsageError
+from neuroscope_tui.models.types import LoadedModel
 from neuroscope_tui.text_safety import visible
 from neuroscope_tui.trace import SUMMARY_STATS, CaptureSpec
 
@@ -67,6 +69,33 @@ def watch_plan(model: torch.nn.Module, spec: CaptureSpec) -> tuple[list[str], se
     names = resolve_watch(model, [*spec.watch, *spec.watch_full])
     full = set(resolve_watch(model, spec.watch_full)) if spec.watch_full else set()
     return names, {i for i, name in enumerate(names) if name in full}
+
+
+def watch_size(bundle: LoadedModel, spec: CaptureSpec) -> WatchSize:
+    """What `spec`'s watched modules add to a trace per token, for the memory estimate: the
+    module count, and the full rows' width from one one-token pass (hooks note each width)."""
+    names, full = watch_plan(bundle.model, spec)
+    widths: dict[int, int] = {}
+    if full:
+        by_name = dict(bundle.model.named_modules())
+        handles = []
+        for i in full:
+
+            def hook(module, args, output, i=i) -> None:
+                try:
+                    widths[i] = _first_tensor(output).numel()  # one token: numel is the width
+                except TypeError:
+                    widths[i] = 0  # refused when the run calls it; nothing to keep
+
+            handles.append(by_name[names[i]].register_forward_hook(hook))
+        try:
+            first = bundle.tokenizer("The")["input_ids"][:1] or [0]
+            with torch.inference_mode():
+                bundle.model(input_ids=torch.tensor([first], device=bundle.device), use_cache=False)
+        finally:
+            for h in handles:
+                h.remove()
+    return WatchSize(modules=len(names), full_width=sum(widths.values()))
 
 
 def token_rows(x: torch.Tensor, name: str, n_new: int) -> torch.Tensor:
