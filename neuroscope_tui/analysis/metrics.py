@@ -197,7 +197,9 @@ def heatmap_table(trace: Trace) -> Table:
             f"This snapshot holds none of the heatmap's metrics ({names}); "
             "capture with the resid, attn, mlp and neurons sites."
         )
-    every = {**METRICS, **{m.name: m for m in watch_metrics(trace)}}
+    # the trace's own watched modules, not those a live run registered for another trace
+    every = {name: m for name, m in METRICS.items() if not name.startswith("watch:")}
+    every.update({m.name: m for m in watch_metrics(trace)})
     values = {name: m.fn(trace) for name, m in every.items()}  # each [layer, token]
     layers = trace.layers()
     rows: list[list[Any]] = []
