@@ -79,7 +79,7 @@ class NeuroscopeApp(
         Binding("s", "save_snapshot", "save"),
         Binding("S,ctrl+s", "screenshot", "screenshot (SVG)"),
         Binding("escape", "stop", "stop run"),
-        Binding("M", "pick_modules", "modules to watch"),
+        Binding("M", "pick_modules", "modules to watch", show=False),
         Binding("slash", "focus_prompt", "prompt", show=False),
         Binding("left_square_bracket", "step_layer(-1)", "previous layer", show=False),
         Binding("right_square_bracket", "step_layer(1)", "next layer", show=False),
