@@ -67,3 +67,22 @@ def test_info_modules_prints_the_tree_with_shapes(
     by_name = {r["name"]: r for r in rows}
     assert by_name["model.norm"]["shape"][0] == 1 and by_name["model.norm"]["class"]
     assert by_name["model.layers.0.mlp.down_proj"]["params"] > 0
+
+
+def test_the_live_command_takes_watch_and_refuses_a_pattern_matching_nothing(
+    tiny: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from neuroscope_tui.cli import live
+
+    parser = argparse.ArgumentParser()
+    live.add_arguments(parser)
+    args = parser.parse_args([str(tiny), "--watch", "*.mlp", "--watch-full", "model.norm"])
+    gen = live.generation_options(args)
+    assert gen["watch"] == ("*.mlp",) and gen["watch_full"] == ("model.norm",)
+    # without a terminal the live command prints the run: the pattern is still checked
+    argv = [str(tiny), "--prompt", PROMPT, "--max-new-tokens", "1", "--watch", "*.mlpp"]
+    assert main(argv) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--watch *.mlpp matches no module" in last and "model.layers.0.mlp" in last
