@@ -14,7 +14,7 @@ from neuroscope_tui.capture.watch import resolve_watch
 from neuroscope_tui.errors import UsageError
 from neuroscope_tui.snapshot import load_snapshot, save_snapshot
 from neuroscope_tui.trace import CaptureSpec
-from tiny_models import tiny_bundle
+from tiny_models import ARCHS, tiny_bundle
 
 PROMPT = "The cat sat on the mat and the cat looked at the dog"
 OPTIONS = GenerationOptions(max_new_tokens=4, stop_at_eos=False)
@@ -171,3 +171,19 @@ def test_the_memory_estimate_counts_the_watched_rows(full_dtype: str) -> None:
     assert sum(est.trace_parts.values()) == held
     watched = sum(a.nbytes for n, a in trace.arrays.items() if n.startswith("watch."))
     assert est.trace_parts["watch"] == watched
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_watching_the_mlp_modules_equals_the_recorders_mlp_rows(arch: str) -> None:
+    """On every architecture: the MLP modules the anatomy found, watched by name, give the
+    same four summaries as the recorder's own mlp.* rows (OPT's MLP gives [T, D] rows)."""
+    bundle = tiny_bundle(arch)
+    name_of = {id(m): n for n, m in bundle.model.named_modules()}
+    names = [name_of[id(m)] for m in bundle.anatomy.mlp]
+    spec = CaptureSpec(watch=tuple(names), lens_positions=())
+    trace = run(bundle, PROMPT, spec, OPTIONS)
+    assert trace.notes["watch_modules"] == names
+    for stat in ("norm", "max_abs", "mean", "zero_frac"):
+        np.testing.assert_allclose(
+            trace.get(f"watch.{stat}"), trace.get(f"mlp.{stat}"), rtol=1e-5, atol=1e-6
+        )
