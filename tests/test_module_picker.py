@@ -104,3 +104,16 @@ async def test_the_picker_key_is_in_the_help_and_the_palette(tiny, tmp_path) -> 
 
         names = [c.name for c in ActionCommands(app.screen)._commands()]
         assert "modules to watch" in names
+
+
+async def test_without_a_model_the_key_says_so() -> None:
+    from _fixtures_app import synthetic_trace
+    from neuroscope_tui.tui.app import NeuroscopeApp
+
+    app = NeuroscopeApp(snapshot=synthetic_trace())
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("M")
+        await pilot.pause()
+        assert not isinstance(app.screen, ModulePicker)
+        notes = [n.message for n in app._notifications]
+        assert "there is no model here to watch modules of" in notes
