@@ -187,3 +187,15 @@ def test_watching_the_mlp_modules_equals_the_recorders_mlp_rows(arch: str) -> No
         np.testing.assert_allclose(
             trace.get(f"watch.{stat}"), trace.get(f"mlp.{stat}"), rtol=1e-5, atol=1e-6
         )
+
+
+def test_a_snapshot_whose_watch_rows_do_not_fit_its_module_names_is_refused(tmp_path) -> None:
+    from neuroscope_tui.errors import SnapshotError
+
+    bundle = tiny_bundle("gpt2")
+    spec = CaptureSpec(watch=("transformer.h.*.mlp",), watch_full=("transformer.ln_f",))
+    trace = run(bundle, PROMPT, spec, OPTIONS)
+    trace.notes["watch_modules"] = trace.notes["watch_modules"][:1]  # 3 rows, 1 name
+    path = save_snapshot(trace, tmp_path / "bad.nscope")
+    with pytest.raises(SnapshotError, match=r"names no watched module|notes\.watch_modules has 1"):
+        load_snapshot(path)
