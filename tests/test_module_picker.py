@@ -117,3 +117,24 @@ async def test_without_a_model_the_key_says_so() -> None:
         assert not isinstance(app.screen, ModulePicker)
         notes = [n.message for n in app._notifications]
         assert "there is no model here to watch modules of" in notes
+
+
+async def test_a_watch_pattern_matching_nothing_fails_the_run_in_one_sentence(tiny, tmp_path):  # noqa: F811
+    """--watch on the live command: planned (sampling, memory) then refused before the run."""
+    from neuroscope_tui.capture.sampling import Sampling
+
+    gen = {"max_new_tokens": 2, "sampling": Sampling(), "watch": ("*.mlp.actfn",)}
+    app = live_app(tiny, tmp_path, generation=gen)
+    async with app.run_test(size=SIZE) as pilot:
+        await run_prompt(pilot, app, "The cat")
+        assert app.figures.state == "failed"
+        notes = [n.message for n in app._notifications]
+        assert any(
+            "--watch *.mlp.actfn matches no module" in n and "model.layers.0.mlp.act_fn" in n
+            for n in notes
+        ), notes
+        # the same app, the pattern fixed: the run watches (through the memory plan too)
+        app.generation["watch"] = ("*.mlp.act_fn",)
+        await run_prompt(pilot, app, " sat")
+        assert app.figures.state.startswith("done")
+        assert app.shown.get("watch.norm").shape[0] == 2

@@ -166,7 +166,11 @@ class ModelEngine:
             spec = replace(spec, **watch)
         if sampling is not None and n_prompt:
             try:
-                spec = self.plan_memory(bundle, spec, n_prompt, options, sampling)
+                # under the lock: watched modules are sized by a one-token pass of the model
+                # (capture/watch.py `watch_size`), which must not overlap a task's or the
+                # last run's lens completion
+                with self.lock:
+                    spec = self.plan_memory(bundle, spec, n_prompt, options, sampling)
             except NeuroscopeError as err:  # refused before the model runs
                 self.running = False
                 self.post(RunEnded(None, str(err)))
