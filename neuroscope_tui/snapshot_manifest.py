@@ -67,6 +67,8 @@ class SpecSchema(_Strict):
     full_neurons: bool = True
     neuron_sampling: str = ""
     full_dtype: str = "float32"
+    watch: list[str] = []
+    watch_full: list[str] = []
 
 
 class TextExtra(_Strict):
@@ -153,6 +155,8 @@ class NotesSchema(BaseModel):
     heads_probe: ProbeNote | None = None
     patching: PatchingNote | None = None
     clean_run: CleanRunNote | None = None
+    # the module names a run's `--watch` patterns matched, in the order of the watch.* rows
+    watch_modules: list[str] = []
 
     @field_validator("id_text")
     @classmethod
@@ -299,6 +303,11 @@ def _against_arrays(m: ManifestSchema, header: Header) -> str:
         axis = Trace.token_axis(name)
         if len(shape) <= axis or shape[axis] != n_tok:
             return f"array {shown(name)} has shape {list(shape)} for {n_tok} tokens"
+        if name.startswith("watch."):
+            problem = _watch_problem(name, shape, len(m.notes.watch_modules))
+            if problem:
+                return problem
+            continue
         if axis == 1:
             rows = len(full) if name.endswith(".full") else len(layers)
             if shape[0] != rows and not (name.endswith(".full") and shape[0] == 0):
@@ -308,4 +317,17 @@ def _against_arrays(m: ManifestSchema, header: Header) -> str:
             return f"array neurons.full has {shape[2]} neurons where the spec keeps {kept}"
         if name.startswith("heads.") and (len(shape) != 3 or shape[2] != model.n_heads):
             return f"array {shown(name)} has shape {list(shape)} for {model.n_heads} heads"
+    return ""
+
+
+def _watch_problem(name: str, shape: tuple[int, ...] | list[int], n_watched: int) -> str:
+    """What is wrong with a watched module's array (capture/watch.py), '' when nothing is:
+    summaries hold one row per name in notes.watch_modules, full rows name one of them."""
+    full = re.fullmatch(r"watch\.full\.(\d+)", name)
+    if full is not None:
+        if int(full.group(1)) >= n_watched or len(shape) != 2:
+            return f"array {shown(name)} names no watched module of the run"
+        return ""
+    if len(shape) != 2 or shape[0] != n_watched:
+        return f"array {shown(name)} has {shape[0]} rows where notes.watch_modules has {n_watched}"
     return ""

@@ -27,6 +27,10 @@ K = top-k, D = d_model, N = d_mlp):
     lens.kl            [L, T]  KL(final || layer) of the logit-lens distributions (nats)
     lens.pred_rank     [L, T] int32  rank at layer l of the model's final top-1 token (0 = top)
     lens.pred_prob     [L, T]  probability at layer l of the model's final top-1 token
+    watch.norm / watch.max_abs / watch.mean / watch.zero_frac   [M, T]  output of each module
+                       `--watch` names (M = len(notes["watch_modules"]), in that order)
+    watch.full.{m}     [T, W]  full output rows of watched module m (flattened past the token
+                       axis), for the modules `spec.watch_full` names
 
 Positions the lens was not asked for hold -1 ids and NaN values. `docs/snapshot-format.md`
 is the user-facing account of the same table.
@@ -61,6 +65,10 @@ class CaptureSpec:
     `full_neurons` False keeps no full neuron rows at all (only the top-k per token);
     `neuron_sampling` says how the subset was chosen ("random:512:0", "fixed", "top:32");
     `full_dtype` is how full rows are stored ("float32" or "float16").
+
+    Watched modules (capture/watch.py): `watch` are glob patterns over the model's
+    `named_modules()` whose outputs get per-token summaries; `watch_full` are patterns whose
+    matches also keep their full output rows (and are watched too).
     """
 
     sites: tuple[str, ...] = SITES
@@ -75,6 +83,8 @@ class CaptureSpec:
     full_neurons: bool = True
     neuron_sampling: str = ""
     full_dtype: str = "float32"
+    watch: tuple[str, ...] = ()
+    watch_full: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +100,8 @@ class CaptureSpec:
             "full_neurons": self.full_neurons,
             "neuron_sampling": self.neuron_sampling,
             "full_dtype": self.full_dtype,
+            "watch": list(self.watch),
+            "watch_full": list(self.watch_full),
         }
 
     @classmethod
@@ -111,6 +123,9 @@ class CaptureSpec:
             full_neurons=bool(d.get("full_neurons", True)),
             neuron_sampling=str(d.get("neuron_sampling", "")),
             full_dtype="float16" if d.get("full_dtype") == "float16" else "float32",
+            # keys added with watched modules: an older snapshot watched nothing
+            watch=tuple(str(p) for p in d.get("watch", ())),
+            watch_full=tuple(str(p) for p in d.get("watch_full", ())),
         )
 
     def sampling_notes(self, n_layers: int, d_mlp: int = 0) -> list[str]:
@@ -231,7 +246,7 @@ class Trace:
     @staticmethod
     def token_axis(name: str) -> int:
         """Which axis of array `name` is the token axis."""
-        if name.startswith(("logits.", "embed.")):
+        if name.startswith(("logits.", "embed.", "watch.full.")):
             return 0
         return 1
 

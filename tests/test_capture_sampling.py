@@ -140,9 +140,13 @@ def test_every_export_of_a_sampled_capture_works_or_says_what_is_missing(sampled
         assert "Traceback" not in done.stderr, (kind, done.stderr)
         if kind in ("flow",):
             assert done.returncode == 2 and "sampled 2 of 4 layers" in done.stderr
-        elif kind in ("attribution", "patching", "interventions", "concepts") or kind.startswith(
-            "drift"
-        ):
+        elif kind in (
+            "attribution",
+            "patching",
+            "interventions",
+            "concepts",
+            "watch",
+        ) or kind.startswith("drift"):
             # not asked for at capture: one sentence, exit 2
             assert done.returncode == 2 and done.stderr.count("\n") == 1
         else:

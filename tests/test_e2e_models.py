@@ -73,9 +73,17 @@ def test_capture_then_info_describes_the_run(run_snapshot, capsys):
     assert PROMPT in text and "2 layers x 4 heads" in text
 
 
-# asked for separately (capture --attribution / --side-by-side / --concept, patch, drift)
+# asked for separately (capture --attribution / --side-by-side / --concept / --watch, patch,
+# drift)
 DRIFT_TABLES = tuple(v for v in EXPORTS if v.startswith("drift"))
-NOT_IN_A_PLAIN_RUN = ("attribution", "patching", "interventions", "concepts", *DRIFT_TABLES)
+NOT_IN_A_PLAIN_RUN = (
+    "attribution",
+    "patching",
+    "interventions",
+    "concepts",
+    "watch",
+    *DRIFT_TABLES,
+)
 
 
 @pytest.mark.parametrize("view", [v for v in EXPORTS if v not in NOT_IN_A_PLAIN_RUN])

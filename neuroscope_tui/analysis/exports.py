@@ -70,6 +70,10 @@ EXPORTS: dict[str, tuple[str, str]] = {
         "neuroscope_tui.analysis.concept_tables:concepts_table",
         "per concept, layer and token: the projection kept by capture --concept",
     ),
+    "watch": (
+        "neuroscope_tui.analysis.watch_metrics:watch_table",
+        "per watched module (--watch) and token: norm, max |x|, mean, near-zero fraction",
+    ),
     # a drift file (neuroscope-tui drift -o): one table per kind of figure
     "drift": (
         "neuroscope_tui.analysis.drift_tables:drift_table",

@@ -212,21 +212,27 @@ def heatmap_table(trace: Trace) -> Table:
     """Every heatmap metric per layer and token, long format (the `heatmap` export).
 
     Columns: layer (the model's layer number), token_index, token_text, is_generated, then
-    one column per metric in METRICS order; a metric the trace did not record is NaN.
+    one column per metric in METRICS order, then the trace's per-block watched modules
+    (analysis/watch_metrics.py); a metric the trace did not record is NaN.
     Raises SnapshotError when the trace recorded none of them.
     """
+    from neuroscope_tui.analysis.watch_metrics import watch_metrics
+
     if not any(trace.has(m.array) for m in METRICS.values()):
         names = ", ".join(m.array for m in METRICS.values())
         raise SnapshotError(
             f"This snapshot holds none of the heatmap's metrics ({names}); "
             "capture with the resid, attn, mlp and neurons sites."
         )
-    values = {name: metric_values(trace, name) for name in METRICS}  # each [layer, token]
+    # the trace's own watched modules, not those a live run registered for another trace
+    every = {name: m for name, m in METRICS.items() if not name.startswith("watch:")}
+    every.update({m.name: m for m in watch_metrics(trace)})
+    values = {name: m.fn(trace) for name, m in every.items()}  # each [layer, token]
     layers = trace.layers()
     rows: list[list[Any]] = []
     for row, layer in enumerate(layers):
         for t in range(trace.n_tokens):
-            cells = [float(values[name][row, t]) for name in METRICS]
+            cells = [float(values[name][row, t]) for name in every]
             rows.append([layer, t, trace.token_text[t], t >= trace.n_prompt, *cells])
-    columns = ["layer", "token_index", "token_text", "is_generated", *METRICS]
+    columns = ["layer", "token_index", "token_text", "is_generated", *every]
     return Table(columns=columns, rows=rows)

@@ -43,6 +43,15 @@ LENS_TEMPS = 3
 MLP_TEMPS = 3
 
 
+@dataclass(frozen=True)
+class WatchSize:
+    """What watched modules (capture/watch.py) add per token: how many modules get the four
+    summaries, and the summed width of the full rows `watch_full` keeps."""
+
+    modules: int = 0
+    full_width: int = 0
+
+
 class MemoryBudgetError(NeuroscopeError):
     """A run would not fit the memory budget even at the smallest spec."""
 
@@ -185,7 +194,13 @@ def neuron_width(info: ModelInfo, spec: CaptureSpec) -> int:
     return info.d_mlp if spec.neuron_subset is None else len(spec.neuron_subset)
 
 
-def trace_parts(info: ModelInfo, spec: CaptureSpec, n_prompt: int, n_tokens: int) -> dict[str, int]:
+def trace_parts(
+    info: ModelInfo,
+    spec: CaptureSpec,
+    n_prompt: int,
+    n_tokens: int,
+    watch: WatchSize | None = None,
+) -> dict[str, int]:
     """Bytes the Trace holds after n_tokens positions (n_prompt of them the prompt), by group."""
     layers, full = _layers(info, spec)
     n_l, k, t = len(layers), spec.top_k, n_tokens
@@ -211,6 +226,9 @@ def trace_parts(info: ModelInfo, spec: CaptureSpec, n_prompt: int, n_tokens: int
         # the prompt's rows fill a square; each generated token adds one row of its length
         touched = n_prompt * n_prompt + (t * (t + 1) - n_prompt * (n_prompt + 1)) // 2
         parts["patterns"] = n_patterns * touched * 4
+    if watch is not None and watch.modules:
+        parts["watch"] = watch.modules * t * 4 * 4  # four float32 summaries a module
+        parts["watch"] += watch.full_width * t * row_bytes
     return parts
 
 
@@ -244,21 +262,22 @@ def estimate(
     *,
     weights: int | None = None,
     n_params: int | None = None,
+    watch: WatchSize | None = None,
 ) -> MemoryEstimate:
     """The memory a capture of `n_prompt` + `max_new_tokens` tokens will take.
 
     `weights` is the loaded model's byte count (`weight_bytes`); without it, `n_params` times
-    the dtype's bytes.
+    the dtype's bytes. `watch` is what watched modules add (capture/watch.py `watch_size`).
     """
     n_tokens = n_prompt + max(0, max_new_tokens)
     if info.context_length:
         n_tokens = min(n_tokens, info.context_length)
     if weights is None:
         weights = (n_params or 0) * _dtype_bytes(info.dtype)
-    parts = trace_parts(info, spec, n_prompt, n_tokens)
+    parts = trace_parts(info, spec, n_prompt, n_tokens, watch)
     # The prompt's rows exist twice while they are appended (the step's rows and the trace's
     # buffer); afterwards a generated token costs only its own rows.
-    prompt_rows = sum(trace_parts(info, spec, n_prompt, n_prompt).values())
+    prompt_rows = sum(trace_parts(info, spec, n_prompt, n_prompt, watch).values())
     trace = max(sum(parts.values()), 2 * prompt_rows)
     return MemoryEstimate(
         weights=int(weights),
@@ -349,13 +368,16 @@ def fit_spec(
     weights: int | None = None,
     n_params: int | None = None,
     host_budget: int | None = None,
+    watch: WatchSize | None = None,
 ) -> Fitted:
     """The first of `spec` and its `reductions` whose estimate fits `budget`.
 
     Raises MemoryBudgetError (one sentence with the figures) when even the smallest does not.
     On a GPU `budget` bounds the device's part and `host_budget` (if given) the trace.
     """
-    est = estimate(info, spec, n_prompt, max_new_tokens, weights=weights, n_params=n_params)
+    est = estimate(
+        info, spec, n_prompt, max_new_tokens, weights=weights, n_params=n_params, watch=watch
+    )
     if _fits(est, budget, host_budget):
         return Fitted(spec, est, budget, [])
     smallest = est
@@ -365,7 +387,9 @@ def fit_spec(
         given_up[kind] = what
         if what == "no full rows":
             given_up.pop("float16", None)  # moot once no rows are kept
-        est = estimate(info, smaller, n_prompt, max_new_tokens, weights=weights, n_params=n_params)
+        est = estimate(
+            info, smaller, n_prompt, max_new_tokens, weights=weights, n_params=n_params, watch=watch
+        )
         smallest = est
         if _fits(est, budget, host_budget):
             return Fitted(smaller, est, budget, list(given_up.values()))

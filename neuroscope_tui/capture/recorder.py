@@ -22,6 +22,7 @@ from neuroscope_tui.trace import CaptureSpec
 
 if TYPE_CHECKING:
     from neuroscope_tui.capture.intervening import Intervener
+    from neuroscope_tui.capture.watch import Watcher
 
 
 class Observer(Protocol):
@@ -115,6 +116,8 @@ class Recorder:
             layer for layer in self.layers if spec.head_scores or self.patterns.get(layer)
         }
         self.intervener: Intervener | None = None  # set by recording()
+        # hooks on the modules spec.watch names (capture/watch.py); set by recording()
+        self.watcher: Watcher | None = None
 
     def kept_neurons(self, x: torch.Tensor) -> torch.Tensor:
         """The columns of x [..., d_mlp] that `spec.neuron_subset` keeps (all when None)."""
@@ -396,7 +399,12 @@ class Recorder:
                 rows[name] = stacked.to(self.full_dtype)
             else:
                 rows[name] = torch.stack([per_layer[layer] for layer in self.layers])
-        return {name: _to_numpy(t, name.endswith(".full")) for name, t in rows.items()}
+        if self.watcher is not None:
+            rows.update(self.watcher.flush())
+        return {
+            name: _to_numpy(t, name.endswith(".full") or name.startswith("watch.full."))
+            for name, t in rows.items()
+        }
 
 
 def _change(
@@ -424,8 +432,13 @@ def recording(
     spec: CaptureSpec,
     intervener: Intervener | None = None,
     observer: Observer | None = None,
+    model: torch.nn.Module | None = None,
 ) -> Iterator[Recorder]:
     """Hooks for `spec` on the model that `anatomy` describes; removed when the block ends.
+
+    `model` (the whole model) is needed when `spec.watch` or `spec.watch_full` name modules
+    (capture/watch.py): their patterns are resolved here, before the model runs, and a pattern
+    matching nothing raises UsageError.
 
     `intervener` (capture/intervening.py) adds the hooks that ablate, patch and steer; they
     run before the recorder's, which records what flows on, and pause with the recorder.
@@ -460,6 +473,13 @@ def recording(
                 handles.append(
                     anatomy.down_proj[layer].register_forward_pre_hook(rec.neuron_hook(layer))
                 )
+        if spec.watch or spec.watch_full:
+            if model is None:
+                raise ValueError("recording() needs the model to watch modules by name")
+            from neuroscope_tui.capture.watch import Watcher
+
+            rec.watcher = Watcher.for_spec(model, spec, rec.full_dtype, lambda: rec.paused)
+            handles.extend(rec.watcher.register())
         yield rec
     finally:
         for h in handles:

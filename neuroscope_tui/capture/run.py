@@ -221,7 +221,15 @@ class _Run:
         kwargs = {"use_cache": True, cache_name: past}
         if self.eager_fallback and self.spec.head_scores:
             kwargs["output_attentions"] = True
-        out = self.model(input_ids=inputs, **kwargs)
+        watcher = self.rec.watcher
+        if watcher is not None:
+            # armed for the model's own pass only: the lens below runs the final norm again
+            watcher.n_new = len(new_ids)
+        try:
+            out = self.model(input_ids=inputs, **kwargs)
+        finally:
+            if watcher is not None:
+                watcher.n_new = None
         logits = out.logits[0, -len(new_ids) :]  # [new, vocab]
         if self.eager_fallback and self.spec.head_scores:
             self._eager_scores(out.attentions, all_ids, len(new_ids))
@@ -394,7 +402,12 @@ def run(
         # inference mode, not just no_grad: tensors skip autograd's version counters and
         # view tracking, which cuts the Python-side cost of every op of a generated token
         # (the model's own and the capture's); nothing made here outlives the run as a tensor
-        with torch.inference_mode(), recording(anatomy, spec, intervener, observer) as rec:
+        with (
+            torch.inference_mode(),
+            recording(anatomy, spec, intervener, observer, bundle.model) as rec,
+        ):
+            if rec.watcher is not None:
+                trace.notes["watch_modules"] = list(rec.watcher.names)
             state = _Run(bundle, spec, trace, rec)
             state.lens_later = lens_later and spec_keeps_stream(spec, anatomy.n_layers)
             rec.entropy_later = entropy_later

@@ -16,6 +16,7 @@ import numpy as np
 
 from neuroscope_tui.capture.memory import (
     Fitted,
+    WatchSize,
     default_budget,
     estimate,
     fit_spec,
@@ -160,6 +161,7 @@ def plan(
     max_new_tokens: int,
     sampling: Sampling,
     weights: int,
+    watch: WatchSize | None = None,
 ) -> Fitted:
     """The spec to run for this budget (reduced if need be) and its estimate.
 
@@ -171,7 +173,7 @@ def plan(
     if budget is None and auto:
         budget = default_budget(info.device, weights)
     if budget is None:
-        est = estimate(info, spec, n_prompt, max_new_tokens, weights=weights)
+        est = estimate(info, spec, n_prompt, max_new_tokens, weights=weights, watch=watch)
         return Fitted(spec, est, 0, [])
     host = host_available() if str(info.device).startswith("cuda") else None
     return fit_spec(
@@ -182,6 +184,7 @@ def plan(
         budget,
         weights=weights,
         host_budget=None if host is None else host // 2,
+        watch=watch,
     )
 
 
@@ -193,7 +196,13 @@ def plan_for_model(
     from neuroscope_tui.capture.run import model_info
 
     info = model_info(bundle)
-    return plan(info, spec, n_prompt, max_new_tokens, sampling, weight_bytes(bundle.model))
+    watch = None
+    if spec.watch or spec.watch_full:
+        from neuroscope_tui.capture.watch import watch_size
+
+        watch = watch_size(bundle, spec)
+    weights = weight_bytes(bundle.model)
+    return plan(info, spec, n_prompt, max_new_tokens, sampling, weights, watch)
 
 
 def sampling_from(args: Any) -> Sampling:

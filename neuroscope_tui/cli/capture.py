@@ -30,6 +30,7 @@ from neuroscope_tui.cli.model_options import (
     add_generation_arguments,
     add_model_arguments,
     add_sampling_arguments,
+    add_watch_arguments,
     capture_spec,
     check_generation,
     loader_options,
@@ -63,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="overwrite existing snapshots")
     add_generation_arguments(parser)
     add_capture_arguments(parser)
+    add_watch_arguments(parser)
     add_sampling_arguments(parser)
     add_intervention_arguments(parser)
     parser.add_argument(
@@ -234,6 +236,10 @@ def _capture_all(args: argparse.Namespace, prompts: list[str], outputs: list[Pat
         concept.check_model(anatomy.n_layers, anatomy.d_model, bundle.name)
     sampling = sampling_from(args)
     spec = capture_spec(args, anatomy.n_layers, anatomy.n_heads, args.model)
+    if spec.watch or spec.watch_full:
+        from neuroscope_tui.capture.watch import watch_plan
+
+        watch_plan(bundle.model, spec)  # a pattern matching nothing: refused before any run
     spec = sampling.apply(spec, anatomy.n_layers, anatomy.d_mlp, args.model)
     options = GenerationOptions(
         max_new_tokens=args.max_new_tokens,

@@ -2,6 +2,10 @@
 
 Prints the model, the prompt, the generated text, why the run stopped, and every array with
 its shape, dtype and size; `--json` prints `Trace.summary()` plus sizes for machines.
+
+`neuroscope-tui info MODEL --modules` loads the model instead and prints its module tree:
+each module's name, class, parameter count and output shape on a short prompt (the names
+`--watch` patterns match; capture/module_tree.py).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from neuroscope_tui.cli.model_options import add_model_arguments, loader_options
 from neuroscope_tui.snapshot import EXTRAS_PREFIX, load_snapshot, read_manifest
 from neuroscope_tui.text_safety import json_safe, visible
 from neuroscope_tui.trace import Trace
@@ -20,8 +25,20 @@ from neuroscope_tui.trace import Trace
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """FILE and the output format."""
-    parser.add_argument("file", type=Path, metavar="FILE", help="a snapshot written by capture")
+    parser.add_argument(
+        "file",
+        type=Path,
+        metavar="FILE",
+        help="a snapshot written by capture (with --modules: a model, as the live command takes)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--modules",
+        action="store_true",
+        help="load FILE as a model and print its module tree with output shapes (what "
+        "--watch patterns match)",
+    )
+    add_model_arguments(parser, positional=False)
 
 
 def human_bytes(n: int) -> str:
@@ -146,14 +163,51 @@ def render(info: dict[str, Any]) -> str:
     return "\n".join(visible(line) for line in lines)
 
 
+def modules_text(rows: list[Any], as_json: bool) -> str:
+    """The module tree (capture/module_tree.py rows) as indented lines, or JSON."""
+    if as_json:
+        return json_safe(
+            [
+                {
+                    "name": r.name,
+                    "class": r.kind,
+                    "params": r.params,
+                    "shape": None if r.shape is None else list(r.shape),
+                }
+                for r in rows
+            ],
+            indent=2,
+        )
+    width = max((2 * r.depth + len(r.name.rsplit(".", 1)[-1]) for r in rows), default=4)
+    lines = []
+    for r in rows:
+        # the last part of the name, indented by depth; the full name is the path to it
+        label = "  " * r.depth + r.name.rsplit(".", 1)[-1]
+        shape = "-" if r.shape is None else "[" + ", ".join(str(n) for n in r.shape) + "]"
+        lines.append(f"{label:<{width}}  {r.kind:<24} {r.params:>12,}  {shape}  {r.name}")
+    return "\n".join(visible(line) for line in lines)
+
+
+def print_modules(args: argparse.Namespace) -> str:
+    """Load the model FILE names and return its module tree's text."""
+    from neuroscope_tui.capture.module_tree import module_tree
+    from neuroscope_tui.models.loader import load_model
+
+    bundle = load_model(str(args.file), **loader_options(args))
+    return modules_text(module_tree(bundle), args.json)
+
+
 def run(args: argparse.Namespace) -> int:
-    """Read the snapshot and print its description."""
+    """Read the snapshot and print its description (or, with --modules, a model's tree)."""
     path: Path = args.file
-    trace = load_snapshot(path)
-    info = describe(path, trace, read_manifest(path))
-    # Every text in a snapshot is the file's author's: no control character is printed raw
-    # (JSON keeps the exact strings, escaped; the report shows them as visible escapes).
-    text = json_safe(info, indent=2, default=str) if args.json else render(info)
+    if args.modules:
+        text = print_modules(args)
+    else:
+        trace = load_snapshot(path)
+        info = describe(path, trace, read_manifest(path))
+        # Every text in a snapshot is the file's author's: no control character is printed
+        # raw (JSON keeps the exact strings, escaped; the report shows them as escapes).
+        text = json_safe(info, indent=2, default=str) if args.json else render(info)
     try:
         print(text, flush=True)
     except BrokenPipeError:

@@ -20,8 +20,10 @@ from neuroscope_tui.cli.model_options import (
     add_generation_arguments,
     add_model_arguments,
     add_sampling_arguments,
+    add_watch_arguments,
     check_generation,
     loader_options,
+    watch_patterns,
 )
 from neuroscope_tui.cli.terminal import require_terminal, stdout_is_terminal
 from neuroscope_tui.cli.view import check_save_dir
@@ -66,6 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_generation_arguments(parser)
     add_sampling_arguments(parser)
+    add_watch_arguments(parser)
 
 
 def generation_options(args: argparse.Namespace) -> dict:
@@ -79,6 +82,8 @@ def generation_options(args: argparse.Namespace) -> dict:
         "chat": bool(getattr(args, "chat", False)),
         "lens": not getattr(args, "no_lens", False),
         "sampling": sampling_from(args),  # checked here, before the screen starts
+        # modules to watch (capture/watch.py); the engine puts them in the run's spec
+        **watch_patterns(args),
     }
 
 
@@ -184,7 +189,8 @@ def print_run(args: argparse.Namespace, gen: dict) -> int:
     bundle = load_model(args.model, progress=say, **loader_options(args))
     options = {k: v for k, v in gen.items() if k not in ("lens", "sampling")}
     # only the text is printed, so record as little as the run allows
-    spec = CaptureSpec(full_layers=(), head_scores=False, lens_positions=())
+    watch = {"watch": options.pop("watch", ()), "watch_full": options.pop("watch_full", ())}
+    spec = CaptureSpec(full_layers=(), head_scores=False, lens_positions=(), **watch)
     trace = capture_run(bundle, args.prompt, spec, GenerationOptions(**options))
     print(f"generated: {trace.generated_text!r}")
     print(

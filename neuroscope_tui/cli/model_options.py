@@ -117,6 +117,37 @@ def add_capture_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_watch_arguments(parser: argparse.ArgumentParser) -> None:
+    """--watch and --watch-full: modules whose outputs are recorded (capture/watch.py)."""
+    parser.add_argument(
+        "--watch",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="also record per-token summaries of the modules PATTERN matches (a glob over "
+        "the model's module names, e.g. 'model.layers.*.mlp.act_fn'; repeatable; "
+        "`info MODEL --modules` lists them)",
+    )
+    parser.add_argument(
+        "--watch-full",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="as --watch, and keep those modules' full output rows too (repeatable)",
+    )
+
+
+def watch_patterns(args: argparse.Namespace) -> dict[str, tuple[str, ...]]:
+    """The CaptureSpec's watch fields from --watch / --watch-full; UsageError for an empty one."""
+    fields = {}
+    for option, key in (("--watch", "watch"), ("--watch-full", "watch_full")):
+        patterns = tuple(getattr(args, key, None) or ())
+        if any(not p.strip() for p in patterns):
+            raise UsageError(f"{option} needs a pattern, for example 'model.layers.*.mlp'")
+        fields[key] = tuple(dict.fromkeys(p.strip() for p in patterns))
+    return fields
+
+
 def parse_layer_list(text: str) -> tuple[int, ...] | None:
     """`all` -> None (every layer), `none` -> (), `0,5,9` -> (0, 5, 9); UsageError otherwise."""
     value = text.strip().lower()
@@ -168,6 +199,7 @@ def capture_spec(args: argparse.Namespace, n_layers: int, n_heads: int, model: s
         full_layers=full,
         pattern_heads=heads,
         lens_positions=() if args.no_lens else None,
+        **watch_patterns(args),
     )
 
 

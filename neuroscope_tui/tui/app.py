@@ -79,6 +79,7 @@ class NeuroscopeApp(
         Binding("s", "save_snapshot", "save"),
         Binding("S,ctrl+s", "screenshot", "screenshot (SVG)"),
         Binding("escape", "stop", "stop run"),
+        Binding("M", "pick_modules", "modules to watch", show=False),
         Binding("slash", "focus_prompt", "prompt", show=False),
         Binding("left_square_bracket", "step_layer(-1)", "previous layer", show=False),
         Binding("right_square_bracket", "step_layer(1)", "next layer", show=False),
@@ -598,6 +599,33 @@ class NeuroscopeApp(
         """List every key."""
         sections = [(title, key_rows(bindings)) for title, _, bindings in self.key_sections()]
         self.push_screen(HelpScreen(sections))
+
+    def action_pick_modules(self) -> None:
+        """Choose the modules the next run watches, in a tree with check boxes."""
+        from neuroscope_tui.tui.module_picker import ModulePicker, matching, next_watch
+
+        names = self.engine.module_names()
+        if not names:
+            loading = self.model_name is not None and self.load_error is None
+            self.notify(
+                "the model is still loading; pick modules when it is ready"
+                if loading
+                else "there is no model here to watch modules of",
+                severity="warning",
+            )
+            return
+        watch_full = tuple(self.generation.get("watch_full", ()))
+        asked = (*self.generation.get("watch", ()), *watch_full)
+        checked = matching(names, asked)
+
+        def apply(result: list[str] | None) -> None:
+            if result is None:
+                return
+            self.generation.update(next_watch(result, names, watch_full))
+            n = len(result)
+            self.notify(f"the next run watches {n} module{'' if n == 1 else 's'}")
+
+        self.push_screen(ModulePicker(self.model_name or "", names, checked), apply)
 
     def action_noop(self) -> None:
         """Nothing (the palette's entry for keys that belong to a widget)."""

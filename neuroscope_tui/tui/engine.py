@@ -94,12 +94,22 @@ class ModelEngine:
     _taken: TraceGrew | None = None  # the growth the UI last took
     _queue_lock: threading.Lock = field(default_factory=threading.Lock)
     _serving: bool = False  # a thread is serving the queue (or waiting for the model)
+    # the model's module names (the module picker's tree), listed in the worker at load
+    _module_names: list[str] = field(default_factory=list)
 
     def spawn(self, name: str, fn: Callable[..., Any], *args: Any) -> threading.Thread:
         """Run `fn(*args)` in a new daemon thread called `neuroscope-<name>`."""
         thread = threading.Thread(target=fn, args=args, name=f"neuroscope-{name}", daemon=True)
         thread.start()
         return thread
+
+    def module_names(self) -> list[str]:
+        """Every named module of the loaded model, in tree order ([] before it loads)."""
+        if self.model is None:
+            return []
+        if not self._module_names:  # a model handed in (tests, `view`), not loaded here
+            self._module_names = module_names(self.model)
+        return list(self._module_names)
 
     # ---- loading ---------------------------------------------------------------------------
 
@@ -115,6 +125,7 @@ class ModelEngine:
                 bundle = load_model(
                     name, progress=lambda text: self.post(LoadProgress(text)), **options
                 )
+            self._module_names = module_names(bundle)
             self.model = bundle
             self.post(ModelReady(bundle))
         except NeuroscopeError as err:
@@ -145,13 +156,21 @@ class ModelEngine:
         asked, options, ivs = dict(options), dict(options), list(interventions)
         lens = bool(options.pop("lens", True))
         sampling = options.pop("sampling", None)
+        # modules to watch (--watch, or the module picker for the next run): part of the spec
+        watch = {k: tuple(options.pop(k)) for k in ("watch", "watch_full") if k in options}
         n_prompt = len(bundle.tokenizer(prompt)["input_ids"]) if prompt.strip() else 0
         if spec is None:
             n_tokens = n_prompt + int(options.get("max_new_tokens", 32))
             spec = default_spec(bundle, n_tokens, lens=lens)
+        if watch:  # asked on the command line or in the module picker: what the run watches
+            spec = replace(spec, **watch)
         if sampling is not None and n_prompt:
             try:
-                spec = self.plan_memory(bundle, spec, n_prompt, options, sampling)
+                # under the lock: watched modules are sized by a one-token pass of the model
+                # (capture/watch.py `watch_size`), which must not overlap a task's or the
+                # last run's lens completion
+                with self.lock:
+                    spec = self.plan_memory(bundle, spec, n_prompt, options, sampling)
             except NeuroscopeError as err:  # refused before the model runs
                 self.running = False
                 self.post(RunEnded(None, str(err)))
@@ -383,6 +402,11 @@ def gpu_bytes(device: str) -> int | None:
     import torch
 
     return int(torch.cuda.memory_allocated(torch.device(device)))
+
+
+def module_names(bundle: Any) -> list[str]:
+    """The model's named modules (the root left out): a walk over Python objects, no torch."""
+    return [name for name, _ in bundle.model.named_modules() if name]
 
 
 def default_spec(bundle: Any, n_tokens: int, *, lens: bool = True) -> CaptureSpec:

@@ -44,8 +44,10 @@ FLOAT16_MAX = 65504.0
 # [2^e, 2^(e+1)) is 2^(e - 7).
 BFLOAT16_MANTISSA_BITS = 7
 
-# arrays whose NaN / inf mean nothing (NaN by design where the lens was not asked for)
-_EXEMPT_PREFIXES = ("lens.",)
+# arrays whose NaN / inf mean nothing (NaN by design where the lens was not asked for), and
+# watch.* (capture/watch.py): rows per watched module, not per layer, so a finding could not
+# name a layer; a NaN inside a block still reaches that block's own arrays, which are checked
+_EXEMPT_PREFIXES = ("lens.", "watch.")
 # where in one layer's computation an array's values arise, so "first" follows the data flow
 _SITE_ORDER = {"heads": 0, "pattern": 0, "attn": 1, "neurons": 2, "mlp": 3, "resid": 4}
 

@@ -41,6 +41,7 @@ from neuroscope_tui.analysis.metrics import (
     normalise,
     scale_bounds,
 )
+from neuroscope_tui.analysis.watch_metrics import register_watch_metrics
 from neuroscope_tui.capture.interventions import Ablation
 from neuroscope_tui.trace import Trace
 from neuroscope_tui.tui.lens_requests import LensRequests, cell_missing
@@ -205,6 +206,8 @@ class ScanView(TraceView):
         if trace is None:
             self.query_one(DetailPanel).show(None, 0, 0, None)
             return
+        # watched modules one per block join the metric cycle (live run or loaded snapshot)
+        register_watch_metrics(trace)
         clean = self._clean_run() if self.difference else None
         key = (id(trace), trace.n_tokens, self.metric, self.normalisation, self.clip, id(clean))
         if key != self._drawn and clean is not None:
