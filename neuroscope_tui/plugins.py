@@ -59,7 +59,8 @@ class PluginProblem:
     error: str
 
     def sentence(self) -> str:
-        return f"the {kind_word(self.kind)} plugin {self.name!r} ({self.distribution}): {self.error}"
+        what = f"the {kind_word(self.kind)} plugin {self.name!r} ({self.distribution})"
+        return f"{what}: {self.error}"
 
 
 @dataclass

@@ -49,5 +49,5 @@ class BalanceView(TraceView):
         token = min(max(self.selection.token, 0), trace.n_tokens - 1)
         ratios = mlp_attn_ratio(trace)[:, token]
         head = f"||MLP|| / ||attention|| at token {token} {visible(trace.token_text[token])!r}"
-        lines = [head, ""] + bar_lines([float(r) for r in ratios], trace.layers())
+        lines = [head, "", *bar_lines([float(r) for r in ratios], trace.layers())]
         return Text("\n".join(lines))
