@@ -48,6 +48,10 @@ MAX_NAME = 40
 class PluginError(NeuroscopeError):
     """A plugin failed while it ran (an analysis raised, a metric returned the wrong shape)."""
 
+    def __init__(self, plugin: Plugin, reason: str) -> None:
+        super().__init__(f"{_what(plugin)} {reason}.")
+        self.reason = reason  # the sentence without the plugin's name: "failed: ValueError: x"
+
 
 @dataclass(frozen=True)
 class PluginProblem:
@@ -290,11 +294,10 @@ def metric_grid(plugin: Plugin, trace: Trace) -> np.ndarray:
     try:
         values = np.asarray(plugin.obj(trace), dtype=np.float32)
     except Exception as err:
-        raise PluginError(f"{_what(plugin)} failed: {one_sentence(err)}.") from None
+        raise PluginError(plugin, f"failed: {one_sentence(err)}") from None
     if values.shape != shape:
         raise PluginError(
-            f"{_what(plugin)} returned an array of shape {values.shape}, "
-            f"not [layer, token] {shape}."
+            plugin, f"returned an array of shape {values.shape}, not [layer, token] {shape}"
         )
     return values
 
@@ -310,7 +313,7 @@ def soft_metric(plugin: Plugin) -> Callable[[Trace], np.ndarray]:
         try:
             return metric_grid(plugin, trace)
         except PluginError as err:
-            _report(plugin, str(err).split(": ", 1)[-1].rstrip("."))
+            _report(plugin, err.reason)
             return np.full((len(trace.layers()), trace.n_tokens), np.nan, dtype=np.float32)
 
     return values
@@ -338,18 +341,19 @@ def analysis_table(plugin: Plugin, trace: Trace, model: Any = None) -> Table:
     """Run an analysis plugin and make what it returns a Table; PluginError when it needs a
     model that is not there, raises, or returns something else."""
     if needs_model(plugin) and model is None:
-        raise PluginError(f"{_what(plugin)} needs the live model; run it with a model loaded.")
+        raise PluginError(plugin, "needs the live model; run it with a model loaded")
     try:
         result = plugin.obj(trace, model) if needs_model(plugin) else plugin.obj(trace)
     except NeuroscopeError:
         raise
     except Exception as err:
-        raise PluginError(f"{_what(plugin)} failed: {one_sentence(err)}.") from None
+        raise PluginError(plugin, f"failed: {one_sentence(err)}") from None
     table = as_table(result)
     if table is None:
         raise PluginError(
-            f"{_what(plugin)} returned {type(result).__name__}, not a Table, "
-            "a list of dicts or a (columns, rows) pair."
+            plugin,
+            f"returned {type(result).__name__}, not a Table, a list of dicts "
+            "or a (columns, rows) pair",
         )
     return table
 
