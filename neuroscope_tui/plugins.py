@@ -16,12 +16,14 @@ Each plugin is imported once, when first asked for, and checked. A plugin that f
 import, returns the wrong kind of thing or takes a built-in name becomes a `PluginProblem`
 (one sentence) and is left out: a broken plugin never stops the app or a command. A metric
 is also checked each time it runs: an error or a wrong shape gives an empty (NaN) grid and
-one notice, so the scan keeps drawing. No textual and no torch at module level (a view
-plugin's check imports textual, only when views are asked for).
+one notice, so the scan keeps drawing. NEUROSCOPE_NO_PLUGINS=1 turns every plugin off.
+No textual and no torch at module level (a view plugin's check imports textual, only when
+views are asked for).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Callable
@@ -43,6 +45,7 @@ GROUPS: dict[str, str] = {
 }
 EXPORT_PREFIX = "plugin:"  # an EXPORTS target naming a plugin's table, not a module
 MAX_NAME = 40
+NO_PLUGINS_VARIABLE = "NEUROSCOPE_NO_PLUGINS"  # set (not "0"): load no plugin at all
 
 
 class PluginError(NeuroscopeError):
@@ -114,13 +117,20 @@ _reporter: Callable[[PluginProblem], None] | None = None
 
 def reset() -> None:
     """Forget what was discovered and loaded (tests install and remove plugins)."""
-    global _found, _reporter
+    global _found
     with _lock:
         _found = None
         _problems.clear()
         _reported.clear()
         _failed.clear()
-        _reporter = None
+    unregister()
+
+
+def unregister() -> None:
+    """Take the plugins' metrics out of METRICS and their tables out of EXPORTS, and forget
+    the reporter; what was discovered stays cached (tests: one app's plugins must not leak
+    into the next test's metric list)."""
+    set_reporter(None)
     for name in [n for n in EXPORTS if EXPORTS[n][0].startswith(EXPORT_PREFIX)]:
         del EXPORTS[name]
     from neuroscope_tui.analysis import metrics
@@ -136,9 +146,17 @@ def set_reporter(report: Callable[[PluginProblem], None] | None) -> None:
     _reporter = report
 
 
+def disabled() -> bool:
+    """Whether NEUROSCOPE_NO_PLUGINS asks for no plugins at all (a plugin that misbehaves
+    worse than by raising, or tests that want the built-in lists only)."""
+    return os.environ.get(NO_PLUGINS_VARIABLE, "") not in ("", "0")
+
+
 def discover() -> dict[str, list[Plugin]]:
-    """Every installed plugin by kind, not yet imported (cached)."""
+    """Every installed plugin by kind, not yet imported (cached); none when disabled()."""
     global _found
+    if disabled():
+        return {kind: [] for kind in GROUPS}
     with _lock:
         if _found is None:
             _found = {kind: _entries(kind) for kind in GROUPS}

@@ -14,9 +14,9 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,7 @@ from neuroscope_tui.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "neuroscope-plugin-example"
 SIZE = (120, 40)
+USES_PLUGINS = True  # conftest: this module sees the installed plugins
 
 
 @pytest.fixture
@@ -60,13 +61,29 @@ def _example_installed() -> bool:
     return True
 
 
+def _entry_point_tables(pyproject: str) -> dict[str, dict[str, str]]:
+    """The [project.entry-points."group"] tables of a pyproject.toml (tomllib is 3.11+)."""
+    groups: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
+    for line in pyproject.splitlines():
+        header = re.fullmatch(r'\[project\.entry-points\."([^"]+)"\]', line.strip())
+        if header:
+            current = groups.setdefault(header.group(1), {})
+        elif line.startswith("["):
+            current = None
+        elif current is not None and "=" in line and not line.lstrip().startswith("#"):
+            key, value = (part.strip() for part in line.split("=", 1))
+            current[key] = value.strip('"')
+    return groups
+
+
 @pytest.fixture
 def example(tmp_path_factory, monkeypatch):
     """The example plugin discoverable (installed, or a stand-in dist-info), a fresh cache."""
     if not _example_installed():
         where = tmp_path_factory.mktemp("example-dist")
-        project = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())
-        _write_dist(where, "neuroscope-plugin-example", project["project"]["entry-points"])
+        groups = _entry_point_tables((EXAMPLE / "pyproject.toml").read_text())
+        _write_dist(where, "neuroscope-plugin-example", groups)
         monkeypatch.syspath_prepend(str(where))
         monkeypatch.syspath_prepend(str(EXAMPLE))
     plugins.reset()
@@ -256,6 +273,13 @@ def test_the_report_has_a_section_per_analysis_and_notes_for_failures(broken):
     assert "## Plugin analysis: layer-summary" in md and "not a Table" in md
     html = render(sample_report(), ".html", plugin_sections=list(sections.values()))
     assert 'id="plugin-layer-summary"' in html
+
+
+def test_no_plugins_variable_turns_every_plugin_off(broken, monkeypatch):
+    monkeypatch.setenv("NEUROSCOPE_NO_PLUGINS", "1")
+    assert plugins.register() == [] and "mlp-attn-ratio" not in METRICS
+    monkeypatch.setenv("NEUROSCOPE_NO_PLUGINS", "0")
+    assert "mlp-attn-ratio" in [p.name for p in plugins.loaded("metrics")]
 
 
 def test_the_plugins_command_lists_every_plugin_and_exits_0(broken):
