@@ -359,3 +359,23 @@ async def test_the_app_tells_of_broken_plugins_once_and_goes_on(broken):
         assert len([m for m in failed if "'explodes'" in m]) == 1
         assert "ZeroDivisionError" in failed[0] and len(failed) <= 2
         assert app.current_view == "scan" and app.is_running
+
+
+def test_plugin_keys_are_bound_nowhere_else():
+    from neuroscope_tui.tui.plugin_views import PLUGIN_KEYS
+
+    sources = (ROOT / "neuroscope_tui" / "tui").rglob("*.py")
+    text = "".join(p.read_text() for p in sources if p.name != "plugin_views.py")
+    bound = {k.strip() for b in re.findall(r'Binding\(\s*"([^"]+)"', text) for k in b.split(",")}
+    assert bound and not bound & set(PLUGIN_KEYS)
+
+
+def test_past_the_ninth_plugin_view_the_palette_opens_it(example):
+    from neuroscope_tui.tui.help import key_rows
+    from neuroscope_tui.tui.plugin_views import PALETTE_ONLY, PLUGIN_KEYS, plugin_views
+
+    first = plugin_views(set())[0]
+    assert first.entry.key == PLUGIN_KEYS[0] and first.keyed
+    late = plugin_views(set(PLUGIN_KEYS))[0]  # every safe key taken
+    assert late.entry.key == PALETTE_ONLY and not late.keyed
+    assert key_rows([late.binding()]) == [("palette", "MLP / attention balance (plugin)")]
