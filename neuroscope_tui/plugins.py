@@ -286,6 +286,11 @@ def _check_export_name(plugin: Plugin) -> str | None:
     return None
 
 
+def report_failure(plugin: Plugin, error: str) -> None:
+    """A plugin failed while it ran (a view's drawing, say): collect it, tell the user once."""
+    _report(plugin, error)
+
+
 def _report(plugin: Plugin, error: str) -> None:
     """A plugin failed while it ran: collect it, and tell the user the first time."""
     key = (plugin.kind, plugin.name)

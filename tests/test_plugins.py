@@ -105,9 +105,20 @@ BROKEN_MODULES = {
         "def bad_table(trace):\n"
         "    return 'a string'\n"
     ),
+    "broken_plugin_view.py": (
+        "from neuroscope_tui.tui.views.base import TraceView\n"
+        "class Crashing(TraceView):\n"
+        "    name = 'crashing'\n"
+        "    title = 'Crashes when drawn'\n"
+        "    def render(self):\n"
+        "        raise KeyError('resid.nope')\n"
+    ),
 }
 BROKEN_GROUPS = {
-    "neuroscope_tui.views": {"cannot-import": "broken_plugin_import:View"},
+    "neuroscope_tui.views": {
+        "cannot-import": "broken_plugin_import:View",
+        "crashing": "broken_plugin_view:Crashing",
+    },
     "neuroscope_tui.metrics": {
         "explodes": "broken_plugin_late:explodes",
         "wrong-shape": "broken_plugin_late:wrong_shape",
@@ -278,6 +289,9 @@ def test_the_report_has_a_section_per_analysis_and_notes_for_failures(broken):
 def test_no_plugins_variable_turns_every_plugin_off(broken, monkeypatch):
     monkeypatch.setenv("NEUROSCOPE_NO_PLUGINS", "1")
     assert plugins.register() == [] and "mlp-attn-ratio" not in METRICS
+    from neuroscope_tui.cli.plugins import listing
+
+    assert listing() == "Plugins are turned off (NEUROSCOPE_NO_PLUGINS is set)."
     monkeypatch.setenv("NEUROSCOPE_NO_PLUGINS", "0")
     assert "mlp-attn-ratio" in [p.name for p in plugins.loaded("metrics")]
 
@@ -359,6 +373,17 @@ async def test_the_app_tells_of_broken_plugins_once_and_goes_on(broken):
         assert len([m for m in failed if "'explodes'" in m]) == 1
         assert "ZeroDivisionError" in failed[0] and len(failed) <= 2
         assert app.current_view == "scan" and app.is_running
+        # a view that raises while it draws says so in its place, once; the app goes on
+        crashing = next(p.entry for p in app.plugin_views if p.entry.name == "crashing")
+        await pilot.press(crashing.key)
+        await pilot.pause(0.3)
+        assert app.current_view == "crashing" and app.is_running
+        assert "failed: KeyError: 'resid.nope'" in str(app.view.render())
+        await pilot.press("1", crashing.key)
+        await pilot.pause(0.3)
+        failed = [n.message for n in app._notifications if n.title == "plugin failed"]
+        assert len([m for m in failed if "'crashing'" in m]) == 1
+        assert app.current_view == "crashing" and app.is_running
 
 
 def test_plugin_keys_are_bound_nowhere_else():

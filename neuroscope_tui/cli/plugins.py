@@ -20,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def listing() -> str:
     """The installed plugins by kind, aligned columns, or a line saying there are none."""
+    if plugins.disabled():
+        return f"Plugins are turned off ({plugins.NO_PLUGINS_VARIABLE} is set)."
     lines: list[str] = []
     for kind, group in plugins.GROUPS.items():
         found = plugins.plugins(kind)

@@ -4,7 +4,8 @@ A view plugin (neuroscope_tui/plugins.py) gets the next free key of PLUGIN_KEYS:
 shifted number row from @ to ), which no app, view or widget binding uses (the letters are
 all taken by some view, and a focused view's letter would shadow an app-wide one). Past the
 ninth plugin view there is no safe single key left: the rest open from the command palette
-(ctrl+p) only, and the help screen shows them with the key "palette".
+(ctrl+p) only, and the help screen shows them with the key "palette". A plugin view that
+raises while it draws says so in its place and is reported once; the app goes on.
 """
 
 from __future__ import annotations
@@ -12,11 +13,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from rich.text import Text
+from textual.app import RenderResult
 from textual.binding import Binding, BindingType
 
 from neuroscope_tui import plugins
+from neuroscope_tui.text_safety import visible
+from neuroscope_tui.trace import Trace
 from neuroscope_tui.tui.help import as_bindings
-from neuroscope_tui.tui.views.base import TraceView
+from neuroscope_tui.tui.views.base import Selection, TraceView
 from neuroscope_tui.tui.views.registry import VIEWS, ViewEntry
 
 # @ # $ % ^ & * ( ): shift+2 .. shift+0 on a US keyboard ("!" is the diagnostics view)
@@ -49,6 +54,45 @@ class PluginView:
         return Binding(self.entry.key, f"show_view('{self.entry.name}')", self.entry.title)
 
 
+def guarded(cls: type[TraceView], plugin: plugins.Plugin) -> type[TraceView]:
+    """`cls` with its drawing guarded: an exception from `show_trace`, `show_selection` or
+    `render` is reported once (plugins.report_failure) and the view says it failed instead
+    of taking the app down. Its keys and actions are its own and are not guarded."""
+
+    class Guarded(cls):  # type: ignore[valid-type, misc]
+        failure: str | None = None
+
+        def _failed(self, err: Exception) -> None:
+            if self.failure is None:
+                self.failure = plugins.one_sentence(err)
+                plugins.report_failure(plugin, f"failed while drawing: {self.failure}")
+            self.refresh()
+
+        def show_trace(self, trace: Trace) -> None:
+            try:
+                super().show_trace(trace)
+            except Exception as err:  # a plugin's code may raise anything
+                self._failed(err)
+
+        def show_selection(self, selection: Selection) -> None:
+            try:
+                super().show_selection(selection)
+            except Exception as err:
+                self._failed(err)
+
+        def render(self) -> RenderResult:
+            if self.failure is None:
+                try:
+                    return super().render()
+                except Exception as err:
+                    self._failed(err)
+            return Text(f"This plugin view ({plugin.where}) failed: {visible(self.failure or '')}")
+
+    # Textual's CSS matches type names: keep the plugin's, so its DEFAULT_CSS still applies
+    Guarded.__name__ = Guarded.__qualname__ = cls.__name__
+    return Guarded
+
+
 def taken_keys(bindings: Iterable[BindingType]) -> set[str]:
     """Every key the app's own bindings (views' number keys included) use."""
     keys = {k.strip() for b in as_bindings(bindings) for k in b.key.split(",")}
@@ -62,7 +106,8 @@ def plugin_views(taken: set[str]) -> list[PluginView]:
     for plugin in plugins.loaded("views"):
         key = free.pop(0) if free else PALETTE_ONLY
         title = f"{plugin.obj.title.strip()} (plugin)"
-        out.append(PluginView(ViewEntry(key, plugin.name, title, plugin.target), plugin.obj))
+        entry = ViewEntry(key, plugin.name, title, plugin.target)
+        out.append(PluginView(entry, guarded(plugin.obj, plugin)))
     return out
 
 
