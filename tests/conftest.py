@@ -19,3 +19,17 @@ def smollm2():
     from neuroscope_tui.models.loader import load_model
 
     return load_model("smollm2", device="cpu", dtype="float32")
+
+
+@pytest.fixture(autouse=True)
+def _builtin_views_and_metrics_only(request, monkeypatch):
+    """Tests see the built-in views, metrics and exports whatever plugins are installed (CI
+    installs the example plugin): the app and `export` discover none unless a test module
+    sets USES_PLUGINS = True (tests/test_plugins.py). After each test the plugins' metrics
+    and exports leave the global lists again."""
+    if not getattr(request.module, "USES_PLUGINS", False):
+        monkeypatch.setenv("NEUROSCOPE_NO_PLUGINS", "1")
+    yield
+    from neuroscope_tui import plugins
+
+    plugins.unregister()

@@ -3,6 +3,7 @@
 A view registers one line in EXPORTS: its name, where its table function lives
 ("module:function", imported on use), and a one-line description. A table function takes a
 Trace and returns a Table; it raises SnapshotError when the trace lacks what it needs.
+Plugins add entries whose target is "plugin:<kind>:<name>" (neuroscope_tui/plugins.py).
 """
 
 from __future__ import annotations
@@ -104,5 +105,10 @@ EXPORTS: dict[str, tuple[str, str]] = {
 
 def table_function(view: str) -> Callable[[Trace], Table]:
     """The table function registered for `view` (KeyError if none)."""
-    module_name, func = EXPORTS[view][0].split(":")
+    target = EXPORTS[view][0]
+    if target.startswith("plugin:"):  # a plugin's metric or analysis (neuroscope_tui/plugins.py)
+        from neuroscope_tui.plugins import export_function
+
+        return export_function(target)
+    module_name, func = target.split(":")
     return getattr(importlib.import_module(module_name), func)

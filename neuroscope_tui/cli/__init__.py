@@ -1,6 +1,6 @@
 """The `neuroscope-tui` command: `neuroscope-tui [MODEL]` opens the live scan; subcommands
 work without a screen (`capture`, `info`, `export`, `heads`, `compare`, `concept`, `patch`,
-`report`, `drift`) or open a snapshot (`view`); `serve` runs the app in a browser.
+`report`, `drift`, `plugins`) or open a snapshot (`view`); `serve` runs the app in a browser.
 
 Each subcommand lives in its own module with `add_arguments(parser)` and `run(args) -> int`.
 Every user mistake is a `NeuroscopeError`: one sentence on stderr, exit status 2. Nothing here
@@ -30,6 +30,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "report": ("report", "check a model (or snapshots) for problems and write an HTML/MD report"),
     "drift": ("drift", "compare a base model with its fine-tuned checkpoints, layer by layer"),
     "serve": ("serve", "the same app in a browser (textual-serve), on loopback by default"),
+    "plugins": ("plugins", "list the installed plugins (views, metrics, analyses) and their state"),
 }
 
 

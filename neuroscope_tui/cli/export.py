@@ -2,7 +2,8 @@
 `neuroscope-tui export FILE html -o run.html`: the run as one self-contained page to share.
 
 CSV goes to stdout unless `-o OUT.csv|OUT.json` names a file (the suffix picks the format
-unless `--format` does). `neuroscope-tui export --list` names every view that can be exported.
+unless `--format` does). `neuroscope-tui export --list` names every view that can be exported,
+plugins' metrics and analyses among them.
 Reads the snapshot without importing torch. Tables are long format: one row per cell, so they
 load straight into pandas (`pd.read_csv`, or `pd.DataFrame(json.load(f)["records"])`).
 """
@@ -18,6 +19,7 @@ from typing import Any
 from neuroscope_tui.analysis.exports import EXPORTS, Table, table_function
 from neuroscope_tui.errors import SnapshotError, UsageError
 from neuroscope_tui.tables_io import check_output, table_csv, table_json, write_text
+from neuroscope_tui.text_safety import visible
 
 FORMATS = ("csv", "json")
 # Not a table: the whole run as one page (report/page.py); the output must be named .html.
@@ -78,8 +80,23 @@ def build_table(trace: Any, view: str) -> Table:
         ) from None
 
 
+def add_plugins() -> None:
+    """Plugin metrics and analyses join EXPORTS (neuroscope_tui/plugins.py); a plugin left out,
+    or a metric that fails while the heatmap table is built, is one line on stderr."""
+    from neuroscope_tui import plugins
+
+    def warn(problem: plugins.PluginProblem) -> None:
+        print(f"neuroscope-tui: {visible(problem.sentence())}.", file=sys.stderr)
+
+    plugins.register()
+    for problem in plugins.new_problems():
+        warn(problem)
+    plugins.set_reporter(warn)
+
+
 def run(args: argparse.Namespace) -> int:
     """List the views, or write one view's table; user mistakes raise NeuroscopeError."""
+    add_plugins()
     if args.list:
         print(views_listing())
         return 0

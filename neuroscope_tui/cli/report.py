@@ -141,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= args.max_tokens <= 100_000:
         raise UsageError(f"--max-tokens must be between 1 and 100000, not {args.max_tokens}")
     out, suffix = check_output(args)
+    bundle = None  # the loaded model, for plugin analyses that need one
     if snapshots:
         inputs, source = _inputs_from_snapshots(snapshots), _snapshots_name(snapshots)
         timings: dict[str, float] = {}
@@ -152,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
             if args.prompt_file is not None
             else default_prompts()
         )
-        inputs, timings = _inputs_from_model(args, model or DEFAULT_MODEL, prompts)
+        inputs, timings, bundle = _inputs_from_model(args, model or DEFAULT_MODEL, prompts)
         source = model or DEFAULT_MODEL
     report = _run_detectors(inputs, source, timings)
     prompts_shown = inputs.prompts or [t.prompt for t in inputs.traces]
@@ -160,8 +161,13 @@ def run(args: argparse.Namespace) -> int:
     if out is not None:
         from neuroscope_tui.atomic_file import write_atomically
         from neuroscope_tui.report import render
+        from neuroscope_tui.report.content import plugin_sections
 
-        data = render(report, suffix, prompts=prompts_shown, tokens=tokens).encode("utf-8")
+        sections = plugin_sections(inputs.traces, bundle)  # plugin analyses: failures are notes
+        text = render(
+            report, suffix, prompts=prompts_shown, tokens=tokens, plugin_sections=sections
+        )
+        data = text.encode("utf-8")
         write_atomically(out, lambda f: f.write(data), overwrite=args.force)
         say(f"wrote the report to {out}")
     if args.json:
@@ -206,7 +212,8 @@ def _inputs_from_snapshots(paths: list[str]):
 
 
 def _inputs_from_model(args: argparse.Namespace, name: str, prompts: list[str]):
-    """Load the model, run every prompt (and the backward passes); (inputs, seconds by stage)."""
+    """Load the model, run every prompt (and the backward passes); (inputs, seconds by stage,
+    the loaded model)."""
     from neuroscope_tui.capture.diagnostics import diagnostic_inputs
     from neuroscope_tui.models.loader import load_model
 
@@ -236,7 +243,7 @@ def _inputs_from_model(args: argparse.Namespace, name: str, prompts: list[str]):
     timings.update(inputs.timings or {"capture": time.perf_counter() - start})
     if args.no_gradients:
         inputs.missing.setdefault("gradients", NO_GRADIENTS_FLAG)
-    return inputs, timings
+    return inputs, timings, bundle
 
 
 def _run_detectors(inputs, source: str, timings: dict[str, float]):

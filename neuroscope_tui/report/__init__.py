@@ -18,13 +18,16 @@ def render(
     *,
     prompts: list[str] | None = None,
     tokens: list[list[str]] | None = None,
+    plugin_sections: list | None = None,
 ) -> str:
-    """The report as the text of a `suffix` file (".html", ".htm" or ".md")."""
+    """The report as the text of a `suffix` file (".html", ".htm" or ".md"); `plugin_sections`
+    (report.content.plugin_sections) add one section per plugin analysis."""
     kind = FORMATS[suffix.lower()]
+    extra = {"prompts": prompts, "tokens": tokens, "plugin_sections": plugin_sections}
     if kind == "html":
         from neuroscope_tui.report.html import render_html
 
-        return render_html(report, prompts=prompts, tokens=tokens)
+        return render_html(report, **extra)
     from neuroscope_tui.report.markdown import render_markdown
 
-    return render_markdown(report, prompts=prompts, tokens=tokens)
+    return render_markdown(report, **extra)

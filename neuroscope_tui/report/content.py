@@ -193,3 +193,58 @@ def duration(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.1f} s"
     return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+
+
+# ---- plugin analyses (neuroscope_tui/plugins.py): one section each ---------------------------
+
+MAX_PLUGIN_ROWS = 200  # rows shown per plugin table; the rest are counted
+
+
+@dataclass
+class PluginSection:
+    """A plugin analysis in the report: its table over every trace, or why there is none."""
+
+    name: str
+    distribution: str
+    description: str
+    columns: list[str]
+    rows: list[list[str]]  # cells as text, at most MAX_PLUGIN_ROWS
+    more: int = 0  # rows not shown
+    note: str = ""  # why it was skipped, or which traces it failed on
+
+    @property
+    def anchor(self) -> str:
+        return "plugin-" + "".join(c if c.isalnum() else "-" for c in self.name)
+
+
+def plugin_sections(traces: list[Any], model: Any = None) -> list[PluginSection]:
+    """Every installed analysis plugin run over each trace (a "prompt" column first); one
+    that is broken, needs the model when there is none, or raises is a section with a note,
+    never an error. Empty when no analysis plugin is installed."""
+    from neuroscope_tui import plugins
+
+    out = []
+    for plugin in plugins.plugins("analyses"):
+        if not plugin.ok:
+            note = f"skipped: {plugin.error}"
+            out.append(PluginSection(plugin.name, plugin.where, "", [], [], note=note))
+            continue
+        section = PluginSection(plugin.name, plugin.where, plugins.description(plugin), [], [])
+        failed: list[str] = []
+        all_rows: list[list[str]] = []
+        for i, trace in enumerate(traces, 1):
+            try:
+                table = plugins.analysis_table(plugin, trace, model)
+            except Exception as err:  # a plugin's table may break anything: a note, not a crash
+                failed.append(f"prompt {i}: {err}")
+                continue
+            if not section.columns:
+                section.columns = ["prompt", *table.columns]
+            all_rows += [[str(i), *(value_text(v) for v in row)] for row in table.rows]
+        section.rows = all_rows[:MAX_PLUGIN_ROWS]
+        section.more = max(0, len(all_rows) - MAX_PLUGIN_ROWS)
+        if failed:
+            shown = "; ".join(failed[:3]) + (f"; {len(failed) - 3} more" if len(failed) > 3 else "")
+            section.note = f"skipped on {len(failed)} of {len(traces)} prompts ({shown})"
+        out.append(section)
+    return out

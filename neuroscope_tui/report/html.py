@@ -67,6 +67,7 @@ def render_html(
     *,
     prompts: list[str] | None = None,
     tokens: list[list[str]] | None = None,
+    plugin_sections: list[content.PluginSection] | None = None,
 ) -> str:
     """The whole report as an HTML5 document (a str; the caller writes it atomically).
 
@@ -89,6 +90,7 @@ def render_html(
         parts += _finding(item, report, tokens)
     parts.append("</section>")
     parts += _skipped(report)
+    parts += _plugins(plugin_sections or [])
     parts += _prompts(prompts)
     parts += _timings(report)
     parts += [
@@ -198,6 +200,25 @@ def _skipped(report: DiagnosticReport) -> list[str]:
     if report.ran:
         out.append(f"<p>Ran: {esc(', '.join(report.ran))}.</p>")
     out.append("</section>")
+    return out
+
+
+def _plugins(sections: list[content.PluginSection]) -> list[str]:
+    """One section per plugin analysis: its table, or the note saying why it has none."""
+    out = []
+    for s in sections:
+        out += [f'<section id="{esc(s.anchor)}">', f"<h2>Plugin analysis: {esc(s.name)}</h2>"]
+        about = f"{s.description} ({s.distribution})" if s.description else s.distribution
+        out.append(f'<p class="meta">{esc(about)}</p>')
+        if s.note:
+            out.append(f"<p>{esc(s.note)}</p>")
+        if s.columns:
+            out += ["<table>", "<tr>" + "".join(f"<th>{esc(c)}</th>" for c in s.columns) + "</tr>"]
+            out += ["<tr>" + "".join(f"<td>{esc(v)}</td>" for v in r) + "</tr>" for r in s.rows]
+            out.append("</table>")
+            if s.more:
+                out.append(f"<p>… and {s.more} more rows (`neuroscope-tui export` gives all).</p>")
+        out.append("</section>")
     return out
 
 

@@ -40,6 +40,7 @@ def render_markdown(
     *,
     prompts: list[str] | None = None,
     tokens: list[list[str]] | None = None,
+    plugin_sections: list[content.PluginSection] | None = None,
 ) -> str:
     """The whole report as Markdown text (the caller writes it atomically)."""
     found = content.numbered(report)
@@ -66,6 +67,7 @@ def render_markdown(
     for item in found:
         out += _finding(item, tokens, int(report.model.get("n_layers") or 0))
     out += _skipped(report)
+    out += _plugins(plugin_sections or [])
     if prompts:
         out += [f"## Prompts ({len(prompts)})", ""]
         out += [f"{i}. {md(p)}" for i, p in enumerate(prompts, 1)] + [""]
@@ -118,6 +120,22 @@ def _finding(
     cells = content.cell_text(f, tokens)
     if cells:
         out += ["Where: " + "; ".join(md(c) for c in cells), ""]
+    return out
+
+
+def _plugins(sections: list[content.PluginSection]) -> list[str]:
+    """One section per plugin analysis: its table, or the note saying why it has none."""
+    out = []
+    for s in sections:
+        out += [f"## Plugin analysis: {md(s.name)}", ""]
+        about = f"{s.description} ({s.distribution})" if s.description else s.distribution
+        out += [md(about), ""]
+        if s.note:
+            out += [md(s.note), ""]
+        if s.columns:
+            out += _table([md(c) for c in s.columns], [[md(v) for v in r] for r in s.rows])
+            if s.more:
+                out += [f"… and {s.more} more rows (`neuroscope-tui export` gives all).", ""]
     return out
 
 

@@ -15,6 +15,7 @@ that needs the model calls `run_model_task`. Never imports torch at module level
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from contextlib import suppress
 from functools import partial
@@ -29,6 +30,7 @@ from textual.css.query import NoMatches
 from textual.geometry import Size
 from textual.widgets import ContentSwitcher, Footer, Input, Static
 
+from neuroscope_tui import plugins
 from neuroscope_tui.tasks import TaskContext
 from neuroscope_tui.trace import CaptureSpec, Trace
 from neuroscope_tui.tui.commands import ActionCommands
@@ -48,6 +50,7 @@ from neuroscope_tui.tui.messages import (
 )
 from neuroscope_tui.tui.pacing import RedrawPacer
 from neuroscope_tui.tui.plain_text import ControlPictures, PlainNotices
+from neuroscope_tui.tui.plugin_views import plugin_views, problems_notice, taken_keys
 from neuroscope_tui.tui.recovery import CrashRecovery
 from neuroscope_tui.tui.saving import SavingActions
 from neuroscope_tui.tui.screens import LoadFailedPanel, loading_text, too_small, too_small_text
@@ -137,6 +140,13 @@ class NeuroscopeApp(
         # otherwise the view on screen holds it (see _keep_focus)
         self.prompt_asked = False
         self._run_interventions: list = []  # what the run in progress applies
+        # plugins (neuroscope_tui/plugins.py): metrics join the scan's cycle, views get keys
+        plugins.register()
+        self.plugin_views = plugin_views(taken_keys(self.BINDINGS))
+        self.view_entries: list[ViewEntry] = [*VIEWS, *(p.entry for p in self.plugin_views)]
+        for view in self.plugin_views:
+            if view.keyed:
+                self._bindings.bind(view.entry.key, view.binding().action, view.entry.title, False)
 
     @property
     def live(self) -> bool:
@@ -167,12 +177,16 @@ class NeuroscopeApp(
     def _make_view(self, entry: ViewEntry) -> TraceView:
         import importlib
 
+        plugin = next((p for p in self.plugin_views if p.entry.name == entry.name), None)
+        if plugin is not None:  # loaded and checked already (its target may be any attribute)
+            return plugin.cls(id=f"view-{entry.name}")
         module_name, cls_name = entry.target.split(":")
         cls = getattr(importlib.import_module(module_name), cls_name)
         return cls(id=f"view-{entry.name}")
 
     def on_mount(self) -> None:
         self.watch_sigterm()  # SIGTERM saves the run and exits 143 (tui/recovery.py)
+        self._tell_plugin_problems()
         self.query_one("#prompt", Input).display = self.live
         self.screen_change_signal.subscribe(self, self._on_screen_change)
         self._check_size()
@@ -208,6 +222,26 @@ class NeuroscopeApp(
 
     def on_unmount(self) -> None:
         self.unwatch_sigterm()
+        plugins.set_reporter(None)
+
+    def _tell_plugin_problems(self) -> None:
+        """Say once which plugins were left out, and have a plugin that fails later (a metric
+        that raises) say so the same way."""
+        plugins.set_reporter(self._plugin_failed)
+        left_out = plugins.new_problems()
+        if left_out:
+            self.notify(
+                problems_notice(left_out), title="plugins left out", severity="warning", timeout=20
+            )
+
+    def _plugin_failed(self, problem: plugins.PluginProblem) -> None:
+        # a metric may run in a worker thread (a save, an export): notices belong to the UI's
+        text = problems_notice([problem])
+        notify = partial(self.notify, text, title="plugin failed", severity="warning", timeout=20)
+        if threading.get_ident() == self._thread_id:
+            notify()
+        else:
+            self.call_from_thread(notify)
 
     @property
     def view(self) -> TraceView:
@@ -509,7 +543,7 @@ class NeuroscopeApp(
 
     async def action_show_view(self, name: str) -> None:
         """Show the view called `name` (mounted on first use)."""
-        entry = next(v for v in VIEWS if v.name == name)
+        entry = next(v for v in self.view_entries if v.name == name)
         switcher = self.query_one(ContentSwitcher)
         if not switcher.query(f"#view-{name}"):
             # awaited: its widgets must exist before one of them can take the focus
@@ -586,6 +620,10 @@ class NeuroscopeApp(
         """(title, owner, bindings) of every key group: app, the view on screen, the heatmap."""
         sections: list[tuple[str, Any, list[BindingType]]] = [
             ("everywhere", self, list(self.BINDINGS)),
+        ]
+        if self.plugin_views:  # palette-only ones show with the key "palette"
+            sections.append(("plugin views", self, [p.binding() for p in self.plugin_views]))
+        sections += [
             ("prompt", self, [Binding("enter", "noop", "run the prompt (in the prompt box)")]),
         ]
         view = self.view
