@@ -60,7 +60,9 @@ async def shoot(bundle, out: Path) -> list[Path]:
         await pilot.pause(0.5)
         tree = app.screen.query_one("#module-tree")
         node = tree.reveal("model.layers.3.mlp.act_fn")
+        await pilot.pause(0.3)  # the opened branches get their lines first
         tree.move_cursor(node)
+        await pilot.pause(0.1)
         await pilot.press("space")
         await pilot.pause(0.3)
         save("module-picker.svg")
