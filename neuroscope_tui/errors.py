@@ -39,3 +39,8 @@ class UsageError(NeuroscopeError):
 
 class ConceptError(NeuroscopeError):
     """A concept set or a fitted concept file is unusable (unreadable, one label, wrong model)."""
+
+
+class BackendError(NeuroscopeError):
+    """A capture backend cannot run: nnsight not installed, no NDIF key, no network, a model
+    the remote engine does not serve, a queue that timed out."""
