@@ -48,7 +48,7 @@ from neuroscope_tui.capture.run import (
 )
 from neuroscope_tui.errors import BackendError, UsageError
 from neuroscope_tui.models.types import LoadedModel
-from neuroscope_tui.trace import CaptureSpec, Trace
+from neuroscope_tui.trace import HEADS_MISSING_NOTE, CaptureSpec, Trace
 
 INSTALL_HINT = (
     "the nnsight backend needs nnsight, which is not installed: "
@@ -259,6 +259,13 @@ class _NnsightRun:
                         self.id_text[key] = tok.decode([int(i)])
 
 
+def truncation_note(kept: int, n_whole: int, options: GenerationOptions) -> str:
+    """trace.notes["truncated"] in run()'s words, for a prompt cut to `kept` tokens."""
+    if options.max_prompt_tokens is not None:
+        return f"only the first {kept} of {n_whole} prompt tokens were run"
+    return f"the prompt was cut from the left to the last {kept} tokens to fit the context"
+
+
 def run_nnsight(
     bundle: LoadedModel,
     prompt: str,
@@ -287,13 +294,8 @@ def run_nnsight(
     trace.notes["backend"] = BACKEND_NOTE
     if options.chat:
         trace.notes["chat_template"] = chat_text(bundle, prompt)
-    if len(ids) < n_whole:  # the same words as run()'s notes
-        kept = len(ids)
-        trace.notes["truncated"] = (
-            f"only the first {kept} of {n_whole} prompt tokens were run"
-            if options.max_prompt_tokens is not None
-            else f"the prompt was cut from the left to the last {kept} tokens to fit the context"
-        )
+    if len(ids) < n_whole:
+        trace.notes["truncated"] = truncation_note(len(ids), n_whole, options)
     gen = torch.Generator().manual_seed(options.seed) if options.seed is not None else None
     eos = _eos_ids(bundle) if options.stop_at_eos else set()
     state = _NnsightRun(bundle, spec, trace, sampling=options.temperature > 0)
@@ -304,7 +306,7 @@ def run_nnsight(
             tap = tapped(bundle.model, bundle.anatomy.attention, rec, lambda: rec.ids)
             with tap if wants_attention else nullcontext(True) as tap_ok:
                 if wants_attention and not tap_ok:
-                    trace.notes["heads_missing"] = NO_HEADS_NOTE
+                    trace.notes[HEADS_MISSING_NOTE] = NO_HEADS_NOTE
                 past, last = state.forward(ids, None)
                 trace.n_prompt = len(ids)
                 trace.notes["id_text"] = state.id_text
