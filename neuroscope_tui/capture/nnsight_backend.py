@@ -46,14 +46,11 @@ from neuroscope_tui.capture.run import (
     model_info,
     token_texts,
 )
-from neuroscope_tui.errors import BackendError, UsageError
+from neuroscope_tui.errors import NNSIGHT_INSTALL_HINT, BackendError, UsageError
 from neuroscope_tui.models.types import LoadedModel
 from neuroscope_tui.trace import HEADS_MISSING_NOTE, CaptureSpec, Trace
 
-INSTALL_HINT = (
-    "the nnsight backend needs nnsight, which is not installed: "
-    'pip install "neuroscope-tui[nnsight]".'
-)
+INSTALL_HINT = NNSIGHT_INSTALL_HINT
 # What trace.notes["backend"] says, and what the heads view reads to explain empty heads.
 BACKEND_NOTE = "nnsight"
 NO_HEADS_NOTE = (

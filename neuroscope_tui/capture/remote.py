@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -53,7 +53,8 @@ from neuroscope_tui.models.types import LoadedModel
 from neuroscope_tui.trace import HEADS_MISSING_NOTE, CaptureSpec, Trace
 
 NDIF_KEY_ENV = "NDIF_API_KEY"
-NDIF_HOST = "https://api.ndif.us"
+NDIF_HOST_ENV = "NDIF_HOST"  # nnsight's own name for another NDIF deployment
+DEFAULT_NDIF_HOST = "https://api.ndif.us"
 REMOTE_NOTE = "ndif"
 QUEUE_TIMEOUT_S = 600.0  # how long a remote run may wait in NDIF's queue and run, in all
 POLL_EVERY_S = 2.0
@@ -64,6 +65,11 @@ REMOTE_HEADS_NOTE = (
 
 # what a caller hears while a remote run waits: NDIF's status word (QUEUED, RUNNING...)
 StatusCallback = Callable[[str], None]
+
+
+def ndif_host(environ: Mapping[str, str] | None = None) -> str:
+    """NDIF's address: NDIF_HOST when set (a private deployment), else the public one."""
+    return (os.environ if environ is None else environ).get(NDIF_HOST_ENV) or DEFAULT_NDIF_HOST
 
 
 def api_key(environ: Mapping[str, str] | None = None) -> str:
@@ -83,8 +89,12 @@ def remote_model(name: str, revision: str | None = None) -> tuple[Any, LoadedMod
     read (no network, a name the hub does not know)."""
     nnsight = require_nnsight()
     try:
+        from transformers import AutoTokenizer
+
         kwargs = {"revision": revision} if revision else {}
-        lm = nnsight.TransformersModel(name, task="text-generation", **kwargs)
+        # the tokenizer named outright: the pipeline's guess fails for some repos
+        tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
+        lm = nnsight.TransformersModel(name, task="text-generation", tokenizer=tokenizer, **kwargs)
     except Exception as err:  # OSError, HTTP and hub errors, a config transformers refuses
         raise BackendError(
             f"cannot read {name}'s configuration and tokenizer from the Hugging Face hub "
@@ -117,7 +127,7 @@ def _short(err: BaseException) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-def served_models(host: str = NDIF_HOST, timeout_s: float = 10.0) -> set[str]:
+def served_models(host: str, timeout_s: float = 10.0) -> set[str]:
     """The repo ids NDIF says it runs now (its /status), lower-cased. BackendError when NDIF
     cannot be reached."""
     import httpx  # a dependency of nnsight
@@ -143,7 +153,7 @@ def check_served(name: str, served: set[str]) -> None:
         )
 
 
-def ndif_backend(lm: Any, key: str, host: str = NDIF_HOST) -> Any:
+def ndif_backend(lm: Any, key: str, host: str) -> Any:
     """nnsight's RemoteBackend for `lm`, non-blocking (submit, then poll with our deadline)."""
     from nnsight.intervention.backends.remote import RemoteBackend
 
@@ -173,8 +183,10 @@ def whole_run(
 ) -> Trace:
     """The run as one `generate` trace; returns the whole Trace when it is finished.
 
-    `backend` None runs it here (nnsight's local execution); otherwise the request goes to it
-    and `wait(backend)` returns the saved values (`poll_until_done`). Greedy decoding only: a
+    `backend` None runs it here (nnsight's local execution); otherwise the block is serialised
+    for it (our code shipped by value) and, where it only submits, `wait(backend)` returns the
+    saved values (`poll_until_done`); a backend that runs the block (nnsight's local
+    simulation of a server) leaves them in place. Greedy decoding only: a
     remote engine's sampler is not ours, and a run that cannot be repeated is not one to
     compare. Head scores are not recorded (the note says why).
     """
@@ -188,8 +200,6 @@ def whole_run(
     ids, n_whole = _prompt_ids(bundle, prompt, options)
     trace = Trace(model=model_info(bundle), spec=spec, prompt=prompt)
     trace.notes["backend"] = BACKEND_NOTE
-    if backend is not None:
-        trace.notes["remote"] = REMOTE_NOTE
     if options.chat:
         trace.notes["chat_template"] = chat_text(bundle, prompt)
     if len(ids) < n_whole:
@@ -222,8 +232,8 @@ def whole_run(
             steps.append(reduce_step(lm, plan, rec, start, asked))
             start = n_prompt if start == 0 else start + 1
         nnsight.save(steps)
-    if backend is not None:
-        steps = (wait or poll_until_done)(backend)["steps"]
+    if wait is not None:  # a request submitted, not run: its saved values come back later
+        steps = wait(backend)["steps"]
     _fill(trace, bundle, ids, steps, options)
     return trace
 
@@ -302,35 +312,72 @@ def poll_until_done(
         sleep(POLL_EVERY_S)
 
 
-def run_remote(
+@dataclass
+class RemoteSession:
+    """What a remote run needs, checked once for every prompt: the nnsight model (meta), its
+    LoadedModel (structure, config, tokenizer), and the request backend's settings."""
+
+    lm: Any
+    bundle: LoadedModel
+    key: str
+    host: str
+
+
+def connect(
     name: str,
+    revision: str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> RemoteSession:
+    """Check, in the order that costs least, that `name` can run on NDIF: nnsight, the key,
+    what NDIF serves now, the model's config. Each failure is one BackendError."""
+    require_nnsight()
+    key = api_key(environ)
+    host = ndif_host(environ)
+    check_served(name, served_models(host))
+    lm, bundle = remote_model(name, revision)
+    return RemoteSession(lm=lm, bundle=bundle, key=key, host=host)
+
+
+def run_remote(
+    session: RemoteSession,
     prompt: str,
     spec: CaptureSpec | None = None,
     options: GenerationOptions | None = None,
     *,
-    revision: str | None = None,
-    environ: Mapping[str, str] | None = None,
-    host: str = NDIF_HOST,
     timeout_s: float = QUEUE_TIMEOUT_S,
     on_status: StatusCallback | None = None,
 ) -> Trace:
-    """`name` run on NDIF with the key from the environment: the whole Trace once finished.
+    """`prompt` run on NDIF as one request: the whole Trace once it is finished.
 
-    Checked in the order that costs least: nnsight, the key, what NDIF serves, the model's
-    config; then one request. Every failure is a BackendError (UsageError for sampling).
+    `on_status` hears NDIF's status words while the run waits (the waiting state). Every
+    failure is a BackendError (UsageError for sampling); nothing is written before it returns.
     """
     from nnsight.intervention.backends.remote import RemoteError
 
-    require_nnsight()
-    key = api_key(environ)
-    check_served(name, served_models(host))
-    lm, bundle = remote_model(name, revision)
-    backend = ndif_backend(lm, key, host)
+    backend = ndif_backend(session.lm, session.key, session.host)
 
     def wait(b: Any) -> dict:
         return poll_until_done(b, timeout_s, on_status)
 
     try:
-        return whole_run(lm, bundle, prompt, spec, options, backend=backend, wait=wait)
+        trace = whole_run(
+            session.lm, session.bundle, prompt, spec, options, backend=backend, wait=wait
+        )
     except RemoteError as err:
-        raise BackendError(f"NDIF refused the request: {_short(err)}.") from None
+        raise remote_failure(err, session.host) from None
+    trace.notes["remote"] = REMOTE_NOTE
+    return trace
+
+
+def remote_failure(err: BaseException, host: str) -> BackendError:
+    """nnsight's RemoteError as one sentence: NDIF unreachable, or NDIF's own refusal."""
+    import httpx
+
+    cause = err.__cause__
+    if isinstance(cause, httpx.HTTPError) and not isinstance(cause, httpx.HTTPStatusError):
+        return BackendError(
+            f"cannot reach NDIF at {host} ({_short(cause)}); check the network and try again."
+        )
+    reason = _short(err).removeprefix("Failed to send request: ")
+    return BackendError(f"NDIF refused the request: {reason.rstrip('.')}.")
