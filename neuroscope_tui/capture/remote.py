@@ -279,6 +279,7 @@ def poll_until_done(
     timeout_s: float = QUEUE_TIMEOUT_S,
     on_status: StatusCallback | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> dict:
     """The saved values of a submitted request, polled until NDIF says it is done.
 
@@ -287,7 +288,7 @@ def poll_until_done(
     """
     from nnsight.intervention.backends.remote import RemoteError
 
-    deadline = time.monotonic() + timeout_s
+    deadline = clock() + timeout_s
     last = None
     while True:
         try:
@@ -304,7 +305,7 @@ def poll_until_done(
         if on_status is not None and status and status != last:
             on_status(status)
         last = status
-        if time.monotonic() >= deadline:
+        if clock() >= deadline:
             raise BackendError(
                 f"NDIF did not finish the run within {timeout_s:.0f} s (last status: "
                 f"{last or 'none'}); try again later, when its queue is shorter."
