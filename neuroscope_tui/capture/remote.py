@@ -190,7 +190,7 @@ def whole_run(
     remote engine's sampler is not ours, and a run that cannot be repeated is not one to
     compare. Head scores are not recorded (the note says why).
     """
-    nnsight = require_nnsight()
+    require_nnsight()
     spec = spec or CaptureSpec()
     options = options or GenerationOptions()
     if options.temperature > 0:
@@ -209,6 +209,25 @@ def whole_run(
         spec = replace(spec, head_scores=False, pattern_heads=())
         trace.spec = spec
         trace.notes[HEADS_MISSING_NOTE] = REMOTE_HEADS_NOTE
+    steps = request_steps(lm, bundle, ids, spec, options, backend=backend, wait=wait)
+    _fill(trace, bundle, ids, steps, options)
+    return trace
+
+
+def request_steps(
+    lm: Any,
+    bundle: LoadedModel,
+    ids: list[int],
+    spec: CaptureSpec,
+    options: GenerationOptions,
+    *,
+    backend: Any = None,
+    wait: Callable[[Any], dict] | None = None,
+) -> list[dict]:
+    """The one request: per forward pass of the engine's loop, reduce_step's saved values
+    ({"rows", "last", "cache": None}), the list NDIF sends back. `spec` records no head scores
+    (whole_run has taken them out)."""
+    nnsight = require_nnsight()
     plan = make_plan(bundle, spec, keep_cache=False, keep_last_logits=False)
     rec = Recorder(bundle.anatomy, spec)
     rec.anatomy = None  # the recorder travels with the request; the model's modules must not
@@ -220,8 +239,8 @@ def whole_run(
         "attention_mask": torch.ones(1, len(ids), dtype=torch.long),
     }
     # no EOS stop inside the engine: run() forwards the EOS token too (its rows are part of
-    # the trace); the run is cut after it here
-    # every position's logits, not only the last (generate keeps one by default)
+    # the trace), and _fill cuts the run after it; every position's logits, not only the last
+    # (generate keeps one by default)
     gen = {"max_new_tokens": n_steps, "do_sample": False, "eos_token_id": None, "logits_to_keep": 0}
     if backend is not None:
         _ship_our_code()
@@ -234,8 +253,7 @@ def whole_run(
         nnsight.save(steps)
     if wait is not None:  # a request submitted, not run: its saved values come back later
         steps = wait(backend)["steps"]
-    _fill(trace, bundle, ids, steps, options)
-    return trace
+    return steps
 
 
 def _steps(bundle: LoadedModel, n_prompt: int, options: GenerationOptions) -> int:

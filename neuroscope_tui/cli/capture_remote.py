@@ -38,6 +38,12 @@ def capture_remote(args: argparse.Namespace, prompts: list[str], outputs: list[P
     sampling = sampling_from(args)
     spec = capture_spec(args, anatomy.n_layers, anatomy.n_heads, args.model)
     spec = sampling.apply(spec, anatomy.n_layers, anatomy.d_mlp, args.model)
+    if spec.full_layers is None or spec.full_layers:
+        # full rows are what makes a remote result big (docs/performance.md): say so once
+        say(
+            "note: full rows come back too (about 50x the summaries); "
+            "--full-layers none keeps only the per-token summaries"
+        )
     options = GenerationOptions(
         max_new_tokens=args.max_new_tokens,
         temperature=args.temperature,
