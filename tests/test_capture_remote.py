@@ -134,9 +134,9 @@ def test_a_model_ndif_does_not_serve(monkeypatch):
 
 
 def test_the_hub_unreachable_is_one_sentence(monkeypatch):
-    from neuroscope_tui.capture.remote import remote_model
-
     import huggingface_hub.constants
+
+    from neuroscope_tui.capture.remote import remote_model
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read at import

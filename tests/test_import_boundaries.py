@@ -146,7 +146,9 @@ def test_nnsight_only_inside_the_backend_functions(path: Path) -> None:
     top, inner = _imports(path)
     assert "nnsight" not in top, "nnsight imported at module level"
     if "nnsight" in inner:
-        assert str(path.relative_to(PACKAGE)) in NNSIGHT_MODULES, "nnsight imported outside capture/"
+        assert str(path.relative_to(PACKAGE)) in NNSIGHT_MODULES, (
+            "nnsight imported outside capture/"
+        )
 
 
 def test_every_module_imports_without_nnsight() -> None:
