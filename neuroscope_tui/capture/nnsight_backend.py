@@ -51,8 +51,10 @@ from neuroscope_tui.models.types import LoadedModel
 from neuroscope_tui.trace import HEADS_MISSING_NOTE, CaptureSpec, Trace
 
 INSTALL_HINT = NNSIGHT_INSTALL_HINT
-# What trace.notes["backend"] says, and what the heads view reads to explain empty heads.
+# trace.notes["backend"] of a run through nnsight (the native run sets none)
 BACKEND_NOTE = "nnsight"
+# trace.notes[HEADS_MISSING_NOTE] where the tap could not see the attention: the heads view
+# shows it in place of the scores
 NO_HEADS_NOTE = (
     "head scores and attention patterns were not recorded: the nnsight backend could not "
     "reach this model's attention probabilities"
@@ -71,10 +73,10 @@ def require_nnsight() -> Any:
 def wrap(bundle: LoadedModel) -> Any:
     """The loaded model as an nnsight model (no copy: the same torch module underneath)."""
     nnsight = require_nnsight()
-    cls = getattr(nnsight, "TransformersModel", None)
-    if cls is not None:
-        return cls(bundle.model, task="text-generation", tokenizer=bundle.tokenizer)
-    return nnsight.LanguageModel(bundle.model, tokenizer=bundle.tokenizer)  # older nnsight
+    # TransformersModel, not LanguageModel: nnsight 0.8 deprecates the latter (the same class)
+    return nnsight.TransformersModel(
+        bundle.model, task="text-generation", tokenizer=bundle.tokenizer
+    )
 
 
 @dataclass
