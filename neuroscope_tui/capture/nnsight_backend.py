@@ -274,13 +274,19 @@ def run_nnsight(
     on_step: StepCallback | None = None,
     cancel: threading.Event | None = None,
     interventions: Sequence[Any] = (),
+    lens_later: bool = False,
+    entropy_later: bool = False,
 ) -> Trace:
     """`capture/run.py run()` through nnsight on this machine: the same Trace, step by step.
 
     The prompt's pass, then one cached pass per generated token, each one nnsight trace;
     `on_step` and `cancel` behave as in run(). Interventions are the native backend's: asking
-    for them here raises UsageError. Raises BackendError when nnsight is not installed.
+    for them here raises UsageError. `lens_later` and `entropy_later` are accepted so a caller
+    of run() can swap backends; this backend computes the lens and the entropy at once, in the
+    trace (nothing is left for capture/derive.py). Raises BackendError when nnsight is not
+    installed.
     """
+    del lens_later, entropy_later  # computed now: see above
     require_nnsight()
     if interventions:
         raise UsageError(
