@@ -39,3 +39,15 @@ class UsageError(NeuroscopeError):
 
 class ConceptError(NeuroscopeError):
     """A concept set or a fitted concept file is unusable (unreadable, one label, wrong model)."""
+
+
+class BackendError(NeuroscopeError):
+    """A capture backend cannot run: nnsight not installed, no NDIF key, no network, a model
+    the remote engine does not serve, a queue that timed out."""
+
+
+# what `--backend nnsight` (or --remote) says when nnsight is not installed
+NNSIGHT_INSTALL_HINT = (
+    "the nnsight backend needs nnsight, which is not installed: "
+    'pip install "neuroscope-tui[nnsight]".'
+)

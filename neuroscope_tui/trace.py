@@ -48,6 +48,9 @@ TRACE_VERSION = 1
 SUMMARY_STATS = ("norm", "max_abs", "mean", "zero_frac")
 HEAD_SCORES = ("entropy", "first", "prev", "self", "dup", "induction")
 SITES = ("resid", "attn", "mlp", "neurons")
+# trace.notes key: why a run has no head scores or patterns (a backend that cannot see the
+# attention probabilities says so here, and the heads view shows it)
+HEADS_MISSING_NOTE = "heads_missing"
 
 
 @dataclass

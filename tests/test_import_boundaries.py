@@ -134,3 +134,25 @@ def test_model_side_imports_without_textual() -> None:
     """capture/ and models/ run headless (`capture`, `report`, a GPU box without textual)."""
     modules = [_dotted(p) for p in _modules() if _package(p) in ("capture", "models")]
     _import_all_with_blocked(("textual",), modules)
+
+
+# nnsight is an optional extra (neuroscope-tui[nnsight]): only these modules reach for it, and
+# only inside functions, so nothing else needs it installed.
+NNSIGHT_MODULES = ("capture/nnsight_backend.py", "capture/remote.py")
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_nnsight_only_inside_the_backend_functions(path: Path) -> None:
+    top, inner = _imports(path)
+    assert "nnsight" not in top, "nnsight imported at module level"
+    if "nnsight" in inner:
+        assert str(path.relative_to(PACKAGE)) in NNSIGHT_MODULES, (
+            "nnsight imported outside capture/"
+        )
+
+
+def test_every_module_imports_without_nnsight() -> None:
+    """With nnsight absent, every module still loads (the backend's modules included: they
+    say how to install it only when asked to run)."""
+    modules = [_dotted(p) for p in _modules() if p.name != "__main__.py"]
+    _import_all_with_blocked(("nnsight",), modules)

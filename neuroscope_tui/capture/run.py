@@ -173,6 +173,45 @@ def _prompt_ids(
     return ids, n_whole
 
 
+def logit_rows(logits: torch.Tensor, top_k: int) -> dict[str, np.ndarray]:
+    """The model's own next-token top-k of logits [new, vocab] (logits.top_ids/top_probs)."""
+    probs = torch.softmax(logits.float(), dim=-1)
+    top = probs.topk(top_k, dim=-1)
+    ids = top.indices.to(torch.int32).cpu().numpy()
+    return {"logits.top_ids": ids, "logits.top_probs": top.values.cpu().numpy()}
+
+
+def lens_rows(
+    readout,
+    stream: dict[int, torch.Tensor],
+    layers: list[int],
+    logits: torch.Tensor,
+    asked: tuple[int, ...] | None,
+    start: int,
+    top_k: int,
+    softcap: float | None,
+) -> dict[str, np.ndarray]:
+    """Logit-lens rows [L, new, ...] of one step; positions not `asked` are -1/NaN.
+
+    `stream`: layer -> the stream after that block at the step's new positions [new, D];
+    `readout`: anything with the model's `final_norm` and `unembed` (the Anatomy, or the
+    nnsight backend's stand-ins for them); `start`: the position of the step's first row.
+    """
+    n_new = logits.shape[0]
+    local = list(range(n_new))
+    if asked is not None:
+        wanted = set(asked)
+        local = [i for i in local if start + i in wanted]
+    out = lens_placeholders(len(layers), n_new, top_k)
+    if local:
+        idx = torch.tensor(local, device=logits.device)
+        resid = [stream[layer][idx.to(stream[layer].device)] for layer in layers]
+        got = logit_lens(readout, resid, logits[idx], top_k, softcap)
+        for name, val in got.items():
+            out[name][:, local] = val
+    return out
+
+
 class _Run:
     """One run's state: the recorder, the ids so far, and the trace being filled."""
 
@@ -252,11 +291,9 @@ class _Run:
             self.rec.attention(layer, stats, rows)
 
     def _logit_rows(self, logits: torch.Tensor) -> dict[str, np.ndarray]:
-        probs = torch.softmax(logits.float(), dim=-1)
-        top = probs.topk(self.spec.top_k, dim=-1)
-        ids = top.indices.to(torch.int32).cpu().numpy()
-        self._remember(ids)
-        return {"logits.top_ids": ids, "logits.top_probs": top.values.cpu().numpy()}
+        rows = logit_rows(logits, self.spec.top_k)
+        self._remember(rows["logits.top_ids"])
+        return rows
 
     def _lens_rows(self, logits: torch.Tensor, start: int, n_new: int) -> dict[str, np.ndarray]:
         """Logit-lens rows for the new positions ([L, new, ...]); unasked positions are -1/NaN."""
@@ -270,20 +307,17 @@ class _Run:
             return dict(self._placeholders[1])
         if asked == () or not self.rec.stream:
             return {}
-        local = list(range(n_new))
-        if asked is not None:
-            wanted = set(asked)
-            local = [i for i in local if start + i in wanted]
-        out = lens_placeholders(len(layers), n_new, self.spec.top_k)
-        if local:
-            idx = torch.tensor(local, device=logits.device)
-            resid = [
-                self.rec.stream[layer][idx.to(self.rec.stream[layer].device)] for layer in layers
-            ]
-            got = logit_lens(self.bundle.anatomy, resid, logits[idx], self.spec.top_k, self.softcap)
-            for name, val in got.items():
-                out[name][:, local] = val
-            self._remember(got["lens.top_ids"])
+        out = lens_rows(
+            self.bundle.anatomy,
+            self.rec.stream,
+            layers,
+            logits,
+            asked,
+            start,
+            self.spec.top_k,
+            self.softcap,
+        )
+        self._remember(out["lens.top_ids"])
         return out
 
     def _remember(self, ids: np.ndarray) -> None:

@@ -20,9 +20,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from neuroscope_tui.capture.sampling import plan_for_model, sampling_from
+from neuroscope_tui.cli.backend_options import (
+    add_backend_arguments,
+    backend_of,
+    check_backend_options,
+)
 from neuroscope_tui.cli.intervention_options import (
     add_intervention_arguments,
     check_intervention_options,
+    has_interventions,
     interventions_from_args,
 )
 from neuroscope_tui.cli.model_options import (
@@ -67,6 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_watch_arguments(parser)
     add_sampling_arguments(parser)
     add_intervention_arguments(parser)
+    add_backend_arguments(parser)
     parser.add_argument(
         "--json",
         action="store_true",
@@ -153,6 +160,7 @@ def _check_options(args: argparse.Namespace) -> None:
     parse_heads(args.heads)
     sampling_from(args)
     check_intervention_options(args)
+    check_backend_options(args, interventions=has_interventions(args))
     if args.foil is not None and not args.attribution:
         raise UsageError("--foil only means something with --attribution; add --attribution")
     if args.foil == "":
@@ -207,6 +215,10 @@ def run(args: argparse.Namespace) -> int:
     prompts = read_prompts(args)
     outputs, created = output_paths(args, len(prompts))
     try:
+        if args.remote:
+            from neuroscope_tui.cli.capture_remote import capture_remote
+
+            return capture_remote(args, prompts, outputs)
         return _capture_all(args, prompts, outputs)
     except BaseException:
         _remove_if_empty(created)  # a run that wrote nothing leaves no empty folder behind
@@ -219,6 +231,9 @@ def _capture_all(args: argparse.Namespace, prompts: list[str], outputs: list[Pat
     from neuroscope_tui.capture.run import GenerationOptions, model_info, tokenize_prompt
     from neuroscope_tui.capture.run import run as capture_run
     from neuroscope_tui.models.loader import load_model
+
+    if backend_of(args) == "nnsight":
+        from neuroscope_tui.capture.nnsight_backend import run_nnsight as capture_run
 
     def say(text: str) -> None:
         print(visible(text, newlines=True), file=sys.stderr, flush=True)

@@ -35,6 +35,8 @@ from neuroscope_tui.analysis.heads import (
 )
 from neuroscope_tui.capture.derive_entropy import missing_entropy
 from neuroscope_tui.capture.interventions import Ablation
+from neuroscope_tui.text_safety import markup_safe
+from neuroscope_tui.trace import HEADS_MISSING_NOTE
 from neuroscope_tui.tui.views.base import TraceView
 from neuroscope_tui.tui.widgets.head_grid import HeadGrid
 from neuroscope_tui.tui.widgets.pattern import (
@@ -242,7 +244,13 @@ class HeadsView(TraceView):
             return
         summary = self.query_one("#head-summary", Static)
         if self.trace is None or not self.trace.has("heads.entropy"):
-            summary.update("This trace has no attention head scores.")
+            why = self.trace.notes.get(HEADS_MISSING_NOTE) if self.trace is not None else None
+            # a backend that could not see the attention says why (capture/nnsight_backend.py)
+            summary.update(
+                f"This trace has no attention head scores: {markup_safe(str(why))}."
+                if why
+                else "This trace has no attention head scores."
+            )
             self.query_one(PatternGrid).show(None, [], message="no pattern to show")
             return
         trace = self.trace
