@@ -16,6 +16,11 @@ import sys
 from dataclasses import dataclass, field
 
 from neuroscope_tui.capture.sampling import sampling_from
+from neuroscope_tui.cli.backend_options import (
+    add_backend_arguments,
+    backend_of,
+    check_backend_options,
+)
 from neuroscope_tui.cli.model_options import (
     add_generation_arguments,
     add_model_arguments,
@@ -68,6 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_generation_arguments(parser)
     add_sampling_arguments(parser)
+    add_backend_arguments(parser)
     add_watch_arguments(parser)
 
 
@@ -84,6 +90,8 @@ def generation_options(args: argparse.Namespace) -> dict:
         "sampling": sampling_from(args),  # checked here, before the screen starts
         # modules to watch (capture/watch.py); the engine puts them in the run's spec
         **watch_patterns(args),
+        # the engine runs capture/nnsight_backend.py instead of capture/run.py
+        **({"backend": "nnsight"} if backend_of(args) == "nnsight" else {}),
     }
 
 
@@ -106,6 +114,13 @@ def check_arguments(args: argparse.Namespace) -> Checked:
         from neuroscope_tui.cli.capture import read_prompts
 
         read_prompts(args)  # an empty prompt is refused here, as `capture` refuses it
+    if args.remote:
+        raise UsageError(
+            "the live app runs models on this machine (--backend nnsight included); for NDIF, "
+            "capture the run with `neuroscope-tui capture MODEL --remote -o run.nscope` and "
+            "open it with `neuroscope-tui view run.nscope`"
+        )
+    check_backend_options(args, interventions=False)  # nnsight missing: one sentence
     locate(args.model)  # a typo fails here, before the screen starts
     check_save_dir(args.save_dir)
     from neuroscope_tui.concept_file import load_concept
@@ -179,6 +194,9 @@ def print_run(args: argparse.Namespace, gen: dict) -> int:
     script gets its answer, or the error and exit 2, instead of a screen nobody sees)."""
     from neuroscope_tui.capture.run import GenerationOptions
     from neuroscope_tui.capture.run import run as capture_run
+
+    if gen.get("backend") == "nnsight":
+        from neuroscope_tui.capture.nnsight_backend import run_nnsight as capture_run
     from neuroscope_tui.models.loader import load_model
     from neuroscope_tui.trace import CaptureSpec
 
@@ -187,7 +205,7 @@ def print_run(args: argparse.Namespace, gen: dict) -> int:
 
     say(f"loading {args.model}")
     bundle = load_model(args.model, progress=say, **loader_options(args))
-    options = {k: v for k, v in gen.items() if k not in ("lens", "sampling")}
+    options = {k: v for k, v in gen.items() if k not in ("lens", "sampling", "backend")}
     # only the text is printed, so record as little as the run allows
     watch = {"watch": options.pop("watch", ()), "watch_full": options.pop("watch_full", ())}
     spec = CaptureSpec(full_layers=(), head_scores=False, lens_positions=(), **watch)

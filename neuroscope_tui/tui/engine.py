@@ -154,6 +154,8 @@ class ModelEngine:
         bundle = self.model
         self.running = True
         asked, options, ivs = dict(options), dict(options), list(interventions)
+        if options.pop("backend", "native") == "nnsight":  # --backend nnsight: same Trace
+            from neuroscope_tui.capture.nnsight_backend import run_nnsight as run
         lens = bool(options.pop("lens", True))
         sampling = options.pop("sampling", None)
         # modules to watch (--watch, or the module picker for the next run): part of the spec

@@ -1,0 +1,91 @@
+"""The live app on the nnsight backend (`neuroscope-tui MODEL --backend nnsight`): the engine
+runs capture/nnsight_backend.py instead of capture/run.py and the app shows the same run, array
+for array; `--remote` and a missing nnsight are refused before the screen starts."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from _fixtures_app import tiny_llama_bundle
+from neuroscope_tui.capture.run import GenerationOptions, run
+from neuroscope_tui.cli import main
+from neuroscope_tui.tui.app import NeuroscopeApp
+from tiny_models import build_tiny
+
+pytest.importorskip("nnsight", reason="nnsight is an optional extra (in the test extra)")
+pytestmark = pytest.mark.anyio
+PROMPT = "the cat sat on the mat"
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return tiny_llama_bundle(tmp_path_factory.mktemp("tiny") / "llama")
+
+
+async def wait_for(condition, timeout: float = 120.0) -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < end, "timed out waiting for the app"
+        await asyncio.sleep(0.02)
+
+
+async def test_the_app_runs_on_the_nnsight_backend_and_shows_the_same_run(tiny, tmp_path):
+    generation = {"max_new_tokens": 4, "stop_at_eos": False, "backend": "nnsight"}
+    app = NeuroscopeApp(model=tiny, save_dir=tmp_path, generation=generation)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.query_one("#prompt").focus()
+        await pilot.press(*PROMPT, "enter")
+        await wait_for(lambda: app.figures.state.startswith(("done", "failed")))
+        await pilot.pause(0.1)
+        assert app.figures.state.startswith("done"), app.figures.state
+        shown = app.shown
+    assert shown.notes.get("backend") == "nnsight"
+    native = run(tiny, PROMPT, shown.spec, GenerationOptions(max_new_tokens=4, stop_at_eos=False))
+    assert shown.token_ids == native.token_ids
+    for name in ("resid.norm", "mlp.norm", "attn.norm", "heads.entropy", "logits.top_ids"):
+        np.testing.assert_allclose(shown.get(name), native.get(name), rtol=1e-4, atol=1e-5)
+
+
+def test_remote_in_the_app_is_refused_with_the_capture_route(tmp_path, capsys):
+    folder = build_tiny("llama", tmp_path / "tiny")
+    assert main([str(folder), "--remote"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("neuroscope-tui: ") and "capture MODEL --remote" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_without_nnsight_the_app_says_how_to_install_it(tmp_path):
+    folder = build_tiny("llama", tmp_path / "tiny")
+    code = (
+        "import sys; sys.modules['nnsight'] = None\n"
+        "from neuroscope_tui.cli import main\n"
+        f"sys.exit(main([{str(folder)!r}, '--backend', 'nnsight', '--prompt', 'hi']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "neuroscope-tui[nnsight]" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_without_a_terminal_the_nnsight_backend_prints_the_same_text(tmp_path):
+    folder = build_tiny("llama", tmp_path / "tiny")
+    outs = []
+    for backend in ("native", "nnsight"):
+        done = subprocess.run(
+            [sys.executable, "-m", "neuroscope_tui", str(folder), "--prompt", PROMPT,
+             "--max-new-tokens", "5", "--backend", backend],
+            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        outs.append(done.stdout)
+    assert outs[0] == outs[1] and "generated:" in outs[0]
