@@ -35,15 +35,14 @@ from neuroscope_tui.capture.run import (
     _ANCHOR,
     GenerationOptions,
     StepCallback,
-    _between_steps,
     _eos_ids,
-    _next_token,
     _prompt_ids,
     cache_keyword,
     chat_text,
     lens_rows,
     logit_rows,
     model_info,
+    step_through,
     token_texts,
 )
 from neuroscope_tui.errors import NNSIGHT_INSTALL_HINT, BackendError, UsageError
@@ -265,6 +264,21 @@ def truncation_note(kept: int, n_whole: int, options: GenerationOptions) -> str:
     return f"the prompt was cut from the left to the last {kept} tokens to fit the context"
 
 
+def start_trace(
+    bundle: LoadedModel, prompt: str, spec: CaptureSpec, options: GenerationOptions
+) -> tuple[list[int], Trace]:
+    """The prompt's token ids and an empty Trace noting the backend (and, as run() does, the
+    chat template and a truncation): the start of a local and of a remote run."""
+    ids, n_whole = _prompt_ids(bundle, prompt, options)
+    trace = Trace(model=model_info(bundle), spec=spec, prompt=prompt)
+    trace.notes["backend"] = BACKEND_NOTE
+    if options.chat:
+        trace.notes["chat_template"] = chat_text(bundle, prompt)
+    if len(ids) < n_whole:
+        trace.notes["truncated"] = truncation_note(len(ids), n_whole, options)
+    return ids, trace
+
+
 def run_nnsight(
     bundle: LoadedModel,
     prompt: str,
@@ -294,13 +308,7 @@ def run_nnsight(
         )
     spec = spec or CaptureSpec()
     options = options or GenerationOptions()
-    ids, n_whole = _prompt_ids(bundle, prompt, options)
-    trace = Trace(model=model_info(bundle), spec=spec, prompt=prompt)
-    trace.notes["backend"] = BACKEND_NOTE
-    if options.chat:
-        trace.notes["chat_template"] = chat_text(bundle, prompt)
-    if len(ids) < n_whole:
-        trace.notes["truncated"] = truncation_note(len(ids), n_whole, options)
+    ids, trace = start_trace(bundle, prompt, spec, options)
     gen = torch.Generator().manual_seed(options.seed) if options.seed is not None else None
     eos = _eos_ids(bundle) if options.stop_at_eos else set()
     state = _NnsightRun(bundle, spec, trace, sampling=options.temperature > 0)
@@ -312,25 +320,7 @@ def run_nnsight(
             with tap if wants_attention else nullcontext(True) as tap_ok:
                 if wants_attention and not tap_ok:
                     trace.notes[HEADS_MISSING_NOTE] = NO_HEADS_NOTE
-                past, last = state.forward(ids, None)
-                trace.n_prompt = len(ids)
-                trace.notes["id_text"] = state.id_text
-                _between_steps(rec, on_step, trace, 0, len(ids))
-                trace.stop_reason = "length"
-                for _ in range(options.max_new_tokens):
-                    if cancel is not None and cancel.is_set():
-                        trace.stop_reason = "cancelled"
-                        break
-                    if bundle.context_length and trace.n_tokens >= bundle.context_length:
-                        trace.stop_reason = "context"
-                        break
-                    token = last if isinstance(last, int) else _next_token(last, options, gen)
-                    start = trace.n_tokens
-                    past, last = state.forward([token], past)
-                    _between_steps(rec, on_step, trace, start, start + 1)
-                    if token in eos:
-                        trace.stop_reason = "eos"
-                        break
+                step_through(bundle, trace, state, rec, ids, options, gen, eos, on_step, cancel)
     except BaseException as err:  # the trace so far is still worth saving, as in run()
         err.trace = trace  # type: ignore[attr-defined]
         raise

@@ -32,20 +32,16 @@ import torch
 
 from neuroscope_tui.capture.anatomy import find_anatomy
 from neuroscope_tui.capture.nnsight_backend import (
-    BACKEND_NOTE,
     make_plan,
     reduce_step,
     require_nnsight,
-    truncation_note,
+    start_trace,
 )
 from neuroscope_tui.capture.recorder import Recorder
 from neuroscope_tui.capture.run import (
     _ANCHOR,
     GenerationOptions,
     _eos_ids,
-    _prompt_ids,
-    chat_text,
-    model_info,
     token_texts,
 )
 from neuroscope_tui.errors import BackendError, UsageError
@@ -197,13 +193,7 @@ def whole_run(
         raise UsageError(
             "a remote run decodes greedily; leave out --temperature (or run it locally)."
         )
-    ids, n_whole = _prompt_ids(bundle, prompt, options)
-    trace = Trace(model=model_info(bundle), spec=spec, prompt=prompt)
-    trace.notes["backend"] = BACKEND_NOTE
-    if options.chat:
-        trace.notes["chat_template"] = chat_text(bundle, prompt)
-    if len(ids) < n_whole:
-        trace.notes["truncated"] = truncation_note(len(ids), n_whole, options)
+    ids, trace = start_trace(bundle, prompt, spec, options)
     if spec.head_scores or spec.pattern_heads:
         # the trace's spec says what was recorded, so nothing downstream waits for head rows
         spec = replace(spec, head_scores=False, pattern_heads=())

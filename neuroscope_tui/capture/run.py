@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -372,6 +373,54 @@ def _eos_ids(bundle: LoadedModel) -> set[int]:
     return ids
 
 
+class _Stepper(Protocol):
+    """One forward pass of a run (`_Run` here, `_NnsightRun` in the nnsight backend)."""
+
+    id_text: dict[str, str]
+
+    def forward(self, ids: list[int], past: object) -> tuple[object, torch.Tensor | int]: ...
+
+
+def step_through(
+    bundle: LoadedModel,
+    trace: Trace,
+    state: _Stepper,
+    rec: Recorder,
+    ids: list[int],
+    options: GenerationOptions,
+    gen: torch.Generator | None,
+    eos: set[int],
+    on_step: StepCallback | None,
+    cancel: threading.Event | None,
+) -> None:
+    """The prompt's pass, then one cached pass per generated token until the token limit,
+    cancel, the context's end or an end-of-sequence token; `stop_reason` says which.
+
+    `state.forward(ids, past) -> (past, last)` runs one pass (this module's `_Run`, or the
+    nnsight backend's); `last` is the next-token logits, or the token itself where the pass
+    already chose it. Shared by both backends, so they stop for the same reasons.
+    """
+    past, last = state.forward(ids, None)
+    trace.n_prompt = len(ids)
+    trace.notes["id_text"] = state.id_text
+    _between_steps(rec, on_step, trace, 0, len(ids))
+    trace.stop_reason = "length"
+    for _ in range(options.max_new_tokens):
+        if cancel is not None and cancel.is_set():
+            trace.stop_reason = "cancelled"
+            break
+        if bundle.context_length and trace.n_tokens >= bundle.context_length:
+            trace.stop_reason = "context"
+            break
+        token = last if isinstance(last, int) else _next_token(last, options, gen)
+        start = trace.n_tokens
+        past, last = state.forward([token], past)
+        _between_steps(rec, on_step, trace, start, start + 1)
+        if token in eos:
+            trace.stop_reason = "eos"
+            break
+
+
 def run(
     bundle: LoadedModel,
     prompt: str,
@@ -453,25 +502,7 @@ def run(
                 state.eager_fallback = not tap_ok
                 if state.eager_fallback and spec.head_scores:
                     set_attention_implementation(bundle.model, "eager")
-                past, last = state.forward(ids, None)
-                trace.n_prompt = len(ids)
-                trace.notes["id_text"] = state.id_text
-                _between_steps(rec, on_step, trace, 0, len(ids))
-                trace.stop_reason = "length"
-                for _ in range(options.max_new_tokens):
-                    if cancel is not None and cancel.is_set():
-                        trace.stop_reason = "cancelled"
-                        break
-                    if bundle.context_length and trace.n_tokens >= bundle.context_length:
-                        trace.stop_reason = "context"
-                        break
-                    token = _next_token(last, options, gen)
-                    start = trace.n_tokens
-                    past, last = state.forward([token], past)
-                    _between_steps(rec, on_step, trace, start, start + 1)
-                    if token in eos:
-                        trace.stop_reason = "eos"
-                        break
+                step_through(bundle, trace, state, rec, ids, options, gen, eos, on_step, cancel)
     except BaseException as err:  # KeyboardInterrupt too: the trace so far is still worth saving
         err.trace = trace  # type: ignore[attr-defined]
         raise
