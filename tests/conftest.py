@@ -33,3 +33,9 @@ def _builtin_views_and_metrics_only(request, monkeypatch):
     from neuroscope_tui import plugins
 
     plugins.unregister()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The event loop of every `pytest.mark.anyio` test (Textual's pilot runs on asyncio)."""
+    return "asyncio"

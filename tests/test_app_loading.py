@@ -23,11 +23,6 @@ pytestmark = pytest.mark.anyio
 SIZE = (120, 40)
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     return tiny_llama_bundle(tmp_path_factory.mktemp("tiny") / "llama")

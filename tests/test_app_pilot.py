@@ -20,11 +20,6 @@ SIZE = (120, 40)
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 def view_app(tmp_path, **kw) -> NeuroscopeApp:
     return NeuroscopeApp(
         snapshot=synthetic_trace(), snapshot_path=str(SCAN_FIXTURE), save_dir=tmp_path, **kw

@@ -19,11 +19,6 @@ pytestmark = pytest.mark.anyio
 HOSTILE_NAMES = ["model\x00name", "m" * 300, "../../etc/passwd", "a/b\\c\x1b[31m", "..", "é" * 200]
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
 def test_file_names_from_any_model_name_are_safe(name):
     part = safe_name(name)

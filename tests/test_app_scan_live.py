@@ -24,11 +24,6 @@ SIZE = (120, 40)
 NEW_TOKENS = 10
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     return tiny_llama_bundle(tmp_path_factory.mktemp("tiny") / "llama")

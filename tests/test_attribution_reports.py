@@ -53,11 +53,6 @@ def test_export_leaves_occlusions_gap_empty_and_keeps_the_convergence_figures(tm
     assert float(ig[0]["relative_gap"]) == pytest.approx(abs(0.79 - 0.786) / 0.786)
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 @pytest.mark.anyio
 @pytest.mark.parametrize("converged", [True, False])
 async def test_the_view_shows_the_score_change_beside_the_gap(converged):

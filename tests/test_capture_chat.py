@@ -70,11 +70,6 @@ def test_chat_note_survives_a_snapshot_and_info_shows_it(tiny_chat, tmp_path: Pa
     assert "chat template" in line and "<turn user>hi</turn>" in line
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 @pytest.mark.anyio
 async def test_live_app_header_says_chat_and_the_run_is_templated(tiny_chat, tmp_path) -> None:
     from neuroscope_tui.tui.app import NeuroscopeApp

@@ -20,11 +20,6 @@ from tiny_models import build_tiny, tiny_bundle
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 PROMPT = "The capital of France is Paris. The cat sat on the mat."
 
 

@@ -14,11 +14,6 @@ SIZE = (120, 40)
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 async def palette(pilot, query: str) -> list[str]:
     """Open the palette, type `query`; the prompts it lists (then Enter runs the first)."""
     await pilot.press("ctrl+p")

@@ -23,11 +23,6 @@ from test_app_live import SIZE, run_prompt, wait_for
 torch = pytest.importorskip("torch")
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 @pytest.fixture(autouse=True)
 def metric_list():
     """Concepts add metrics to the module's list: put it back after each test."""

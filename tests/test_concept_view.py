@@ -16,11 +16,6 @@ POS = ["The cat sat on the mat.", "A cat looked at the dog.", "The quick brown f
 NEG = ["One two three four.", "Language models predict.", "Five six seven.", "Heads [b]copy."]
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     return tiny_llama_bundle(tmp_path_factory.mktemp("tiny") / "llama")

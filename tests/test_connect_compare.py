@@ -135,11 +135,6 @@ def test_compare_prompts_through_a_model_folder(tmp_path, capsys):
     assert len(out["layers"]) == 2
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 @pytest.mark.anyio
 async def test_compare_app_figures_and_difference_cursor():
     from _fixtures_connect import FIXTURE_B, load_fixture

@@ -70,11 +70,6 @@ def test_rank_of_paris_per_layer_and_first_top1_layer(paris):
     assert token_text(trace, paris_id) == " Paris"
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 @pytest.mark.anyio
 async def test_lens_view_reports_the_rank_of_paris_at_every_layer(paris):
     trace, logits, _, paris_id = paris

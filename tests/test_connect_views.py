@@ -21,11 +21,6 @@ SIZE = (120, 40)
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 def side_text(app) -> str:
     return str(app.query_one("#view").query_one(".grid-side").render())
 

@@ -18,11 +18,6 @@ from test_app_live import SIZE, wait_for
 HOSTILE = "'\x1b[31m[bold]x[/]'"  # a token text as a title quotes it
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 def hand_made(prompts: list[str], *, full: bool = True) -> Checked:
     """Three findings (a massive activation, a sink head, a NaN) and one skipped detector."""
     ratio = [1.0, 2.0, 150.0, 3000.0, 2500.0, float("nan")]

@@ -19,11 +19,6 @@ from test_app_live import SIZE
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 def side_text(view: DriftView) -> str:
     return str(view.query_one(".grid-side").render())
 

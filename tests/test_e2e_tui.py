@@ -26,11 +26,6 @@ from tmux_terminal import private_tmux
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 def cursor_on_screen(heat: LayerHeatmap) -> bool:
     """Whether the heatmap's cursor cell lies inside its visible data area."""
     row, token = heat.cursor

@@ -14,11 +14,6 @@ from neuroscope_tui.tui.views.projection import ProjectionView
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 async def settle(pilot, view: ProjectionView, timeout: float = 60.0) -> None:
     """Wait until the view's worker has finished and its result is drawn."""
     start = time.monotonic()

@@ -21,11 +21,6 @@ from neuroscope_tui.tui.widgets.pattern import (
 SIZE = (120, 40)
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 def view_of(app: HeadsHost):
     return app.query_one("#heads")
 

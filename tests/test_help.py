@@ -11,11 +11,6 @@ from neuroscope_tui.tui.help import HelpScreen, key_label
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 def test_key_labels_are_what_a_user_types():
     assert key_label("plus,equals_sign") == "+ / ="
     assert key_label("full_stop") == "."

@@ -37,11 +37,6 @@ pytestmark = pytest.mark.anyio
 SIZE = (120, 40)
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 def live_app(trace=None) -> tuple[NeuroscopeApp, list]:
     """The live app on a stand-in model, showing `trace` as its last run; runs are recorded."""
     model = SimpleNamespace(name="synthetic-6L", device="cpu", dtype="float32")

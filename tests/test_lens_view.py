@@ -14,11 +14,6 @@ from neuroscope_tui.tui.widgets.colorbar import format_value
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 def test_kl_shown_floors_rounding_at_zero_and_keeps_nan():
     got = kl_shown(np.array([-1e-9, 0.0, 0.25, np.nan], dtype=np.float32))
     assert got[0] == 0.0 and not np.signbit(got[0]) and got[2] == 0.25 and np.isnan(got[3])

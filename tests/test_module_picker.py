@@ -14,11 +14,6 @@ pytestmark = pytest.mark.anyio
 ACT = ["model.layers.0.mlp.act_fn", "model.layers.1.mlp.act_fn"]
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 @pytest.fixture(autouse=True)
 def metrics_restored():
     """The scan registers watch metrics in the global cycle: leave it as other tests find it."""

@@ -34,11 +34,6 @@ SIZE = (120, 40)
 USES_PLUGINS = True  # conftest: this module sees the installed plugins
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 def _write_dist(where: Path, name: str, groups: dict[str, dict[str, str]]) -> None:
     """A distribution importlib.metadata finds on sys.path: METADATA and entry_points.txt."""
     info = where / f"{name.replace('-', '_')}-0.1.dist-info"

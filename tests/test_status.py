@@ -20,11 +20,6 @@ from neuroscope_tui.tui.widgets.status import HeaderFigures, StatusHeader, heade
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 def test_header_drops_the_least_needed_figures_first():
     f = HeaderFigures(
         "HuggingFaceTB/SmolLM2-135M", "cuda:0", "bfloat16", "running", 12.34, 5 << 20, 3 << 30

@@ -16,11 +16,6 @@ SIZE = (140, 44)
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 def screen_text(app) -> str:
     """What the terminal receives for the whole screen (every layer, toasts included)."""
     strips = app.screen._compositor.render_strips()

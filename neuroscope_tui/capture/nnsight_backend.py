@@ -36,12 +36,10 @@ from neuroscope_tui.capture.run import (
     GenerationOptions,
     StepCallback,
     _eos_ids,
-    _prompt_ids,
     cache_keyword,
-    chat_text,
     lens_rows,
     logit_rows,
-    model_info,
+    start_trace,
     step_through,
     token_texts,
 )
@@ -257,25 +255,12 @@ class _NnsightRun:
                         self.id_text[key] = tok.decode([int(i)])
 
 
-def truncation_note(kept: int, n_whole: int, options: GenerationOptions) -> str:
-    """trace.notes["truncated"] in run()'s words, for a prompt cut to `kept` tokens."""
-    if options.max_prompt_tokens is not None:
-        return f"only the first {kept} of {n_whole} prompt tokens were run"
-    return f"the prompt was cut from the left to the last {kept} tokens to fit the context"
-
-
-def start_trace(
+def start_backend_trace(
     bundle: LoadedModel, prompt: str, spec: CaptureSpec, options: GenerationOptions
 ) -> tuple[list[int], Trace]:
-    """The prompt's token ids and an empty Trace noting the backend (and, as run() does, the
-    chat template and a truncation): the start of a local and of a remote run."""
-    ids, n_whole = _prompt_ids(bundle, prompt, options)
-    trace = Trace(model=model_info(bundle), spec=spec, prompt=prompt)
+    """run()'s start of a trace (capture/run.py `start_trace`), noting this backend."""
+    ids, trace = start_trace(bundle, prompt, spec, options)
     trace.notes["backend"] = BACKEND_NOTE
-    if options.chat:
-        trace.notes["chat_template"] = chat_text(bundle, prompt)
-    if len(ids) < n_whole:
-        trace.notes["truncated"] = truncation_note(len(ids), n_whole, options)
     return ids, trace
 
 
@@ -308,7 +293,7 @@ def run_nnsight(
         )
     spec = spec or CaptureSpec()
     options = options or GenerationOptions()
-    ids, trace = start_trace(bundle, prompt, spec, options)
+    ids, trace = start_backend_trace(bundle, prompt, spec, options)
     gen = torch.Generator().manual_seed(options.seed) if options.seed is not None else None
     eos = _eos_ids(bundle) if options.stop_at_eos else set()
     state = _NnsightRun(bundle, spec, trace, sampling=options.temperature > 0)

@@ -35,7 +35,7 @@ from neuroscope_tui.capture.nnsight_backend import (
     make_plan,
     reduce_step,
     require_nnsight,
-    start_trace,
+    start_backend_trace,
 )
 from neuroscope_tui.capture.recorder import Recorder
 from neuroscope_tui.capture.run import (
@@ -193,7 +193,7 @@ def whole_run(
         raise UsageError(
             "a remote run decodes greedily; leave out --temperature (or run it locally)."
         )
-    ids, trace = start_trace(bundle, prompt, spec, options)
+    ids, trace = start_backend_trace(bundle, prompt, spec, options)
     if spec.head_scores or spec.pattern_heads:
         # the trace's spec says what was recorded, so nothing downstream waits for head rows
         spec = replace(spec, head_scores=False, pattern_heads=())

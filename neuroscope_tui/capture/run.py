@@ -373,6 +373,24 @@ def _eos_ids(bundle: LoadedModel) -> set[int]:
     return ids
 
 
+def start_trace(
+    bundle: LoadedModel, prompt: str, spec: CaptureSpec, options: GenerationOptions
+) -> tuple[list[int], Trace]:
+    """The prompt's token ids and an empty Trace noting the chat template and a truncation:
+    the start of every run (this module's, the nnsight backend's, a remote one)."""
+    ids, n_whole = _prompt_ids(bundle, prompt, options)
+    trace = Trace(model=model_info(bundle), spec=spec, prompt=prompt)
+    if options.chat:
+        trace.notes["chat_template"] = chat_text(bundle, prompt)
+    if options.max_prompt_tokens is not None and len(ids) < n_whole:
+        trace.notes["truncated"] = f"only the first {len(ids)} of {n_whole} prompt tokens were run"
+    elif len(ids) < n_whole:
+        trace.notes["truncated"] = (
+            f"the prompt was cut from the left to the last {len(ids)} tokens to fit the context"
+        )
+    return ids, trace
+
+
 class _Stepper(Protocol):
     """One forward pass of a run (`_Run` here, `_NnsightRun` in the nnsight backend)."""
 
@@ -457,16 +475,7 @@ def run(
     """
     spec = spec or CaptureSpec()
     options = options or GenerationOptions()
-    ids, n_whole = _prompt_ids(bundle, prompt, options)
-    trace = Trace(model=model_info(bundle), spec=spec, prompt=prompt)
-    if options.chat:
-        trace.notes["chat_template"] = chat_text(bundle, prompt)
-    if options.max_prompt_tokens is not None and len(ids) < n_whole:
-        trace.notes["truncated"] = f"only the first {len(ids)} of {n_whole} prompt tokens were run"
-    elif len(ids) < n_whole:
-        trace.notes["truncated"] = (
-            f"the prompt was cut from the left to the last {len(ids)} tokens to fit the context"
-        )
+    ids, trace = start_trace(bundle, prompt, spec, options)
     trace.interventions = [intervention_to_dict(iv) for iv in interventions]
     intervener = prepare_intervener(
         bundle,
