@@ -14,7 +14,6 @@ import pytest
 
 from _fixtures_app import tiny_llama_bundle
 from neuroscope_tui.capture.run import GenerationOptions, run
-from neuroscope_tui.cli import main
 from neuroscope_tui.tui.app import NeuroscopeApp
 from tiny_models import build_tiny
 
@@ -50,14 +49,6 @@ async def test_the_app_runs_on_the_nnsight_backend_and_shows_the_same_run(tiny, 
     assert shown.token_ids == native.token_ids
     for name in ("resid.norm", "mlp.norm", "attn.norm", "heads.entropy", "logits.top_ids"):
         np.testing.assert_allclose(shown.get(name), native.get(name), rtol=1e-4, atol=1e-5)
-
-
-def test_remote_in_the_app_is_refused_with_the_capture_route(tmp_path, capsys):
-    folder = build_tiny("llama", tmp_path / "tiny")
-    assert main([str(folder), "--remote"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("neuroscope-tui: ") and "capture MODEL --remote" in err
-    assert len(err.splitlines()) == 1
 
 
 def test_without_nnsight_the_app_says_how_to_install_it(tmp_path):

@@ -22,6 +22,7 @@ that does not finish in time, an error on the server) is a BackendError of one s
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -288,12 +289,16 @@ def poll_until_done(
     on_status: StatusCallback | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    stop: threading.Event | None = None,
 ) -> dict:
     """The saved values of a submitted request, polled until NDIF says it is done.
 
-    BackendError when it reports an error, when it cannot be reached, or when `timeout_s`
-    passes first (the request may still run there; nothing here is lost: nothing was written).
+    BackendError when it reports an error, when it cannot be reached, when `timeout_s`
+    passes first, or when `stop` is set (the app's Esc) (the request may still run there;
+    nothing here is lost: nothing was written).
     """
+    if stop is not None:  # Esc answers at once, not after the rest of a poll interval
+        sleep = stop.wait
     from nnsight.intervention.backends.remote import RemoteError
 
     deadline = clock() + timeout_s
@@ -319,6 +324,11 @@ def poll_until_done(
                 f"{last or 'none'}); try again later, when its queue is shorter."
             )
         sleep(POLL_EVERY_S)
+        if stop is not None and stop.is_set():
+            raise BackendError(
+                f"stopped waiting for NDIF after {last or 'sending'}; nothing came back, so "
+                "nothing was kept (NDIF may still finish the run)."
+            )
 
 
 @dataclass
@@ -356,18 +366,20 @@ def run_remote(
     *,
     timeout_s: float = QUEUE_TIMEOUT_S,
     on_status: StatusCallback | None = None,
+    stop: threading.Event | None = None,
 ) -> Trace:
     """`prompt` run on NDIF as one request: the whole Trace once it is finished.
 
-    `on_status` hears NDIF's status words while the run waits (the waiting state). Every
-    failure is a BackendError (UsageError for sampling); nothing is written before it returns.
+    `on_status` hears NDIF's status words while the run waits (the waiting state); `stop`
+    set ends the wait (a BackendError). Every failure is a BackendError (UsageError for
+    sampling); nothing is written before it returns.
     """
     from nnsight.intervention.backends.remote import RemoteError
 
     backend = ndif_backend(session.lm, session.key, session.host)
 
     def wait(b: Any) -> dict:
-        return poll_until_done(b, timeout_s, on_status)
+        return poll_until_done(b, timeout_s, on_status, stop=stop)
 
     try:
         trace = whole_run(

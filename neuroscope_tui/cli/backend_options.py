@@ -61,6 +61,9 @@ def check_backend_options(args: argparse.Namespace, *, interventions: bool) -> N
         raise UsageError(
             "interventions run on the native backend only; leave out --backend nnsight."
         )
+    if getattr(args, "watch", None) or getattr(args, "watch_full", None):
+        # the nnsight trace reduces the blocks' own sites; it does not hook other modules
+        raise UsageError("--watch runs on the native backend only; leave out --backend nnsight.")
     if not args.remote:
         return
     from neuroscope_tui.capture.remote import api_key  # torch, not nnsight

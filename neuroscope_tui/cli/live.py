@@ -114,14 +114,9 @@ def check_arguments(args: argparse.Namespace) -> Checked:
         from neuroscope_tui.cli.capture import read_prompts
 
         read_prompts(args)  # an empty prompt is refused here, as `capture` refuses it
-    if args.remote:
-        raise UsageError(
-            "the live app runs models on this machine (--backend nnsight included); for NDIF, "
-            "capture the run with `neuroscope-tui capture MODEL --remote -o run.nscope` and "
-            "open it with `neuroscope-tui view run.nscope`"
-        )
-    check_backend_options(args, interventions=False)  # nnsight missing: one sentence
-    locate(args.model)  # a typo fails here, before the screen starts
+    check_backend_options(args, interventions=False)  # nnsight missing, no NDIF key: one sentence
+    if not args.remote:  # a remote model is a hub id that NDIF serves, checked on connecting
+        locate(args.model)  # a typo fails here, before the screen starts
     check_save_dir(args.save_dir)
     from neuroscope_tui.concept_file import load_concept
 
@@ -161,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
 
     app = NeuroscopeApp(
         model_name=args.model,
-        load_options=loader_options(args),
+        load_options=app_load_options(args),
         prompt=args.prompt,
         generation=gen,
         save_dir=args.save_dir,
@@ -189,6 +184,14 @@ def run(args: argparse.Namespace) -> int:
     return status
 
 
+def app_load_options(args: argparse.Namespace) -> dict:
+    """What the app's engine loads with: the loader's options, or, for --remote, what
+    connecting to NDIF needs (tui/remote_runs.py)."""
+    if args.remote:
+        return {"remote": True, "revision": args.revision}
+    return loader_options(args)
+
+
 def print_run(args: argparse.Namespace, gen: dict) -> int:
     """Without a terminal: run the prompt and print the generated text and a summary (a
     script gets its answer, or the error and exit 2, instead of a screen nobody sees)."""
@@ -203,13 +206,24 @@ def print_run(args: argparse.Namespace, gen: dict) -> int:
     def say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
-    say(f"loading {args.model}")
-    bundle = load_model(args.model, progress=say, **loader_options(args))
     options = {k: v for k, v in gen.items() if k not in ("lens", "sampling", "backend")}
     # only the text is printed, so record as little as the run allows
     watch = {"watch": options.pop("watch", ()), "watch_full": options.pop("watch_full", ())}
     spec = CaptureSpec(full_layers=(), head_scores=False, lens_positions=(), **watch)
-    trace = capture_run(bundle, args.prompt, spec, GenerationOptions(**options))
+    if args.remote:  # one request to NDIF; the whole run comes back when it is finished
+        from neuroscope_tui.capture.remote import connect, run_remote
+
+        say(f"asking NDIF for {args.model} (its weights stay there)")
+        session = connect(args.model, args.revision)
+        say("sent to NDIF; the whole run comes back when it is finished")
+        trace = run_remote(
+            session, args.prompt, spec, GenerationOptions(**options),
+            on_status=lambda status: say(f"  NDIF: {status.lower()}"),
+        )  # fmt: skip
+    else:
+        say(f"loading {args.model}")
+        bundle = load_model(args.model, progress=say, **loader_options(args))
+        trace = capture_run(bundle, args.prompt, spec, GenerationOptions(**options))
     print(f"generated: {trace.generated_text!r}")
     print(
         f"{trace.n_prompt} prompt + {trace.n_generated} generated tokens "

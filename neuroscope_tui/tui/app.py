@@ -52,6 +52,7 @@ from neuroscope_tui.tui.pacing import RedrawPacer
 from neuroscope_tui.tui.plain_text import ControlPictures, PlainNotices
 from neuroscope_tui.tui.plugin_views import plugin_views, problems_notice, taken_keys
 from neuroscope_tui.tui.recovery import CrashRecovery
+from neuroscope_tui.tui.remote_waiting import RemoteWaitActions, task_name
 from neuroscope_tui.tui.saving import SavingActions
 from neuroscope_tui.tui.screens import LoadFailedPanel, loading_text, too_small, too_small_text
 from neuroscope_tui.tui.views.base import Selection, SelectionChanged, TraceView
@@ -67,7 +68,13 @@ SHORT_HEIGHT = 32  # below this many rows the plots shrink to leave the heatmap 
 
 
 class NeuroscopeApp(
-    CrashRecovery, PlainNotices, DriftActions, SavingActions, InterventionActions, App[int]
+    CrashRecovery,
+    PlainNotices,
+    DriftActions,
+    SavingActions,
+    InterventionActions,
+    RemoteWaitActions,
+    App[int],
 ):
     """The neuroscope terminal app (see the module docstring for its two modes)."""
 
@@ -298,7 +305,7 @@ class NeuroscopeApp(
 
     def _model_ready(self, model: Any) -> None:
         self.figures = HeaderFigures(
-            model.name, model.device, model.dtype, state="ready",
+            model.name, "NDIF" if self.remote else model.device, model.dtype, state="ready",
             chat=bool(self.generation.get("chat")),
         )  # fmt: skip
         self._draw_header()
@@ -379,6 +386,7 @@ class NeuroscopeApp(
             self._show_trace()
 
     def on_run_ended(self, message: RunEnded) -> None:
+        self.remote_run_ended(message)
         self._apply_growth()
         if message.trace is not None:
             self.trace = self.shown = message.trace
@@ -504,6 +512,10 @@ class NeuroscopeApp(
         """
         if self.engine.model is None:
             self.notify(self.model_missing(), severity="warning")
+            return None
+        if self.refuse_on_remote(task_name(label, kind), on_error):
+            if on_cancelled is not None:  # the view's waiting state ends
+                on_cancelled()
             return None
         task = ModelTask(
             fn, args,
@@ -642,6 +654,9 @@ class NeuroscopeApp(
         """Choose the modules the next run watches, in a tree with check boxes."""
         from neuroscope_tui.tui.module_picker import ModulePicker, matching, next_watch
 
+        if self.generation.get("backend") == "nnsight":  # the trace hooks no other module
+            self.notify("watching modules runs on the native backend only", severity="warning")
+            return
         names = self.engine.module_names()
         if not names:
             loading = self.model_name is not None and self.load_error is None

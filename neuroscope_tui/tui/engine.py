@@ -96,6 +96,9 @@ class ModelEngine:
     _serving: bool = False  # a thread is serving the queue (or waiting for the model)
     # the model's module names (the module picker's tree), listed in the worker at load
     _module_names: list[str] = field(default_factory=list)
+    # --remote: the NDIF session (capture/remote.py RemoteSession); `model` is then its
+    # structure on the meta device, which no view task can run (tui/remote_runs.py)
+    remote: Any = None
 
     def spawn(self, name: str, fn: Callable[..., Any], *args: Any) -> threading.Thread:
         """Run `fn(*args)` in a new daemon thread called `neuroscope-<name>`."""
@@ -114,7 +117,13 @@ class ModelEngine:
     # ---- loading ---------------------------------------------------------------------------
 
     def load(self, name: str, options: dict[str, Any]) -> None:
-        """Load `name` with loader options; posts LoadProgress..., then ModelReady or LoadFailed."""
+        """Load `name` with loader options; posts LoadProgress..., then ModelReady or LoadFailed.
+        With options["remote"], connect to NDIF instead (tui/remote_runs.py)."""
+        if options.get("remote"):
+            from neuroscope_tui.tui.remote_runs import connect_remote
+
+            connect_remote(self, name, options)
+            return
         try:
             # the loader's own first step comes after these imports, the longest part of a
             # warm start: say so, or the line under the prompt box is silent for seconds
@@ -151,6 +160,11 @@ class ModelEngine:
         """
         from neuroscope_tui.capture.run import GenerationOptions, run
 
+        if self.remote is not None:  # one request to NDIF; the trace comes back whole
+            from neuroscope_tui.tui.remote_runs import generate_remote
+
+            generate_remote(self, prompt, options, interventions)
+            return
         bundle = self.model
         self.running = True
         asked, options, ivs = dict(options), dict(options), list(interventions)

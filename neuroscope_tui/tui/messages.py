@@ -61,6 +61,15 @@ class MemoryPlanned(Message):
 
 
 @dataclass
+class RemoteWaiting(Message):
+    """A run sent to NDIF waits: `status` is NDIF's word for it (SENT before it answers,
+    then RECEIVED, QUEUED, RUNNING...), `since` the time.monotonic() it was sent."""
+
+    status: str
+    since: float
+
+
+@dataclass
 class RunEnded(Message):
     """A run ended: finished, stopped, or failed (`error` is one sentence, else None)."""
 

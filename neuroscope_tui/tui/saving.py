@@ -61,7 +61,7 @@ class SavingActions:
             self.notify("nothing to save yet: run a prompt first", severity="warning")
             return
         trace = self.shown
-        if self.live_model is None:
+        if self.live_model is None or self.remote:  # no model here to complete it with
             self._write_snapshot(trace)
             return
         from neuroscope_tui.capture.complete import complete_for_save, needs_completion
