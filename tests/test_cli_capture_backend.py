@@ -74,6 +74,8 @@ def test_refusals_before_the_model_loads(tiny: Path, tmp_path: Path, capsys, mon
     out = str(tmp_path / "x.nscope")
     base = ["capture", str(tiny), "--prompt", "hi", "-o", out]
     fails(capsys, [*base, "--backend", "nnsight", "--ablate", "0.1"], "native backend only")
+    watch = ["--watch", "model.layers.*.mlp"]
+    fails(capsys, [*base, "--backend", "nnsight", *watch], "--watch runs on the native backend")
     fails(capsys, [*base, "--backend", "native", "--remote"], "leave out --backend native")
     monkeypatch.delenv("NDIF_API_KEY", raising=False)
     fails(capsys, [*base, "--remote"], "NDIF_API_KEY environment variable")
