@@ -75,3 +75,34 @@ def test_without_a_terminal_the_nnsight_backend_prints_the_same_text(tmp_path):
         assert done.returncode == 0, done.stderr[-2000:]
         outs.append(done.stdout)
     assert outs[0] == outs[1] and "generated:" in outs[0]
+
+
+async def test_ablating_a_head_on_the_nnsight_backend_equals_the_native_run(tiny, tmp_path):
+    """`a` in the heads view re-runs the prompt with the head switched off; on the nnsight
+    backend the ablation is an nnsight edit, and the run equals the native one."""
+    from neuroscope_tui.capture.interventions import Ablation
+
+    generation = {"max_new_tokens": 4, "stop_at_eos": False, "backend": "nnsight"}
+    app = NeuroscopeApp(model=tiny, save_dir=tmp_path, generation=generation)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.query_one("#prompt").focus()
+        await pilot.press(*PROMPT, "enter")
+        await wait_for(lambda: app.figures.state.startswith(("done", "failed")))
+        await pilot.press("2")  # the heads view: layer 0, head 0 selected
+        await pilot.pause(0.1)
+        await pilot.press("a")
+        await wait_for(lambda: app.shown is not None and bool(app.shown.interventions))
+        await wait_for(lambda: app.figures.state.startswith(("done", "failed")))
+        await pilot.pause(0.1)
+        assert app.figures.state.startswith("done"), app.figures.state
+        shown = app.shown
+    assert shown.notes.get("backend") == "nnsight"
+    ablation = Ablation("head", 0, 0)
+    native = run(
+        tiny, PROMPT, shown.spec, GenerationOptions(max_new_tokens=4, stop_at_eos=False),
+        interventions=[ablation],
+    )  # fmt: skip
+    assert shown.interventions == native.interventions
+    assert shown.token_ids == native.token_ids
+    for name in ("resid.norm", "attn.norm", "mlp.norm", "logits.top_ids"):
+        np.testing.assert_allclose(shown.get(name), native.get(name), rtol=1e-4, atol=1e-5)

@@ -98,13 +98,40 @@ def test_steps_are_reported_and_a_cancel_stops_the_run():
 
 
 @needs_nnsight
-def test_interventions_are_the_native_backends():
-    from neuroscope_tui.capture.interventions import Ablation
+@pytest.mark.parametrize("arch", ARCHS)
+def test_interventions_as_nnsight_edits_equal_the_native_hooks(arch):
+    """Every kind of intervention (zero, mean and resample-free ablations of a head, a neuron
+    and a block at some positions, a patch from a second prompt, a steering vector), written
+    as nnsight edits inside each step's trace, changes the run exactly as the native hooks do,
+    the generated tokens included."""
+    from neuroscope_tui.capture.interventions import Ablation, Patch, Steering
 
-    with pytest.raises(UsageError, match="native backend"):
-        run_nnsight(
-            tiny_bundle("llama"), PROMPT, interventions=[Ablation(site="head", layer=0, index=1)]
-        )
+    bundle = tiny_bundle(arch)
+    direction = np.random.default_rng(0).standard_normal(bundle.anatomy.d_model)
+    prompt = "the cat sat on the mat"
+    ivs = [
+        Ablation("head", 0, 1),
+        Ablation("neuron", 1, 3, mode="mean"),
+        Ablation("mlp", 1, positions=(1, 2)),
+        Patch("resid", 1, (2,), source="the mat sat on the cat"),  # same token length
+        Steering(0, 3.0, tuple(direction.tolist())),
+    ]
+    options = GenerationOptions(max_new_tokens=4, stop_at_eos=False)
+    native = run(bundle, prompt, FULL_SPEC, options, interventions=ivs)
+    other = run_nnsight(bundle, prompt, FULL_SPEC, options, interventions=ivs)
+    clean = run(bundle, prompt, FULL_SPEC, options)
+    assert not np.allclose(native.get("resid.norm"), clean.get("resid.norm"))  # they bite
+    assert other.interventions == native.interventions and len(other.interventions) == 5
+    assert_same_trace(native, other)
+
+
+@needs_nnsight
+def test_a_patch_of_another_length_is_refused_as_natively():
+    from neuroscope_tui.capture.interventions import InterventionError, Patch
+
+    iv = Patch("resid", 1, (2,), source="a much longer second prompt than the first one")
+    with pytest.raises(InterventionError, match="same token length"):
+        run_nnsight(tiny_bundle("llama"), PROMPT, interventions=[iv])
 
 
 @needs_nnsight

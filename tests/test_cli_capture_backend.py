@@ -73,7 +73,6 @@ def test_backend_nnsight_without_nnsight_says_how_to_install_it(
 def test_refusals_before_the_model_loads(tiny: Path, tmp_path: Path, capsys, monkeypatch) -> None:
     out = str(tmp_path / "x.nscope")
     base = ["capture", str(tiny), "--prompt", "hi", "-o", out]
-    fails(capsys, [*base, "--backend", "nnsight", "--ablate", "0.1"], "native backend only")
     watch = ["--watch", "model.layers.*.mlp"]
     fails(capsys, [*base, "--backend", "nnsight", *watch], "--watch runs on the native backend")
     fails(capsys, [*base, "--backend", "native", "--remote"], "leave out --backend native")
@@ -82,6 +81,7 @@ def test_refusals_before_the_model_loads(tiny: Path, tmp_path: Path, capsys, mon
     monkeypatch.setenv("NDIF_API_KEY", "k")
     fails(capsys, [*base, "--remote", "--temperature", "0.7"], "decodes greedily")
     fails(capsys, [*base, "--remote", "--attribution"], "leave out --remote")
+    fails(capsys, [*base, "--remote", "--ablate", "0.1"], "interventions run on this machine")
     assert not Path(out).exists()
 
 

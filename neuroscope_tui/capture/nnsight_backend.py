@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,12 +30,15 @@ import torch
 
 from neuroscope_tui.capture.attention_tap import tapped
 from neuroscope_tui.capture.derive import final_softcap
+from neuroscope_tui.capture.intervening import Intervener, prepare_intervener
+from neuroscope_tui.capture.interventions import intervention_to_dict
 from neuroscope_tui.capture.recorder import Recorder, _first_tensor
 from neuroscope_tui.capture.run import (
     _ANCHOR,
     GenerationOptions,
     StepCallback,
     _eos_ids,
+    _prompt_ids,
     cache_keyword,
     lens_rows,
     logit_rows,
@@ -43,7 +46,7 @@ from neuroscope_tui.capture.run import (
     step_through,
     token_texts,
 )
-from neuroscope_tui.errors import NNSIGHT_INSTALL_HINT, BackendError, UsageError
+from neuroscope_tui.errors import NNSIGHT_INSTALL_HINT, BackendError
 from neuroscope_tui.models.types import LoadedModel
 from neuroscope_tui.trace import HEADS_MISSING_NOTE, CaptureSpec, Trace
 
@@ -96,6 +99,20 @@ class StepPlan:
     cache_name: str
     keep_cache: bool  # local runs carry the KV cache to the next step; remote ones cannot
     keep_last_logits: bool  # sampling needs the whole last row; greedy needs its argmax only
+    # (intervener site, layer) -> the module path whose input or output an intervention edits
+    # (capture/intervening.py's sites; EDITED_AT says which end of the module)
+    edits: dict[tuple[str, int], str] = field(default_factory=dict)
+
+
+# which end of its module each intervener site is (capture/intervening.py)
+EDITED_AT = {
+    "resid_in": "input",
+    "heads_in": "input",
+    "neurons_in": "input",
+    "attn_out": "output",
+    "mlp_out": "output",
+    "block_out": "output",
+}
 
 
 def module_paths(model: torch.nn.Module) -> dict[int, str]:
@@ -104,9 +121,15 @@ def module_paths(model: torch.nn.Module) -> dict[int, str]:
 
 
 def make_plan(
-    bundle: LoadedModel, spec: CaptureSpec, *, keep_cache: bool, keep_last_logits: bool
+    bundle: LoadedModel,
+    spec: CaptureSpec,
+    *,
+    keep_cache: bool,
+    keep_last_logits: bool,
+    edited: Sequence[tuple[str, int]] = (),
 ) -> StepPlan:
-    """The step plan for `spec` on `bundle`'s anatomy (the same sites `recording()` hooks)."""
+    """The step plan for `spec` on `bundle`'s anatomy (the same sites `recording()` hooks);
+    `edited`: the (site, layer) pairs an Intervener writes."""
     a = bundle.anatomy
     paths = module_paths(bundle.model)
     rec = Recorder(a, spec)
@@ -135,6 +158,16 @@ def make_plan(
             plan.mlp[layer] = paths[id(a.mlp[layer])]
         if "neurons" in spec.sites:
             plan.down_proj[layer] = paths[id(a.down_proj[layer])]
+    modules = {
+        "resid_in": a.blocks,
+        "block_out": a.blocks,
+        "attn_out": a.attention,
+        "mlp_out": a.mlp,
+        "heads_in": a.out_proj,
+        "neurons_in": a.down_proj,
+    }
+    for site, layer in edited:
+        plan.edits[(site, layer)] = paths[id(modules[site][layer])]
     return plan
 
 
@@ -151,32 +184,58 @@ def _envoy(model: Any, path: str | None) -> Any:
 
 
 def reduce_step(
-    model: Any, plan: StepPlan, rec: Recorder, start: int, asked: tuple[int, ...] | None
+    model: Any,
+    plan: StepPlan,
+    rec: Recorder,
+    start: int,
+    asked: tuple[int, ...] | None,
+    edits: Any = None,
 ) -> dict[str, Any]:
     """The body of one step's trace: read the sites, reduce them there, return the rows.
 
     Reads are in the order the model computes them (nnsight serves each value when its module
-    runs): per layer the block's input, the attention output, the down projection's input, the
-    MLP output, then the block's output; the logits last. Returns {"rows": name -> numpy,
-    "last": the last position's logits or their argmax, "cache": the KV cache or None}.
+    runs): per layer the block's input, the attention output projection's input, the attention
+    output, the down projection's input, the MLP output, then the block's output; the logits
+    last. `edits` (an Intervener, begun for this step) writes its changes there as nnsight
+    edits, before the reads, so the summaries see what flows on, as the native hooks do.
+    Returns {"rows": name -> numpy, "last": the last position's logits or their argmax,
+    "cache": the KV cache or None}.
     """
     with torch.inference_mode():
         raw: dict[str, dict[int, Any]] = {}
         stream: dict[int, torch.Tensor] = {}
-        for layer in plan.layers:
+
+        def site(key: tuple[str, int], path: str | None) -> torch.Tensor | None:
+            """The value at `key` (after its edit, if any); None when nothing reads it."""
+            edited = plan.edits.get(key)
+            if edited is None and path is None:
+                return None
+            envoy = _envoy(model, edited if edited is not None else path)
+            end = EDITED_AT[key[0]]
+            value = getattr(envoy, end)
+            x = _first_tensor(value)
+            new = edits.apply(key, x) if edited is not None and edits is not None else None
+            if new is None:
+                return x
+            setattr(envoy, end, new if isinstance(value, torch.Tensor) else (new, *value[1:]))
+            return new
+
+        layers = sorted(set(plan.layers) | {layer for _, layer in plan.edits})
+        for layer in layers:
             block = plan.blocks.get(layer)
-            x_in = _first_tensor(_envoy(model, block).input) if block else None
+            x_in = site(("resid_in", layer), block)
+            site(("heads_in", layer), None)  # inside the attention: before its output
+            out = site(("attn_out", layer), plan.attention.get(layer))
             if layer in plan.attention:
-                out = _envoy(model, plan.attention[layer]).output
-                raw.setdefault("attn", {})[layer] = _first_tensor(out)
+                raw.setdefault("attn", {})[layer] = out
+            neurons = site(("neurons_in", layer), plan.down_proj.get(layer))
             if layer in plan.down_proj:
-                neurons = _envoy(model, plan.down_proj[layer]).input
-                raw.setdefault("neurons", {})[layer] = _first_tensor(neurons)
+                raw.setdefault("neurons", {})[layer] = neurons
+            mlp_out = site(("mlp_out", layer), plan.mlp.get(layer))
             if layer in plan.mlp:
-                mlp_out = _envoy(model, plan.mlp[layer]).output
-                raw.setdefault("mlp", {})[layer] = _first_tensor(mlp_out)
+                raw.setdefault("mlp", {})[layer] = mlp_out
+            x_out = site(("block_out", layer), block)
             if block:
-                x_out = _first_tensor(_envoy(model, block).output)
                 raw.setdefault("block", {})[layer] = (x_in, x_out)
                 stream[layer] = x_out[0]
         output = model.output
@@ -218,10 +277,21 @@ def _step_inputs(ids: list[int], new: list[int], device: torch.device) -> tuple[
 class _NnsightRun:
     """One local run's state: the nnsight model, the plan, the recorder and the trace."""
 
-    def __init__(self, bundle: LoadedModel, spec: CaptureSpec, trace: Trace, sampling: bool):
+    def __init__(
+        self,
+        bundle: LoadedModel,
+        spec: CaptureSpec,
+        trace: Trace,
+        sampling: bool,
+        edits: Intervener | None = None,
+    ):
         self.bundle, self.spec, self.trace = bundle, spec, trace
         self.model = wrap(bundle)
-        self.plan = make_plan(bundle, spec, keep_cache=True, keep_last_logits=sampling)
+        self.edits = edits
+        edited = list(edits.by_site) if edits is not None else []
+        self.plan = make_plan(
+            bundle, spec, keep_cache=True, keep_last_logits=sampling, edited=edited
+        )
         self.rec = Recorder(bundle.anatomy, spec)
         self.device = torch.device(bundle.device)
         self.ids: list[int] = []
@@ -234,10 +304,12 @@ class _NnsightRun:
         encoding, kwargs = _step_inputs(self.ids, new_ids, self.device)
         kwargs.update({"use_cache": True, self.plan.cache_name: past})
         start = len(self.trace.token_ids)
-        model, plan, rec = self.model, self.plan, self.rec
+        model, plan, rec, edits = self.model, self.plan, self.rec, self.edits
         asked = self.spec.lens_positions
+        if edits is not None:  # absolute positions of this step, as run() announces them
+            edits.begin(start, len(new_ids))
         with model.trace(encoding, **kwargs):
-            result = reduce_step(model, plan, rec, start, asked)
+            result = reduce_step(model, plan, rec, start, asked, edits)
             nnsight.save(result)
         rows = result["rows"]
         self._remember(rows)
@@ -279,24 +351,30 @@ def run_nnsight(
     """`capture/run.py run()` through nnsight on this machine: the same Trace, step by step.
 
     The prompt's pass, then one cached pass per generated token, each one nnsight trace;
-    `on_step` and `cancel` behave as in run(). Interventions are the native backend's: asking
-    for them here raises UsageError. `lens_later` and `entropy_later` are accepted so a caller
-    of run() can swap backends; this backend computes the lens and the entropy at once, in the
-    trace (nothing is left for capture/derive.py). Raises BackendError when nnsight is not
-    installed.
+    `on_step` and `cancel` behave as in run(). `interventions` are run()'s, checked by the
+    same code (capture/intervening.py `prepare_intervener`: a second prompt's activations are
+    read with one plain forward) and written as nnsight edits inside each step's trace
+    (`reduce_step`), so they change what flows on exactly as the native hooks do. `lens_later`
+    and `entropy_later` are accepted so a caller of run() can swap backends; this backend
+    computes the lens and the entropy at once, in the trace (nothing is left for
+    capture/derive.py). Raises BackendError when nnsight is not installed.
     """
     del lens_later, entropy_later  # computed now: see above
     require_nnsight()
-    if interventions:
-        raise UsageError(
-            "interventions run on the native backend only; leave out --backend nnsight to use them."
-        )
     spec = spec or CaptureSpec()
     options = options or GenerationOptions()
     ids, trace = start_backend_trace(bundle, prompt, spec, options)
+    trace.interventions = [intervention_to_dict(iv) for iv in interventions]
+    edits = prepare_intervener(
+        bundle,
+        interventions,
+        ids,
+        trace.model,
+        lambda text: _prompt_ids(bundle, text, options)[0],
+    )
     gen = torch.Generator().manual_seed(options.seed) if options.seed is not None else None
     eos = _eos_ids(bundle) if options.stop_at_eos else set()
-    state = _NnsightRun(bundle, spec, trace, sampling=options.temperature > 0)
+    state = _NnsightRun(bundle, spec, trace, sampling=options.temperature > 0, edits=edits)
     rec = state.rec
     wants_attention = spec.head_scores or bool(spec.pattern_heads)
     try:

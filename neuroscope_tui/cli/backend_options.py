@@ -57,10 +57,6 @@ def check_backend_options(args: argparse.Namespace, *, interventions: bool) -> N
         return
     if not nnsight_installed():
         raise BackendError(NNSIGHT_INSTALL_HINT)
-    if interventions:
-        raise UsageError(
-            "interventions run on the native backend only; leave out --backend nnsight."
-        )
     if getattr(args, "watch", None) or getattr(args, "watch_full", None):
         # the nnsight trace reduces the blocks' own sites; it does not hook other modules
         raise UsageError("--watch runs on the native backend only; leave out --backend nnsight.")
@@ -69,6 +65,8 @@ def check_backend_options(args: argparse.Namespace, *, interventions: bool) -> N
     from neuroscope_tui.capture.remote import api_key  # torch, not nnsight
 
     api_key()  # from the environment only
+    if interventions:  # local nnsight runs write them as edits; one remote request does not
+        raise UsageError("interventions run on this machine; leave out --remote to use them.")
     if args.temperature > 0:
         raise UsageError("a remote run decodes greedily; leave out --temperature.")
     if getattr(args, "attribution", False):
