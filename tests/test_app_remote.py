@@ -198,3 +198,17 @@ def test_remote_without_a_key_is_one_sentence(monkeypatch, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("neuroscope-tui: ") and "NDIF_API_KEY" in err
     assert len(err.splitlines()) == 1
+
+
+async def test_ndif_unreachable_is_the_load_failure(monkeypatch, tmp_path):
+    from neuroscope_tui.capture import remote
+    from neuroscope_tui.errors import BackendError
+
+    def connect(name, revision=None):
+        raise BackendError("cannot reach NDIF at https://api.ndif.us (refused); check the network")
+
+    monkeypatch.setattr(remote, "connect", connect)
+    app = _app(tmp_path)
+    async with app.run_test(size=(120, 40)):
+        await wait_for(lambda: app.figures.state == "failed to load")
+        assert app.load_error.startswith("cannot reach NDIF") and app.engine.remote is None
