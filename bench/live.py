@@ -10,7 +10,11 @@ every variant alike:
               its prompt line, run to the end; tokens/s read from the header's figures
 
 Plain runs before and after each app run (its figure is the median of all of them). Prints
-medians, the spread (min-max) and each app variant's ratio to plain.
+medians, the spread (min-max) and each app variant's ratio to plain, twice: the ratio of the
+medians, and the median of the paired ratios (each app run against the mean of the plain runs
+just before and after it). On a shared machine the plain rate alone moves by 30% within a
+minute (13.4 to 18.1 tokens/s in twelve runs back to back), so the paired figure, which
+compares runs seconds apart, is the one to read; use 7 rounds or more.
 
     python bench/live.py [--rounds 3] [--new-tokens 48] [--sizes 160x50,80x24] [--no-lens]
 """
@@ -146,9 +150,13 @@ def main() -> None:
     app_rate(bundle, 4, sizes[0], not args.no_lens)
     plain: list[tuple[float, float]] = []
     apps: dict[tuple[int, int], list[tuple[float, float]]] = {s: [] for s in sizes}
+    # each app run's index among the plain runs: plain[i] runs just before it, plain[i + 1]
+    # just after
+    after: dict[tuple[int, int], list[int]] = {s: [] for s in sizes}
     for r in range(args.rounds):
         for size in sizes:  # ABAB: plain before and after every app run
             plain.append(plain_rate(bundle, args.new_tokens))
+            after[size].append(len(plain) - 1)
             apps[size].append(app_rate(bundle, args.new_tokens, size, not args.no_lens))
             p, a = plain[-1], apps[size][-1]
             print(
@@ -168,7 +176,14 @@ def main() -> None:
         for size, rates in apps.items():
             got = [a[clock] for a in rates]
             ratio = statistics.median(got) / base
-            print(f"  by {what} time: app {size[0]}x{size[1]:<8} {spread(got)}  ratio {ratio:.2f}")
+            paired = [
+                a[clock] / ((plain[i][clock] + plain[i + 1][clock]) / 2)
+                for a, i in zip(rates, after[size], strict=True)
+            ]
+            print(
+                f"  by {what} time: app {size[0]}x{size[1]:<8} {spread(got)}  ratio {ratio:.2f}"
+                f"  paired ratio {spread(paired)}"
+            )
 
 
 if __name__ == "__main__":
