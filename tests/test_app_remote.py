@@ -171,14 +171,35 @@ async def test_what_needs_the_model_here_is_refused_once(ndif, tmp_path):
     assert any("watching modules runs on the native backend only" in n for n in notices)
 
 
-async def test_interventions_are_refused_on_ndif(ndif, tmp_path):
+async def test_a_head_ablated_on_ndif_equals_the_native_ablation(ndif, tmp_path):
+    """`a` in the heads view sends the prompt again with the head switched off: the edit
+    travels with the request; the comparison with the clean run, which needs the model here,
+    is refused in one sentence."""
+    from neuroscope_tui.capture.interventions import Ablation
+
     app = _app(tmp_path)
-    async with app.run_test(size=(120, 40)):
+    async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(lambda: app.figures.state == "ready")
-        app.run_interventions = lambda: ["ablate"]  # as if the user built one
-        app.start_run(PROMPT)
+        app.query_one("#prompt").focus()
+        await pilot.press(*PROMPT, "enter")
         await wait_for(lambda: app.figures.state.startswith(("done", "failed")))
-        assert any("a run on NDIF cannot apply them" in n for n in _notices(app))
+        await pilot.press("2")  # the heads view: layer 0, head 0
+        await pilot.pause(0.1)
+        await pilot.press("a")
+        await wait_for(lambda: app.shown is not None and bool(app.shown.interventions))
+        await wait_for(lambda: app.figures.state.startswith(("done", "failed")))
+        await pilot.pause(0.2)
+        assert app.figures.state.startswith("done"), (app.figures.state, _notices(app))
+        shown = app.shown
+        notices = _notices(app)
+    native = run(
+        ndif.bundle, PROMPT, shown.spec, GenerationOptions(max_new_tokens=4, stop_at_eos=False),
+        interventions=[Ablation("head", 0, 0)],
+    )  # fmt: skip
+    assert shown.interventions == native.interventions and shown.token_ids == native.token_ids
+    for name in ("resid.norm", "attn.norm", "mlp.norm"):
+        np.testing.assert_allclose(shown.get(name), native.get(name), rtol=1e-4, atol=1e-5)
+    assert any("the comparison with the clean run needs the model" in n for n in notices)
 
 
 def test_without_a_terminal_a_remote_run_prints_its_text(ndif, monkeypatch, capsys):

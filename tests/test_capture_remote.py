@@ -49,6 +49,42 @@ def test_the_request_runs_on_a_simulated_server_without_our_package():
         np.testing.assert_allclose(value, native.arrays[name], rtol=1e-4, atol=1e-5, err_msg=name)
 
 
+def test_interventions_travel_with_the_request_and_equal_the_native_run():
+    """Zero and mean ablations and a steering vector go with the request (shipped by value,
+    run with our package hidden) and change the run as the native hooks do; a patch, which
+    needs a second prompt's activations, is refused in one sentence."""
+    from nnsight.intervention.backends.local import LocalSimulationBackend
+
+    from neuroscope_tui.capture.interventions import Ablation, Patch, Steering
+    from neuroscope_tui.capture.nnsight_backend import wrap
+    from neuroscope_tui.capture.remote import whole_run
+    from neuroscope_tui.errors import UsageError
+
+    bundle = tiny_bundle("llama")
+    lm = wrap(bundle)
+    direction = np.random.default_rng(1).standard_normal(bundle.anatomy.d_model)
+    ivs = [
+        Ablation("head", 0, 1),
+        Ablation("neuron", 1, 3, mode="mean"),
+        Ablation("mlp", 0, positions=(2, 3)),
+        Steering(1, 2.0, tuple(direction.tolist())),
+    ]
+    spec = CaptureSpec(full_layers=None, lens_positions=(1, 4))
+    options = GenerationOptions(max_new_tokens=3)
+    native = run(bundle, PROMPT, spec, options, interventions=ivs)
+    clean = run(bundle, PROMPT, spec, options)
+    other = whole_run(
+        lm, bundle, PROMPT, spec, options, backend=LocalSimulationBackend(lm), interventions=ivs
+    )
+    assert not np.allclose(native.get("resid.norm"), clean.get("resid.norm"))
+    assert other.token_ids == native.token_ids and other.interventions == native.interventions
+    for name, value in other.arrays.items():
+        np.testing.assert_allclose(value, native.arrays[name], rtol=1e-4, atol=1e-5, err_msg=name)
+    patch = Patch("resid", 1, (2,), source="The capital of Spain is")
+    with pytest.raises(UsageError, match="patches and resampling need a second prompt"):
+        whole_run(lm, bundle, PROMPT, spec, options, interventions=[patch])
+
+
 def _session(folder: Path, monkeypatch):
     """A session for the tiny model as NDIF would name it, without asking the hub."""
     import nnsight.modeling.huggingface as hf

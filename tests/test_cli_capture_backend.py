@@ -81,7 +81,9 @@ def test_refusals_before_the_model_loads(tiny: Path, tmp_path: Path, capsys, mon
     monkeypatch.setenv("NDIF_API_KEY", "k")
     fails(capsys, [*base, "--remote", "--temperature", "0.7"], "decodes greedily")
     fails(capsys, [*base, "--remote", "--attribution"], "leave out --remote")
-    fails(capsys, [*base, "--remote", "--ablate", "0.1"], "interventions run on this machine")
+    resample = ["--ablate", "0.1", "--ablate-mode", "resample", "--resample-prompt", "ho"]
+    fails(capsys, [*base, "--remote", *resample], "resample needs a second prompt")
+    fails(capsys, [*base, "--remote", "--ablate", "0.1", "--side-by-side"], "leave out --remote")
     assert not Path(out).exists()
 
 
@@ -114,7 +116,10 @@ def test_remote_waits_then_writes_the_whole_run(tiny, tmp_path, capsys, monkeypa
     def run_here(session, prompt, spec, options, *, on_status=None, **kw):
         for status in ("QUEUED", "RUNNING"):
             on_status(status)
-        trace = remote.whole_run(session.lm, session.bundle, prompt, spec, options)
+        ivs = kw.get("interventions", ())
+        trace = remote.whole_run(
+            session.lm, session.bundle, prompt, spec, options, interventions=ivs
+        )
         trace.notes["remote"] = remote.REMOTE_NOTE
         return trace
 
@@ -128,6 +133,13 @@ def test_remote_waits_then_writes_the_whole_run(tiny, tmp_path, capsys, monkeypa
     trace = load_snapshot(out)
     assert trace.n_generated == 3 and trace.notes["remote"] == "ndif"
     assert "attention probabilities" in trace.notes[HEADS_MISSING_NOTE]
+    # ablations travel with the request as nnsight edits: the snapshot lists them and they bite
+    ablated = tmp_path / "ablated.nscope"
+    assert capture(tiny, ablated, "--remote", "--ablate", "0.1", "--ablate-neuron", "1:3") == 0
+    assert "intervention: ablate L0.H1 (zero) (an nnsight edit on NDIF)" in capsys.readouterr().err
+    changed = load_snapshot(ablated)
+    assert [iv["kind"] for iv in changed.interventions] == ["ablate", "ablate"]
+    assert not np.allclose(changed.get("resid.norm"), trace.get("resid.norm"))
 
 
 @needs_nnsight

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -32,6 +32,13 @@ import numpy as np
 import torch
 
 from neuroscope_tui.capture.anatomy import find_anatomy
+from neuroscope_tui.capture.intervening import Intervener, writes_for
+from neuroscope_tui.capture.interventions import (
+    Intervention,
+    Patch,
+    check_interventions,
+    intervention_to_dict,
+)
 from neuroscope_tui.capture.nnsight_backend import (
     make_plan,
     reduce_step,
@@ -177,6 +184,7 @@ def whole_run(
     *,
     backend: Any = None,
     wait: Callable[[Any], dict] | None = None,
+    interventions: Sequence[Intervention] = (),
 ) -> Trace:
     """The run as one `generate` trace; returns the whole Trace when it is finished.
 
@@ -185,7 +193,10 @@ def whole_run(
     saved values (`poll_until_done`); a backend that runs the block (nnsight's local
     simulation of a server) leaves them in place. Greedy decoding only: a
     remote engine's sampler is not ours, and a run that cannot be repeated is not one to
-    compare. Head scores are not recorded (the note says why).
+    compare. Head scores are not recorded (the note says why). `interventions` that need no
+    second prompt (zero and mean ablations, steering) are written as nnsight edits at every
+    step on the engine, as the local backend writes them; patches and resampling are refused
+    (their second prompt's activations would need a run of their own there).
     """
     require_nnsight()
     spec = spec or CaptureSpec()
@@ -195,14 +206,33 @@ def whole_run(
             "a remote run decodes greedily; leave out --temperature (or run it locally)."
         )
     ids, trace = start_backend_trace(bundle, prompt, spec, options)
+    edits = remote_edits(bundle, interventions, ids, trace)
     if spec.head_scores or spec.pattern_heads:
         # the trace's spec says what was recorded, so nothing downstream waits for head rows
         spec = replace(spec, head_scores=False, pattern_heads=())
         trace.spec = spec
         trace.notes[HEADS_MISSING_NOTE] = REMOTE_HEADS_NOTE
-    steps = request_steps(lm, bundle, ids, spec, options, backend=backend, wait=wait)
+    steps = request_steps(lm, bundle, ids, spec, options, backend=backend, wait=wait, edits=edits)
     _fill(trace, bundle, ids, steps, options)
     return trace
+
+
+def remote_edits(
+    bundle: LoadedModel, interventions: Sequence[Intervention], ids: list[int], trace: Trace
+) -> Intervener | None:
+    """The Intervener a remote run ships (None when nothing is enabled); the interventions
+    are listed in the trace. InterventionError for one that does not fit the model, UsageError
+    for a patch or a resample (they need a second prompt's activations)."""
+    trace.interventions = [intervention_to_dict(iv) for iv in interventions]
+    enabled = [iv for iv in interventions if iv.enabled]
+    if any(isinstance(iv, Patch) or getattr(iv, "mode", "") == "resample" for iv in enabled):
+        raise UsageError(
+            "a remote run takes ablations by zero or mean and steering; patches and resampling "
+            "need a second prompt's activations, so run those locally (--backend nnsight)."
+        )
+    check_interventions(interventions, trace.model)
+    writes = [w for iv in enabled for w in writes_for(iv, bundle.anatomy)]
+    return Intervener(writes, n_prompt=len(ids)) if writes else None
 
 
 def request_steps(
@@ -214,12 +244,15 @@ def request_steps(
     *,
     backend: Any = None,
     wait: Callable[[Any], dict] | None = None,
+    edits: Intervener | None = None,
 ) -> list[dict]:
     """The one request: per forward pass of the engine's loop, reduce_step's saved values
     ({"rows", "last", "cache": None}), the list NDIF sends back. `spec` records no head scores
-    (whole_run has taken them out)."""
+    (whole_run has taken them out); `edits` travels with the request and writes at every
+    step."""
     nnsight = require_nnsight()
-    plan = make_plan(bundle, spec, keep_cache=False, keep_last_logits=False)
+    edited = list(edits.by_site) if edits is not None else []
+    plan = make_plan(bundle, spec, keep_cache=False, keep_last_logits=False, edited=edited)
     rec = Recorder(bundle.anatomy, spec)
     rec.anatomy = None  # the recorder travels with the request; the model's modules must not
     n_steps = _steps(bundle, len(ids), options)
@@ -239,7 +272,9 @@ def request_steps(
         steps = []
         start = 0
         for _step in tracer.iter[0:n_steps]:
-            steps.append(reduce_step(lm, plan, rec, start, asked))
+            if edits is not None:  # the positions this pass covers, as run() announces them
+                edits.begin(start, n_prompt if start == 0 else 1)
+            steps.append(reduce_step(lm, plan, rec, start, asked, edits))
             start = n_prompt if start == 0 else start + 1
         nnsight.save(steps)
     if wait is not None:  # a request submitted, not run: its saved values come back later
@@ -367,6 +402,7 @@ def run_remote(
     timeout_s: float = QUEUE_TIMEOUT_S,
     on_status: StatusCallback | None = None,
     stop: threading.Event | None = None,
+    interventions: Sequence[Intervention] = (),
 ) -> Trace:
     """`prompt` run on NDIF as one request: the whole Trace once it is finished.
 
@@ -383,8 +419,9 @@ def run_remote(
 
     try:
         trace = whole_run(
-            session.lm, session.bundle, prompt, spec, options, backend=backend, wait=wait
-        )
+            session.lm, session.bundle, prompt, spec, options, backend=backend, wait=wait,
+            interventions=interventions,
+        )  # fmt: skip
     except RemoteError as err:
         raise remote_failure(err, session.host) from None
     trace.notes["remote"] = REMOTE_NOTE

@@ -65,8 +65,19 @@ def check_backend_options(args: argparse.Namespace, *, interventions: bool) -> N
     from neuroscope_tui.capture.remote import api_key  # torch, not nnsight
 
     api_key()  # from the environment only
-    if interventions:  # local nnsight runs write them as edits; one remote request does not
-        raise UsageError("interventions run on this machine; leave out --remote to use them.")
+    if interventions:  # edits that travel with the request; not what needs the model here
+        if getattr(args, "ablate_mode", "zero") == "resample":
+            raise UsageError(
+                "--ablate-mode resample needs a second prompt's activations; run it locally "
+                "(leave out --remote)."
+            )
+        if getattr(args, "steer_diff", None):
+            raise UsageError(
+                "--steer-diff computes its direction with the model on this machine; leave out "
+                "--remote, or steer with a saved vector (--steer FILE@L:ALPHA)."
+            )
+        if getattr(args, "side_by_side", False):
+            raise UsageError("--side-by-side needs the model on this machine; leave out --remote.")
     if args.temperature > 0:
         raise UsageError("a remote run decodes greedily; leave out --temperature.")
     if getattr(args, "attribution", False):

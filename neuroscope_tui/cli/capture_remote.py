@@ -23,9 +23,11 @@ from neuroscope_tui.text_safety import visible
 
 def capture_remote(args: argparse.Namespace, prompts: list[str], outputs: list[Path]) -> int:
     """Connect once, then run and save each prompt in turn."""
+    from neuroscope_tui.capture.interventions import check_interventions, describe
     from neuroscope_tui.capture.remote import connect, run_remote
-    from neuroscope_tui.capture.run import GenerationOptions
+    from neuroscope_tui.capture.run import GenerationOptions, model_info
     from neuroscope_tui.cli.capture import summary_line
+    from neuroscope_tui.cli.intervention_options import interventions_from_args
 
     def say(text: str) -> None:
         print(visible(text, newlines=True), file=sys.stderr, flush=True)
@@ -33,6 +35,10 @@ def capture_remote(args: argparse.Namespace, prompts: list[str], outputs: list[P
     say(f"asking NDIF for {args.model} (its weights stay there)")
     session = connect(args.model, args.revision)
     anatomy = session.bundle.anatomy
+    interventions = interventions_from_args(args)  # no --steer-diff here (checked before)
+    check_interventions(interventions, model_info(session.bundle))  # before any request
+    for iv in interventions:
+        say(f"intervention: {describe(iv)} (an nnsight edit on NDIF)")
     for concept in args.concepts:
         concept.check_model(anatomy.n_layers, anatomy.d_model, args.model)
     sampling = sampling_from(args)
@@ -55,8 +61,9 @@ def capture_remote(args: argparse.Namespace, prompts: list[str], outputs: list[P
             say(f"prompt {i}/{len(prompts)}")
         say("sent to NDIF; the whole run comes back when it is finished")
         trace = run_remote(
-            session, prompt, spec, options, on_status=lambda s: say(f"  NDIF: {s.lower()}")
-        )
+            session, prompt, spec, options, on_status=lambda s: say(f"  NDIF: {s.lower()}"),
+            interventions=interventions,
+        )  # fmt: skip
         if "truncated" in trace.notes:
             say(f"note: {trace.notes['truncated']}")
         add_concept_rows(trace, args.concepts)

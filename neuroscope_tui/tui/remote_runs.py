@@ -63,19 +63,17 @@ def remote_spec(bundle: Any, options: dict[str, Any]) -> CaptureSpec:
 def generate_remote(engine: Any, prompt: str, options: dict[str, Any], interventions=()) -> None:
     """The engine's `generate` for --remote: RemoteWaiting while NDIF has the run, then one
     TraceGrew with the whole trace and RunEnded (or RunEnded with one sentence). Esc (the
-    engine's cancel event) stops the wait; the run is then not kept (nothing came back)."""
+    engine's cancel event) stops the wait; the run is then not kept (nothing came back).
+    Ablations and steering travel with the request (capture/remote.py); a run without them
+    is kept as the clean run they are compared with."""
     from neuroscope_tui.capture.remote import run_remote
     from neuroscope_tui.capture.run import GenerationOptions
     from neuroscope_tui.tui.engine import describe
 
     since = time.monotonic()
     ended = RunEnded(None, "the remote run did not start")
+    ivs = list(interventions)
     try:
-        if interventions:
-            raise NeuroscopeError(
-                "interventions run on this machine's model; a run on NDIF cannot apply them "
-                "(clear them in the interventions view, key 9, or run the model locally)"
-            )
         spec = remote_spec(engine.model, options)
         fields = {k: v for k, v in options.items() if k not in _NOT_GENERATION}
         engine.post(RemoteWaiting("SENT", since))
@@ -86,7 +84,10 @@ def generate_remote(engine: Any, prompt: str, options: dict[str, Any], intervent
             GenerationOptions(**fields),
             on_status=lambda status: engine.post(RemoteWaiting(status, since)),
             stop=engine.cancel,
+            interventions=ivs,  # nnsight edits on NDIF; patches are refused (one sentence)
         )
+        if not ivs:  # what an intervened run of the same prompt is compared with
+            engine.interventions.keep_clean(trace, prompt, dict(options))
         engine.latest = TraceGrew(trace, trace.n_tokens, None, None)
         ended = RunEnded(trace, None)
     except NeuroscopeError as err:
