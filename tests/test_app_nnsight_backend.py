@@ -34,15 +34,24 @@ async def wait_for(condition, timeout: float = 120.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_the_app_runs_on_the_nnsight_backend_and_shows_the_same_run(tiny, tmp_path):
+def nnsight_app(tiny, tmp_path) -> NeuroscopeApp:
     generation = {"max_new_tokens": 4, "stop_at_eos": False, "backend": "nnsight"}
-    app = NeuroscopeApp(model=tiny, save_dir=tmp_path, generation=generation)
+    return NeuroscopeApp(model=tiny, save_dir=tmp_path, generation=generation)
+
+
+async def run_prompt(app: NeuroscopeApp, pilot) -> None:
+    """Type PROMPT, run it, and wait for the run to end well."""
+    app.query_one("#prompt").focus()
+    await pilot.press(*PROMPT, "enter")
+    await wait_for(lambda: app.figures.state.startswith(("done", "failed")))
+    await pilot.pause(0.1)
+    assert app.figures.state.startswith("done"), app.figures.state
+
+
+async def test_the_app_runs_on_the_nnsight_backend_and_shows_the_same_run(tiny, tmp_path):
+    app = nnsight_app(tiny, tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        app.query_one("#prompt").focus()
-        await pilot.press(*PROMPT, "enter")
-        await wait_for(lambda: app.figures.state.startswith(("done", "failed")))
-        await pilot.pause(0.1)
-        assert app.figures.state.startswith("done"), app.figures.state
+        await run_prompt(app, pilot)
         shown = app.shown
     assert shown.notes.get("backend") == "nnsight"
     native = run(tiny, PROMPT, shown.spec, GenerationOptions(max_new_tokens=4, stop_at_eos=False))
@@ -82,12 +91,9 @@ async def test_ablating_a_head_on_the_nnsight_backend_equals_the_native_run(tiny
     backend the ablation is an nnsight edit, and the run equals the native one."""
     from neuroscope_tui.capture.interventions import Ablation
 
-    generation = {"max_new_tokens": 4, "stop_at_eos": False, "backend": "nnsight"}
-    app = NeuroscopeApp(model=tiny, save_dir=tmp_path, generation=generation)
+    app = nnsight_app(tiny, tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        app.query_one("#prompt").focus()
-        await pilot.press(*PROMPT, "enter")
-        await wait_for(lambda: app.figures.state.startswith(("done", "failed")))
+        await run_prompt(app, pilot)
         await pilot.press("2")  # the heads view: layer 0, head 0 selected
         await pilot.pause(0.1)
         await pilot.press("a")

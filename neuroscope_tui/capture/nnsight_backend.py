@@ -30,18 +30,17 @@ import torch
 
 from neuroscope_tui.capture.attention_tap import tapped
 from neuroscope_tui.capture.derive import final_softcap
-from neuroscope_tui.capture.intervening import Intervener, prepare_intervener
-from neuroscope_tui.capture.interventions import intervention_to_dict
+from neuroscope_tui.capture.intervening import Intervener
 from neuroscope_tui.capture.recorder import Recorder, _first_tensor
 from neuroscope_tui.capture.run import (
     _ANCHOR,
     GenerationOptions,
     StepCallback,
     _eos_ids,
-    _prompt_ids,
     cache_keyword,
     lens_rows,
     logit_rows,
+    start_intervened_trace,
     start_trace,
     step_through,
     token_texts,
@@ -363,15 +362,8 @@ def run_nnsight(
     require_nnsight()
     spec = spec or CaptureSpec()
     options = options or GenerationOptions()
-    ids, trace = start_backend_trace(bundle, prompt, spec, options)
-    trace.interventions = [intervention_to_dict(iv) for iv in interventions]
-    edits = prepare_intervener(
-        bundle,
-        interventions,
-        ids,
-        trace.model,
-        lambda text: _prompt_ids(bundle, text, options)[0],
-    )
+    ids, trace, edits = start_intervened_trace(bundle, prompt, spec, options, interventions)
+    trace.notes["backend"] = BACKEND_NOTE
     gen = torch.Generator().manual_seed(options.seed) if options.seed is not None else None
     eos = _eos_ids(bundle) if options.stop_at_eos else set()
     state = _NnsightRun(bundle, spec, trace, sampling=options.temperature > 0, edits=edits)

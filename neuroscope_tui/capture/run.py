@@ -26,7 +26,7 @@ from neuroscope_tui.capture.attention_tap import (
     tapped,
 )
 from neuroscope_tui.capture.derive import lens_placeholders, spec_keeps_stream
-from neuroscope_tui.capture.intervening import prepare_intervener
+from neuroscope_tui.capture.intervening import Intervener, prepare_intervener
 from neuroscope_tui.capture.interventions import Intervention, intervention_to_dict
 from neuroscope_tui.capture.lens import logit_lens
 from neuroscope_tui.capture.recorder import Observer, Recorder, recording
@@ -439,6 +439,27 @@ def step_through(
             break
 
 
+def start_intervened_trace(
+    bundle: LoadedModel,
+    prompt: str,
+    spec: CaptureSpec,
+    options: GenerationOptions,
+    interventions: Sequence[Intervention],
+) -> tuple[list[int], Trace, Intervener | None]:
+    """start_trace, with `interventions` listed in the trace and their Intervener prepared
+    (checked against the model; a second prompt's activations read with one forward)."""
+    ids, trace = start_trace(bundle, prompt, spec, options)
+    trace.interventions = [intervention_to_dict(iv) for iv in interventions]
+    intervener = prepare_intervener(
+        bundle,
+        interventions,
+        ids,
+        trace.model,
+        lambda text: _prompt_ids(bundle, text, options)[0],
+    )
+    return ids, trace, intervener
+
+
 def run(
     bundle: LoadedModel,
     prompt: str,
@@ -475,15 +496,7 @@ def run(
     """
     spec = spec or CaptureSpec()
     options = options or GenerationOptions()
-    ids, trace = start_trace(bundle, prompt, spec, options)
-    trace.interventions = [intervention_to_dict(iv) for iv in interventions]
-    intervener = prepare_intervener(
-        bundle,
-        interventions,
-        ids,
-        trace.model,
-        lambda text: _prompt_ids(bundle, text, options)[0],
-    )
+    ids, trace, intervener = start_intervened_trace(bundle, prompt, spec, options, interventions)
     gen = None
     if options.seed is not None:
         gen = torch.Generator().manual_seed(options.seed)
