@@ -16,8 +16,10 @@ subprocess per variant, on its first pass after loading: the peak resident set a
 resident set at its start, with the kernel's high-water mark reset just before it) and the
 bytes it captured. Then it generates 32 tokens with plain `generate`, with a run capturing
 (b), and with a run of the app's live spec (every site, full rows, the lens left for
-capture/derive.py), and prints tokens/s and their ratios. With 2048 among --lengths it
-prints the head scores at 2048 tokens ((b), (e), and (e) + (f)) against plain and eager.
+capture/derive.py), and with `neuroscope-tui capture`'s default spec (every layer's mean
+pattern and the lens at every position too), and prints tokens/s and their ratios. With 2048
+among --lengths it prints the head scores at 2048 tokens ((b), (e), and (e) + (f)) against
+plain and eager.
 
     python bench/capture.py [--lengths 32,128,512] [--rounds 7] [--new-tokens 32]
     python bench/capture.py --generation-only --rounds 5 --new-tokens 64 --threads 1
@@ -213,10 +215,17 @@ def time_generation(bundle, n_prompt: int, new_tokens: int, rounds: int) -> dict
             inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False
         )
 
+    # `neuroscope-tui capture`'s default: every site, full rows, every layer's mean pattern,
+    # the lens at every position
+    n_layers = bundle.anatomy.n_layers
+    capture_spec = CaptureSpec(
+        full_layers=None, pattern_heads=tuple((layer, -1) for layer in range(n_layers))
+    )
     variants = {
         "plain": plain,
         "captured": lambda: run(bundle, prompt, SPECS["b"], opts),
         "live": lambda: run(bundle, prompt, live_spec, opts, lens_later=True),
+        "capture": lambda: run(bundle, prompt, capture_spec, opts),
     }
     wall: dict[str, list[float]] = {k: [] for k in variants}
     cpu: dict[str, list[float]] = {k: [] for k in variants}
@@ -233,7 +242,7 @@ def time_generation(bundle, n_prompt: int, new_tokens: int, rounds: int) -> dict
         out[f"{key}_tps"] = new_tokens / statistics.median(wall[key])
         out[f"{key}_cpu_tps"] = new_tokens / statistics.median(cpu[key])
         out["spread"][key] = (new_tokens / max(wall[key]), new_tokens / min(wall[key]))
-    for key in ("captured", "live"):
+    for key in ("captured", "live", "capture"):
         out[f"{key}_ratio"] = out[f"{key}_tps"] / out["plain_tps"]
         out[f"{key}_cpu_ratio"] = out[f"{key}_cpu_tps"] / out["plain_cpu_tps"]
     return out
@@ -245,6 +254,7 @@ def print_generation(gen: dict, new_tokens: int) -> None:
         "plain": "plain generate",
         "captured": "run with (b) captured",
         "live": "run with the app's live spec, lens left for later",
+        "capture": "capture's default spec (the lens during the run)",
     }
     for key, label in names.items():
         lo, hi = gen["spread"][key]
