@@ -41,7 +41,6 @@ from neuroscope_tui.capture.run import (
     lens_rows,
     logit_rows,
     start_intervened_trace,
-    start_trace,
     step_through,
     token_texts,
 )
@@ -327,12 +326,17 @@ class _NnsightRun:
 
 
 def start_backend_trace(
-    bundle: LoadedModel, prompt: str, spec: CaptureSpec, options: GenerationOptions
-) -> tuple[list[int], Trace]:
-    """run()'s start of a trace (capture/run.py `start_trace`), noting this backend."""
-    ids, trace = start_trace(bundle, prompt, spec, options)
+    bundle: LoadedModel,
+    prompt: str,
+    spec: CaptureSpec,
+    options: GenerationOptions,
+    interventions: Sequence[Any] = (),
+) -> tuple[list[int], Trace, Intervener | None]:
+    """run()'s start of a trace and of its interventions (capture/run.py
+    `start_intervened_trace`), noting this backend."""
+    ids, trace, edits = start_intervened_trace(bundle, prompt, spec, options, interventions)
     trace.notes["backend"] = BACKEND_NOTE
-    return ids, trace
+    return ids, trace, edits
 
 
 def run_nnsight(
@@ -362,8 +366,7 @@ def run_nnsight(
     require_nnsight()
     spec = spec or CaptureSpec()
     options = options or GenerationOptions()
-    ids, trace, edits = start_intervened_trace(bundle, prompt, spec, options, interventions)
-    trace.notes["backend"] = BACKEND_NOTE
+    ids, trace, edits = start_backend_trace(bundle, prompt, spec, options, interventions)
     gen = torch.Generator().manual_seed(options.seed) if options.seed is not None else None
     eos = _eos_ids(bundle) if options.stop_at_eos else set()
     state = _NnsightRun(bundle, spec, trace, sampling=options.temperature > 0, edits=edits)

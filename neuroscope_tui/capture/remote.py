@@ -32,13 +32,8 @@ import numpy as np
 import torch
 
 from neuroscope_tui.capture.anatomy import find_anatomy
-from neuroscope_tui.capture.intervening import Intervener, writes_for
-from neuroscope_tui.capture.interventions import (
-    Intervention,
-    Patch,
-    check_interventions,
-    intervention_to_dict,
-)
+from neuroscope_tui.capture.intervening import Intervener
+from neuroscope_tui.capture.interventions import Intervention, Patch
 from neuroscope_tui.capture.nnsight_backend import (
     make_plan,
     reduce_step,
@@ -205,8 +200,8 @@ def whole_run(
         raise UsageError(
             "a remote run decodes greedily; leave out --temperature (or run it locally)."
         )
-    ids, trace = start_backend_trace(bundle, prompt, spec, options)
-    edits = remote_edits(bundle, interventions, ids, trace)
+    refuse_second_prompts(interventions)  # before anything would run them here
+    ids, trace, edits = start_backend_trace(bundle, prompt, spec, options, interventions)
     if spec.head_scores or spec.pattern_heads:
         # the trace's spec says what was recorded, so nothing downstream waits for head rows
         spec = replace(spec, head_scores=False, pattern_heads=())
@@ -217,22 +212,15 @@ def whole_run(
     return trace
 
 
-def remote_edits(
-    bundle: LoadedModel, interventions: Sequence[Intervention], ids: list[int], trace: Trace
-) -> Intervener | None:
-    """The Intervener a remote run ships (None when nothing is enabled); the interventions
-    are listed in the trace. InterventionError for one that does not fit the model, UsageError
-    for a patch or a resample (they need a second prompt's activations)."""
-    trace.interventions = [intervention_to_dict(iv) for iv in interventions]
+def refuse_second_prompts(interventions: Sequence[Intervention]) -> None:
+    """UsageError for a patch or a resample: their second prompt's activations would be read
+    with a forward pass here, where the model has no weights."""
     enabled = [iv for iv in interventions if iv.enabled]
     if any(isinstance(iv, Patch) or getattr(iv, "mode", "") == "resample" for iv in enabled):
         raise UsageError(
             "a remote run takes ablations by zero or mean and steering; patches and resampling "
             "need a second prompt's activations, so run those locally (--backend nnsight)."
         )
-    check_interventions(interventions, trace.model)
-    writes = [w for iv in enabled for w in writes_for(iv, bundle.anatomy)]
-    return Intervener(writes, n_prompt=len(ids)) if writes else None
 
 
 def request_steps(

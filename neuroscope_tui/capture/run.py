@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import inspect
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, fields
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -59,6 +59,13 @@ class GenerationOptions:
     # keep only the first n tokens of the prompt (a prompt set's long line in diagnostics and
     # drift: every model reads the same prefix); None keeps the whole prompt; said in notes
     max_prompt_tokens: int | None = None
+
+    @classmethod
+    def among(cls, options: Mapping[str, Any]) -> GenerationOptions:
+        """The options among others (the app's run options also name the backend, the lens,
+        sampling and watched modules)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in options.items() if k in names})
 
 
 def model_info(bundle: LoadedModel) -> ModelInfo:

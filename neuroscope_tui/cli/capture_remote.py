@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from neuroscope_tui.capture.sampling import sampling_from
 from neuroscope_tui.cli.model_options import capture_spec
@@ -20,11 +22,29 @@ from neuroscope_tui.concept_file import add_concept_rows
 from neuroscope_tui.snapshot import save_snapshot
 from neuroscope_tui.text_safety import visible
 
+Say = Callable[[str], None]
+
+
+def connect_saying(model: str, revision: str | None, say: Say) -> Any:
+    """capture/remote.py `connect`, told on stderr (the CLI's and the no-terminal app's)."""
+    from neuroscope_tui.capture.remote import connect
+
+    say(f"asking NDIF for {model} (its weights stay there)")
+    return connect(model, revision)
+
+
+def run_saying(session: Any, prompt: str, spec: Any, options: Any, say: Say, **kw: Any) -> Any:
+    """capture/remote.py `run_remote`, with NDIF's statuses told as they change."""
+    from neuroscope_tui.capture.remote import run_remote
+
+    say("sent to NDIF; the whole run comes back when it is finished")
+    on_status = lambda status: say(f"  NDIF: {status.lower()}")  # noqa: E731
+    return run_remote(session, prompt, spec, options, on_status=on_status, **kw)
+
 
 def capture_remote(args: argparse.Namespace, prompts: list[str], outputs: list[Path]) -> int:
     """Connect once, then run and save each prompt in turn."""
     from neuroscope_tui.capture.interventions import check_interventions, describe
-    from neuroscope_tui.capture.remote import connect, run_remote
     from neuroscope_tui.capture.run import GenerationOptions, model_info
     from neuroscope_tui.cli.capture import summary_line
     from neuroscope_tui.cli.intervention_options import interventions_from_args
@@ -32,8 +52,7 @@ def capture_remote(args: argparse.Namespace, prompts: list[str], outputs: list[P
     def say(text: str) -> None:
         print(visible(text, newlines=True), file=sys.stderr, flush=True)
 
-    say(f"asking NDIF for {args.model} (its weights stay there)")
-    session = connect(args.model, args.revision)
+    session = connect_saying(args.model, args.revision, say)
     anatomy = session.bundle.anatomy
     interventions = interventions_from_args(args)  # no --steer-diff here (checked before)
     check_interventions(interventions, model_info(session.bundle))  # before any request
@@ -59,11 +78,7 @@ def capture_remote(args: argparse.Namespace, prompts: list[str], outputs: list[P
     for i, (prompt, out) in enumerate(zip(prompts, outputs, strict=True), start=1):
         if len(prompts) > 1:
             say(f"prompt {i}/{len(prompts)}")
-        say("sent to NDIF; the whole run comes back when it is finished")
-        trace = run_remote(
-            session, prompt, spec, options, on_status=lambda s: say(f"  NDIF: {s.lower()}"),
-            interventions=interventions,
-        )  # fmt: skip
+        trace = run_saying(session, prompt, spec, options, say, interventions=interventions)
         if "truncated" in trace.notes:
             say(f"note: {trace.notes['truncated']}")
         add_concept_rows(trace, args.concepts)

@@ -206,24 +206,19 @@ def print_run(args: argparse.Namespace, gen: dict) -> int:
     def say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
-    options = {k: v for k, v in gen.items() if k not in ("lens", "sampling", "backend")}
+    options = GenerationOptions.among(gen)
     # only the text is printed, so record as little as the run allows
-    watch = {"watch": options.pop("watch", ()), "watch_full": options.pop("watch_full", ())}
+    watch = {"watch": gen.get("watch", ()), "watch_full": gen.get("watch_full", ())}
     spec = CaptureSpec(full_layers=(), head_scores=False, lens_positions=(), **watch)
     if args.remote:  # one request to NDIF; the whole run comes back when it is finished
-        from neuroscope_tui.capture.remote import connect, run_remote
+        from neuroscope_tui.cli.capture_remote import connect_saying, run_saying
 
-        say(f"asking NDIF for {args.model} (its weights stay there)")
-        session = connect(args.model, args.revision)
-        say("sent to NDIF; the whole run comes back when it is finished")
-        trace = run_remote(
-            session, args.prompt, spec, GenerationOptions(**options),
-            on_status=lambda status: say(f"  NDIF: {status.lower()}"),
-        )  # fmt: skip
+        session = connect_saying(args.model, args.revision, say)
+        trace = run_saying(session, args.prompt, spec, options, say)
     else:
         say(f"loading {args.model}")
         bundle = load_model(args.model, progress=say, **loader_options(args))
-        trace = capture_run(bundle, args.prompt, spec, GenerationOptions(**options))
+        trace = capture_run(bundle, args.prompt, spec, options)
     print(f"generated: {trace.generated_text!r}")
     print(
         f"{trace.n_prompt} prompt + {trace.n_generated} generated tokens "

@@ -75,13 +75,12 @@ def generate_remote(engine: Any, prompt: str, options: dict[str, Any], intervent
     ivs = list(interventions)
     try:
         spec = remote_spec(engine.model, options)
-        fields = {k: v for k, v in options.items() if k not in _NOT_GENERATION}
         engine.post(RemoteWaiting("SENT", since))
         trace = run_remote(
             engine.remote,
             prompt,
             spec,
-            GenerationOptions(**fields),
+            GenerationOptions.among(options),
             on_status=lambda status: engine.post(RemoteWaiting(status, since)),
             stop=engine.cancel,
             interventions=ivs,  # nnsight edits on NDIF; patches are refused (one sentence)
@@ -97,7 +96,3 @@ def generate_remote(engine: Any, prompt: str, options: dict[str, Any], intervent
     finally:
         engine.running = False  # before the UI hears the end: Enter right after it runs
         engine.post(ended)
-
-
-# the app's run options that are not GenerationOptions fields
-_NOT_GENERATION = ("backend", "lens", "sampling", "watch", "watch_full")

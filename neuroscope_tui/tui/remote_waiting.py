@@ -57,7 +57,7 @@ class RemoteWaitActions:
     _remote_status = ""
     _remote_since: float | None = None
     _remote_ticker: Any = None
-    _remote_refused: set[str] | None = None  # what was refused already (said once each)
+    _remote_refused: frozenset[str] = frozenset()  # what was refused already (said once each)
 
     @property
     def remote(self) -> bool:
@@ -108,9 +108,7 @@ class RemoteWaitActions:
         if on_error is not None:
             on_error(text)
             return True
-        refused = self._remote_refused if self._remote_refused is not None else set()
-        self._remote_refused = refused
-        if what not in refused:  # a view that asks on every key press says it once
-            refused.add(what)
+        if what not in self._remote_refused:  # a view asking on every key press: said once
+            self._remote_refused |= {what}
             self.notify(text, severity="warning", timeout=10)
         return True
