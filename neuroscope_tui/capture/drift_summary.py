@@ -29,7 +29,7 @@ from neuroscope_tui.analysis.heads import (
     query_masks,
     type_letters,
 )
-from neuroscope_tui.capture.lens import _readout
+from neuroscope_tui.capture.lens import readout
 from neuroscope_tui.capture.run import GenerationOptions, run
 from neuroscope_tui.models.types import LoadedModel
 from neuroscope_tui.trace import CaptureSpec, Trace
@@ -114,7 +114,7 @@ def _log_probs(bundle: LoadedModel, last_rows: np.ndarray) -> np.ndarray:
         getattr(cfg, "get_text_config", lambda: cfg)(), "final_logit_softcapping", None
     )
     with torch.inference_mode():
-        return _readout(anatomy, x, softcap).float().cpu().numpy()
+        return readout(anatomy, x, softcap).float().cpu().numpy()
 
 
 _TOP1_ROWS = 256  # (layer, position) rows read out per product, as the lens does

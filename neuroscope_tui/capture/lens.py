@@ -14,21 +14,27 @@ import torch
 from neuroscope_tui.capture.anatomy import Anatomy
 
 
-def _readout(anatomy: Anatomy, x: torch.Tensor, softcap: float | None) -> torch.Tensor:
-    """log-probabilities [n, vocab] of residual vectors x [n, d_model]."""
+def _logits(anatomy: Anatomy, x: torch.Tensor, softcap: float | None) -> torch.Tensor:
+    """float32 logits [n, vocab] of residual vectors x [n, d_model]."""
     h = anatomy.final_norm(x) if anatomy.final_norm is not None else x
     h = h.to(anatomy.unembed.weight.device)
     logits = anatomy.unembed(h).float()
     if softcap:
         logits = torch.tanh(logits / softcap) * softcap
-    return torch.log_softmax(logits, dim=-1)
+    return logits
+
+
+def readout(anatomy: Anatomy, x: torch.Tensor, softcap: float | None) -> torch.Tensor:
+    """log-probabilities [n, vocab] of residual vectors x [n, d_model]."""
+    return torch.log_softmax(_logits(anatomy, x, softcap), dim=-1)
 
 
 # Rows (layer, position) read out per matrix product: one product per chunk reads the
-# unembedding once for all of them. Layer by layer, a generated token re-read the whole
-# [vocab, d_model] matrix 30 times (a matrix-vector product each) and the lens cost five
-# times the forward pass; stacked, it costs about one more read of that matrix.
-_ROWS_PER_PRODUCT = 256
+# unembedding once for all of them (layer by layer, a generated token re-read the whole
+# [vocab, d_model] matrix 30 times). Past a few dozen rows the product gains little and the
+# [rows, vocab] logits (6 MB for 30 rows of a 49k vocabulary) fall out of the cache, where
+# every pass over them below costs a trip to memory.
+ROWS_PER_PRODUCT = 64
 
 
 @torch.no_grad()
@@ -49,25 +55,35 @@ def logit_lens(
     n_layers, n = len(resid), final_logits.shape[0]
     final_logp = torch.log_softmax(final_logits.float(), dim=-1)  # [n, V]
     pred = final_logp.argmax(-1)  # [n]
+    p_final = final_logp.exp()
+    neg_entropy = (p_final * final_logp).sum(-1)  # [n]: sum p_final log p_final
     device = final_logp.device
     # position-major rows: [n, L, d] -> chunks of whole positions share their final row
     stream = torch.stack([x.to(resid[0].device) for x in resid], dim=1)
-    per_chunk = max(1, _ROWS_PER_PRODUCT // n_layers)
+    per_chunk = max(1, ROWS_PER_PRODUCT // n_layers)
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("ids", "probs", "kl", "rank", "pp")}
     for start in range(0, n, per_chunk):
         stop = min(n, start + per_chunk)
         c = stop - start
-        logp = _readout(anatomy, stream[start:stop].reshape(c * n_layers, -1), softcap)
-        logp = logp.to(device).view(c, n_layers, -1)  # [c, L, V]
-        final = final_logp[start:stop].unsqueeze(1)  # [c, 1, V]
-        top = logp.topk(top_k, dim=-1)
+        z = _logits(anatomy, stream[start:stop].reshape(c * n_layers, -1), softcap)
+        z = z.to(device).view(c, n_layers, -1)  # [c, L, V]
+        # Work on the logits shifted to a maximum of 0 rather than on a log-softmax: that
+        # would be one more [c, L, V] array written and read. log p = z - lse, with lse the
+        # shifted logits' log-sum-exp (between 0 and log V, so nothing below cancels much).
+        z -= z.amax(-1, keepdim=True)
+        lse = torch.logsumexp(z, -1)  # [c, L]
+        top = z.topk(top_k, dim=-1)
         parts["ids"].append(top.indices.to(torch.int32))
-        parts["probs"].append(top.values.exp())
-        # KL(final || layer) = sum p_final (log p_final - log p_layer)
-        parts["kl"].append((final.exp() * (final - logp)).sum(-1))
-        own = logp.gather(-1, pred[start:stop].view(c, 1, 1).expand(c, n_layers, 1))
-        parts["rank"].append((logp > own).sum(-1).to(torch.int32))
-        parts["pp"].append(own[..., 0].exp())
+        parts["probs"].append((top.values - lse.unsqueeze(-1)).exp())
+        # KL(final || layer) = sum p_f (log p_f - z + lse) = sum p_f log p_f - p_f . z + lse
+        # (p_f sums to one): one matrix-vector product instead of two [c, L, V] temporaries;
+        # a KL is never negative, whatever float32 rounding leaves of one near 0
+        cross = torch.bmm(z, p_final[start:stop].unsqueeze(-1))[..., 0]  # [c, L]
+        kl = neg_entropy[start:stop].unsqueeze(-1) - cross + lse
+        parts["kl"].append(kl.clamp_min(0.0))
+        own = z.gather(-1, pred[start:stop].view(c, 1, 1).expand(c, n_layers, 1))
+        parts["rank"].append((z > own).sum(-1).to(torch.int32))
+        parts["pp"].append((own[..., 0] - lse).exp())
 
     def layer_major(name: str) -> np.ndarray:
         return torch.cat(parts[name]).transpose(0, 1).contiguous().cpu().numpy()
