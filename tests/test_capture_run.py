@@ -1,8 +1,10 @@
-"""capture/run.py: a run stays whole when the same model works between its steps, and runs
-with the KV-cache argument the installed transformers asks for (no FutureWarning)."""
+"""capture/run.py: a run stays whole when the same model works between its steps, runs
+with the KV-cache argument the installed transformers asks for (no FutureWarning), and
+computes the lens of generated tokens a few at a time without changing a figure."""
 
 from __future__ import annotations
 
+import threading
 import warnings
 
 import numpy as np
@@ -12,6 +14,8 @@ from tiny_models import tiny_bundle
 
 torch = pytest.importorskip("torch")
 
+from neuroscope_tui.capture import run as run_module  # noqa: E402
+from neuroscope_tui.capture.derive import LENS_ARRAYS, missing_positions  # noqa: E402
 from neuroscope_tui.capture.patterns import compute_patterns  # noqa: E402
 from neuroscope_tui.capture.run import (  # noqa: E402
     GenerationOptions,
@@ -68,3 +72,38 @@ def test_the_cache_keyword_follows_the_forward_signature(bundle):
             return None
 
     assert cache_keyword(OldModel()) == "past_key_values"
+
+
+def test_the_lens_of_tokens_taken_four_at_a_time_equals_one_at_a_time(bundle, monkeypatch):
+    """A generated token's lens waits for three more, to share one product with the
+    unembedding; every figure equals the lens computed at its own step, and each token's
+    lens is in the trace at most three steps after the token."""
+    options = GenerationOptions(max_new_tokens=10, stop_at_eos=False)
+    late: list[int] = []
+
+    def between(trace, start, stop):
+        missing = missing_positions(trace)
+        late.append(trace.n_tokens - min(missing) if missing else 0)
+
+    batched = run(bundle, PROMPT, CaptureSpec(), options, on_step=between)
+    monkeypatch.setattr(run_module, "LENS_POSITIONS_PER_PRODUCT", 1)
+    single = run(bundle, PROMPT, CaptureSpec(), options)
+    assert batched.token_ids == single.token_ids
+    assert missing_positions(batched) == []
+    for name in LENS_ARRAYS:
+        np.testing.assert_allclose(batched.get(name), single.get(name), rtol=1e-5, atol=2e-6)
+    assert late[0] == 0  # the prompt's lens at once
+    assert max(late) == 3 and late[4] == 0  # the fourth generated token brings its three
+
+
+def test_a_cancelled_run_still_has_the_lens_of_every_token(bundle):
+    cancel = threading.Event()
+
+    def between(trace, start, stop):
+        if trace.n_generated == 2:
+            cancel.set()
+
+    options = GenerationOptions(max_new_tokens=10, stop_at_eos=False)
+    trace = run(bundle, PROMPT, CaptureSpec(), options, on_step=between, cancel=cancel)
+    assert trace.stop_reason == "cancelled" and trace.n_generated == 2
+    assert missing_positions(trace) == []

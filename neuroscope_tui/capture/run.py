@@ -98,6 +98,10 @@ def cache_keyword(model: torch.nn.Module) -> str:
     return "cache" if "cache" in params else "past_key_values"
 
 
+# Generated positions whose lens is computed in one product (see _Run._keep_for_lens): the
+# lens of a token may reach the trace up to three steps after the token.
+LENS_POSITIONS_PER_PRODUCT = 4
+
 _ANCHOR = 8  # previous tokens decoded with each new one, so it keeps its leading space
 
 
@@ -241,6 +245,9 @@ class _Run:
         self._ids = torch.empty(0, dtype=torch.long, device=self.device)
         self._n_ids = 0
         self._placeholders: tuple[int, dict[str, np.ndarray]] | None = None
+        # Positions whose lens waits for company (see `_lens_rows`): per step, each lens
+        # layer's stream rows, the model's logits and the positions, all [n, ...].
+        self._lens_waiting: list[tuple[list[torch.Tensor], torch.Tensor, list[int]]] = []
 
     def _all_ids(self, new_ids: list[int]) -> torch.Tensor:
         """Every id so far plus `new_ids`, as a view of the growing device buffer."""
@@ -287,6 +294,8 @@ class _Run:
         self.rec.stream = {}
         texts = token_texts(self.bundle.tokenizer, new_ids, self.trace.token_ids[-_ANCHOR:])
         self.trace.append(new_ids, texts, rows)
+        if sum(len(w[2]) for w in self._lens_waiting) >= LENS_POSITIONS_PER_PRODUCT:
+            self.flush_lens()
         return getattr(out, cache_name), logits[-1]
 
     def _eager_scores(self, attentions, ids: torch.Tensor, n_new: int) -> None:
@@ -304,29 +313,55 @@ class _Run:
         return rows
 
     def _lens_rows(self, logits: torch.Tensor, start: int, n_new: int) -> dict[str, np.ndarray]:
-        """Logit-lens rows for the new positions ([L, new, ...]); unasked positions are -1/NaN."""
+        """Logit-lens rows for the new positions ([L, new, ...]), "not computed" (-1 / NaN)
+        for now: left for capture/derive.py (`lens_later`), or kept for `flush_lens`."""
         asked = self.spec.lens_positions
-        layers = self.rec.layers
-        if asked != () and self.lens_later:
-            # the same "not computed" rows every step: Trace.append copies them, so one set
-            # per row count serves the whole run
-            if self._placeholders is None or self._placeholders[0] != n_new:
-                self._placeholders = (n_new, lens_placeholders(len(layers), n_new, self.spec.top_k))
-            return dict(self._placeholders[1])
-        if asked == () or not self.rec.stream:
+        if asked == () or (not self.lens_later and not self.rec.stream):
             return {}
-        out = lens_rows(
-            self.bundle.anatomy,
-            self.rec.stream,
-            layers,
-            logits,
-            asked,
-            start,
-            self.spec.top_k,
-            self.softcap,
-        )
-        self._remember(out["lens.top_ids"])
-        return out
+        if not self.lens_later:
+            self._keep_for_lens(logits, start, n_new)
+        # the same "not computed" rows every step: Trace.append copies them, so one set
+        # per row count serves the whole run
+        if self._placeholders is None or self._placeholders[0] != n_new:
+            layers = self.rec.layers
+            self._placeholders = (n_new, lens_placeholders(len(layers), n_new, self.spec.top_k))
+        return dict(self._placeholders[1])
+
+    def _keep_for_lens(self, logits: torch.Tensor, start: int, n_new: int) -> None:
+        """Keep the rows the lens of this step's asked positions reads.
+
+        One generated token's lens is a product of 30 rows (SmolLM2) with the [vocab, d_model]
+        unembedding, which a CPU does at about half the rate of 120 rows: the matrix is read
+        once either way. So a step's rows wait until LENS_POSITIONS_PER_PRODUCT positions
+        are kept (the prompt's at once), and `flush_lens` fills their cells of the trace.
+        """
+        asked = self.spec.lens_positions
+        local = list(range(n_new))
+        if asked is not None:
+            wanted = set(asked)
+            local = [i for i in local if start + i in wanted]
+        if not local:
+            return
+        idx = torch.tensor(local, device=logits.device)
+        rows = [self.rec.stream[layer][idx.to(self.rec.stream[layer].device)]
+                for layer in self.rec.layers]  # fmt: skip
+        self._lens_waiting.append((rows, logits[idx], [start + i for i in local]))
+
+    def flush_lens(self) -> None:
+        """Compute the lens of every kept position into the trace's lens arrays."""
+        waiting, self._lens_waiting = self._lens_waiting, []
+        if not waiting:
+            return
+        if len(waiting) == 1:
+            resid, final, positions = waiting[0]
+        else:
+            resid = [torch.cat([w[0][j] for w in waiting]) for j in range(len(waiting[0][0]))]
+            final = torch.cat([w[1] for w in waiting])
+            positions = [p for w in waiting for p in w[2]]
+        got = logit_lens(self.bundle.anatomy, resid, final, self.spec.top_k, self.softcap)
+        for name, value in got.items():
+            self.trace.arrays[name][:, positions] = value
+        self._remember(got["lens.top_ids"])
 
     def _remember(self, ids: np.ndarray) -> None:
         """Decode ids that appear in top-k lists, so `view` mode can show them without a model."""
@@ -532,6 +567,7 @@ def run(
                 if state.eager_fallback and spec.head_scores:
                     set_attention_implementation(bundle.model, "eager")
                 step_through(bundle, trace, state, rec, ids, options, gen, eos, on_step, cancel)
+                state.flush_lens()
     except BaseException as err:  # KeyboardInterrupt too: the trace so far is still worth saving
         err.trace = trace  # type: ignore[attr-defined]
         raise
