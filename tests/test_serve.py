@@ -26,6 +26,7 @@ from neuroscope_tui.cli import main
 from neuroscope_tui.cli.serve import (
     exposure_warning,
     is_loopback,
+    offline_templates,
     split_serve_options,
 )
 from tiny_models import build_tiny
@@ -97,8 +98,9 @@ def test_a_public_address_is_served_only_after_the_warning(tmp_path: Path, monke
     started = {}
 
     class FakeServer:
-        def __init__(self, command, host, port, title, public_url):
+        def __init__(self, command, host, port, title, public_url, templates_path=None):
             started.update(command=command, host=host, port=port, url=public_url)
+            started["page"] = Path(templates_path, "app_index.html").read_text()
 
         def serve(self) -> None:
             started["served"] = True
@@ -123,6 +125,22 @@ def test_a_public_address_is_served_only_after_the_warning(tmp_path: Path, monke
     assert "no authentication" in done["err"] and "ssh -L" in done["err"]
     assert started["host"] == "0.0.0.0" and started["port"] == port
     assert started["command"].endswith(f"-m neuroscope_tui {folder} --max-new-tokens 3")
+    assert "googleapis" not in started["page"] and "@font-face" in started["page"]
+
+
+def test_the_page_loads_nothing_from_another_host(tmp_path: Path) -> None:
+    """textual-serve's page links Google Fonts; the served page takes the font from the
+    package's own static files, and still renders as a template."""
+    import jinja2
+
+    page = offline_templates(tmp_path)
+    assert page == tmp_path
+    text = jinja2.Template((tmp_path / "app_index.html").read_text()).render(
+        config={"static": {"url": "/static/"}}, application={}, ping_url="", app_websocket_url=""
+    )
+    hosts = re.findall(r"(?:src|href)=\"(https?:)?//([^/\"]+)", text)
+    assert hosts == [], hosts
+    assert 'url("/static/fonts/RobotoMono-VariableFont_wght.ttf")' in text
 
 
 # ---- the real program in a real browser -------------------------------------------------------
@@ -202,6 +220,8 @@ def test_the_app_runs_in_a_real_browser(tmp_path: Path) -> None:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.on("websocket", lambda ws: ws.on("framereceived", screen.frame))
+            asked: list[str] = []
+            page.on("request", lambda request: asked.append(request.url))
             page.goto(f"http://127.0.0.1:{port}")
             _wait(page, lambda: "ready" in screen.text_since(0), "the model loaded")
             page.mouse.click(300, 44)  # the prompt box: the terminal takes the keys
@@ -222,6 +242,10 @@ def test_the_app_runs_in_a_real_browser(tmp_path: Path) -> None:
             _wait(page, lambda: "pattern L0.H0, query x key" in screen.text_since(switched),
                   "the heads view")  # fmt: skip
             browser.close()
+        # the page, its script and its font all came from this server
+        local = (f"http://127.0.0.1:{port}/", f"http://localhost:{port}/")
+        assert asked and all(url.startswith(local) for url in asked), asked
+        assert any(url.endswith(".ttf") for url in asked), asked
     finally:
         sid = os.getsid(server.pid)
         server.send_signal(signal.SIGINT)

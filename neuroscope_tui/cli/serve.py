@@ -8,15 +8,20 @@ an empty prompt) is refused here, before the server starts, in one sentence. The
 to loopback by default; any other address is served only after a warning, since the page has
 no authentication: the SSH tunnel is the way to reach a GPU box
 (`ssh -L 8000:localhost:8000 gpu-box`, then open http://localhost:8000 on the laptop).
+The page asks nothing of any other host: textual-serve's own page loads its font from Google
+Fonts, so the server is given that page with the font served from textual-serve's own files.
 """
 
 from __future__ import annotations
 
 import argparse
 import ipaddress
+import re
 import shlex
 import socket
 import sys
+import tempfile
+from pathlib import Path
 
 from neuroscope_tui.errors import UsageError
 
@@ -159,8 +164,45 @@ def run(args: argparse.Namespace) -> int:
         "Ctrl+C stops the server and every tab's app)",
         file=sys.stderr,
     )
-    server = Server(
-        app_command(words), host=host, port=port, title="neuroscope-tui", public_url=url
-    )
-    server.serve()
+    with tempfile.TemporaryDirectory(prefix="neuroscope-serve-") as folder:
+        templates = offline_templates(Path(folder))
+        paths = {} if templates is None else {"templates_path": str(templates)}
+        server = Server(
+            app_command(words), host=host, port=port, title="neuroscope-tui", public_url=url,
+            **paths,
+        )  # fmt: skip
+        server.serve()
     return 0
+
+
+# textual-serve's page (templates/app_index.html) links a stylesheet of Google Fonts for
+# Roboto Mono, although the package ships the font in its static files.
+_GOOGLE_FONTS = re.compile(r"<link\b[^>]*https://fonts\.googleapis\.com[^>]*>", re.S)
+_FONT = "fonts/RobotoMono-VariableFont_wght.ttf"
+
+
+def offline_templates(folder: Path) -> Path | None:
+    """Write textual-serve's page into `folder` with the Google Fonts stylesheet replaced by
+    an @font-face on the package's own copy of the font; return `folder`, or None (serve
+    the package's page as it is) when the page or its link is not where this expects."""
+    import textual_serve
+
+    package = Path(textual_serve.__file__).parent
+    page = package / "templates" / "app_index.html"
+    try:
+        text = page.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    link = _GOOGLE_FONTS.search(text)
+    if link is None:
+        return None
+    face = ""
+    if (package / "static" / _FONT).is_file():
+        face = (
+            '<style>@font-face { font-family: "Roboto Mono"; '
+            f'src: url("{{{{ config.static.url }}}}{_FONT}"); }}</style>'
+        )
+    (folder / "app_index.html").write_text(
+        text[: link.start()] + face + text[link.end() :], encoding="utf-8"
+    )
+    return folder
