@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from neuroscope_tui.capture.anatomy import Anatomy
+from neuroscope_tui.capture.memory import LENS_ROWS
 
 
 def _logits(anatomy: Anatomy, x: torch.Tensor, softcap: float | None) -> torch.Tensor:
@@ -34,7 +35,7 @@ def readout(anatomy: Anatomy, x: torch.Tensor, softcap: float | None) -> torch.T
 # for one row and 26-30 ms for 30 (one token's layers) but 58 ms for 120: up to about a
 # hundred rows, more rows come almost free. Past that the [rows, vocab] logits (24 MB at 120
 # rows) fall out of the cache, and every pass over them below becomes a trip to memory.
-ROWS_PER_PRODUCT = 128
+ROWS_PER_PRODUCT = LENS_ROWS
 
 
 @torch.no_grad()
@@ -55,8 +56,6 @@ def logit_lens(
     n_layers, n = len(resid), final_logits.shape[0]
     final_logp = torch.log_softmax(final_logits.float(), dim=-1)  # [n, V]
     pred = final_logp.argmax(-1)  # [n]
-    p_final = final_logp.exp()
-    neg_entropy = (p_final * final_logp).sum(-1)  # [n]: sum p_final log p_final
     device = final_logp.device
     # position-major rows: [n, L, d] -> chunks of whole positions share their final row
     stream = torch.stack([x.to(resid[0].device) for x in resid], dim=1)
@@ -73,8 +72,12 @@ def logit_lens(
         z -= z.amax(-1, keepdim=True)
         top = z.topk(top_k, dim=-1)
         # KL(final || layer) = sum p_f (log p_f - z + lse) = sum p_f log p_f - p_f . z + lse
-        # (p_f sums to one): one matrix-vector product instead of two [c, L, V] temporaries
-        cross = torch.bmm(z, p_final[start:stop].unsqueeze(-1))[..., 0]  # [c, L]
+        # (p_f sums to one): one matrix-vector product instead of two [c, L, V] temporaries.
+        # p_f is taken chunk by chunk: for a long prompt all of it at once is gigabytes.
+        final = final_logp[start:stop]
+        p_final = final.exp()
+        neg_entropy = (p_final * final).sum(-1, keepdim=True)  # [c, 1]: sum p_f log p_f
+        cross = torch.bmm(z, p_final.unsqueeze(-1))[..., 0]  # [c, L]
         own = z.gather(-1, pred[start:stop].view(c, 1, 1).expand(c, n_layers, 1))
         # summed as int32: a sum of booleans in the default int64 costs four times as much
         rank = (z > own).sum(-1, dtype=torch.int32)
@@ -82,7 +85,7 @@ def logit_lens(
         parts["ids"].append(top.indices.to(torch.int32))
         parts["probs"].append((top.values - lse.unsqueeze(-1)).exp())
         # a KL is never negative, whatever float32 rounding leaves of one near 0
-        kl = neg_entropy[start:stop].unsqueeze(-1) - cross + lse
+        kl = neg_entropy - cross + lse
         parts["kl"].append(kl.clamp_min(0.0))
         parts["rank"].append(rank)
         parts["pp"].append((own[..., 0] - lse).exp())

@@ -34,11 +34,12 @@ from neuroscope_tui.trace import HEAD_SCORES, CaptureSpec, ModelInfo
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
 DEFAULT_FRACTION = 0.5  # of the free memory, when no --memory-budget is given
-# The lens reads out at most this many (layer, position) rows per product (capture/lens.py)
-LENS_ROWS = 256
-# Temporaries of one lens chunk alive at once, in units of [rows, vocab] float32: the
-# log-probabilities, (log p_final - log p_layer) and its product with p_final.
-LENS_TEMPS = 3
+# The lens reads out at most this many (layer, position) rows per product (capture/lens.py
+# says why this many)
+LENS_ROWS = 128
+# Temporaries of one lens chunk alive at once, in units of [rows, vocab] float32: the shifted
+# logits, and the comparison that ranks the model's token (bytes) with the reductions' own.
+LENS_TEMPS = 2
 # MLP working rows alive at once inside a block (gate, up, act(gate) * up), in [T, d_mlp]
 MLP_TEMPS = 3
 
