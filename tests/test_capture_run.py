@@ -107,3 +107,18 @@ def test_a_cancelled_run_still_has_the_lens_of_every_token(bundle):
     trace = run(bundle, PROMPT, CaptureSpec(), options, on_step=between, cancel=cancel)
     assert trace.stop_reason == "cancelled" and trace.n_generated == 2
     assert missing_positions(trace) == []
+
+
+def test_an_interrupted_run_still_has_the_lens_of_every_token(bundle):
+    """Ctrl+C in `capture` saves the run so far: the tokens whose lens was waiting for
+    company get it before the trace leaves."""
+
+    def between(trace, start, stop):
+        if trace.n_generated == 2:
+            raise KeyboardInterrupt
+
+    options = GenerationOptions(max_new_tokens=10, stop_at_eos=False)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        run(bundle, PROMPT, CaptureSpec(), options, on_step=between)
+    trace = caught.value.trace
+    assert trace.n_generated == 2 and missing_positions(trace) == []

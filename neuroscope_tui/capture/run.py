@@ -545,6 +545,7 @@ def run(
     eos = _eos_ids(bundle) if options.stop_at_eos else set()
     anatomy = bundle.anatomy
     original_impl = getattr(bundle.model.config, "_attn_implementation", None)
+    state: _Run | None = None
     try:
         # inference mode, not just no_grad: tensors skip autograd's version counters and
         # view tracking, which cuts the Python-side cost of every op of a generated token
@@ -569,6 +570,8 @@ def run(
                 step_through(bundle, trace, state, rec, ids, options, gen, eos, on_step, cancel)
                 state.flush_lens()
     except BaseException as err:  # KeyboardInterrupt too: the trace so far is still worth saving
+        if isinstance(err, KeyboardInterrupt) and state is not None:
+            state.flush_lens()  # the last few tokens' lens, as a finished run would have it
         err.trace = trace  # type: ignore[attr-defined]
         raise
     finally:
