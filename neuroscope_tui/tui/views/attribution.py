@@ -30,6 +30,7 @@ from neuroscope_tui.tasks import TaskCancelled
 from neuroscope_tui.text_safety import visible, visible_text
 from neuroscope_tui.tui.plain_text import ControlPictures
 from neuroscope_tui.tui.views.base import TraceView
+from neuroscope_tui.tui.views.long_task import LongTask
 
 METHOD_NAMES = {
     "occlusion": "occlusion",
@@ -46,7 +47,7 @@ def share_style(share: float) -> str:
     return f"white on #{r:02x}{g:02x}{b:02x}"
 
 
-class AttributionView(TraceView):
+class AttributionView(LongTask, TraceView):
     """The prompt coloured by attribution, a table per token, and the completeness gaps."""
 
     DEFAULT_CSS = """
@@ -67,6 +68,9 @@ class AttributionView(TraceView):
         Binding("x", "write_csv", "CSV"),
         Binding("c", "cancel", "cancel"),
     ]
+    STATUS_ID = "attr-status"
+    CANCELLED = "attribution cancelled"
+    START_PROGRESS = None  # the status line says it waits for the run's end
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -74,11 +78,7 @@ class AttributionView(TraceView):
         self.method = "occlusion"
         self.foil: str | None = None
         self.target: int | None = None  # output position; None: the last one
-        self.busy = False
-        self.message = ""
-        self.progress: tuple[float, str] | None = None  # the running task's newest report
-        self._attribution_task: Any = None  # its TaskContext (cancel() stops it)
-        self._ticket: object | None = None  # the request in flight (answers to others are old)
+        self.init_long_task()  # the attribution, in the model worker
         self._found: Any = None  # the last AttributionSet computed for this run
 
     def compose(self) -> ComposeResult:
@@ -134,7 +134,7 @@ class AttributionView(TraceView):
             return
         self._keep_found()
         note = self._note()
-        self.query_one("#attr-status", Static).update(visible_text(self._status_text()))
+        self.query_one("#attr-status", Static).update(self.status_text())
         if note is None:
             self.query_one("#attr-title", Static).update("attribution")
             live = getattr(self.app, "live_model", None) is not None
@@ -235,7 +235,11 @@ class AttributionView(TraceView):
         out.append(f"  baseline: {visible(str(first.get('baseline', '?')))}", "dim")
         return out
 
-    def _status_text(self) -> Text:
+    def status_text(self) -> Text:
+        # control characters visible: a worker's report or a message may quote a token
+        return visible_text(self._status_line())
+
+    def _status_line(self) -> Text:
         if self.busy and self.progress is not None:
             fraction, text = self.progress
             bar = "█" * int(fraction * 20) + "░" * (20 - int(fraction * 20))
@@ -298,38 +302,17 @@ class AttributionView(TraceView):
         if self.busy:
             self.notify("attribution is already computing; Esc or c cancels it")
             return
-        self.busy, self.message, self.progress = True, "", None
         engine = getattr(self.app, "engine", None)
         if engine is not None and engine.running:
             self.notify("attribution will run when generation ends (Esc stops the run)")
-        self.refresh_view()
-        ids = list(self.trace.token_ids)
-        ticket = self._ticket = object()  # which request the answers belong to
-        task = self.app.run_model_task(
-            _attribute_or_error, attribute_position, ids, self._position(), self.foil,
-            on_done=lambda found: self._attributed(ticket, found),
-            kind="attribution", long=True, label="attribution",
-            on_progress=lambda fraction, text: self._progressed(ticket, fraction, text),
-            on_cancelled=lambda: self._cancelled(ticket),
+        self.start_long_task(
+            _attribute_or_error, attribute_position, list(self.trace.token_ids),
+            self._position(), self.foil,
+            kind="attribution", label="attribution", on_done=self._attributed,
         )  # fmt: skip
-        if self._ticket is ticket:  # not answered at once
-            self._attribution_task = task
 
-    def _progressed(self, ticket: object, fraction: float, text: str) -> None:
-        if ticket is self._ticket and self.busy:
-            self.progress = (fraction, text)
-            self.query_one("#attr-status", Static).update(self._status_text())
-
-    def _cancelled(self, ticket: object) -> None:
-        if ticket is self._ticket:
-            self.busy, self.progress, self._attribution_task, self._ticket = False, None, None, None
-            self.message = "attribution cancelled"
-            self.refresh_view()
-
-    def _attributed(self, ticket: object, found: Any) -> None:
-        if ticket is not self._ticket:
-            return  # asked for before a new run, or cancelled
-        self.busy, self.progress, self._attribution_task, self._ticket = False, None, None, None
+    def _attributed(self, found: Any) -> None:
+        """The worker's answer (not called once cancelled or after a new run)."""
         if isinstance(found, str):
             self.message = found
             self.notify(found, severity="warning")
@@ -353,21 +336,10 @@ class AttributionView(TraceView):
         if not self.cancel_work():
             self.notify("no attribution is computing")
 
-    def cancel_work(self) -> bool:
-        if not self.busy:
-            return False
-        if self._attribution_task is not None:
-            self._attribution_task.cancel()  # the worker stops at its next chunk
-        self._cancelled(self._ticket)  # the view is free at once
-        return True
-
     def reset_run(self) -> None:
         """A new run: the position, foil and any attribution belong to the last one."""
-        if self._attribution_task is not None:
-            self._attribution_task.cancel()
+        self.drop_long_task()
         self.target, self.foil, self._found = None, None, None
-        self._attribution_task, self._ticket = None, None
-        self.busy, self.progress, self.message = False, None, ""
         self.remove_class("-asking")
         self.refresh_view()
 

@@ -34,6 +34,7 @@ from neuroscope_tui.tasks import TaskCancelled
 from neuroscope_tui.text_safety import visible
 from neuroscope_tui.tui.plain_text import ControlPictures
 from neuroscope_tui.tui.views.base import TraceView
+from neuroscope_tui.tui.views.long_task import LongTask
 from neuroscope_tui.tui.widgets.colorbar import ColorBar
 from neuroscope_tui.tui.widgets.heatmap import LayerHeatmap
 from neuroscope_tui.tui.widgets.intervention_figures import (
@@ -53,7 +54,7 @@ NO_SIDE = (
 NO_SIDE_SAVED = "This run was saved without a side-by-side comparison (no interventions)."
 
 
-class InterventionsView(TraceView):
+class InterventionsView(LongTask, TraceView):
     """The interventions panel, the side by side and the patching sweep grid."""
 
     DEFAULT_CSS = """
@@ -78,17 +79,16 @@ class InterventionsView(TraceView):
         Binding("c", "cancel", "cancel sweep"),
         Binding("x", "write_csv", "CSV"),
     ]
+    STATUS_ID = "iv-status"
+    CANCELLED = "sweep cancelled"
+    START_PROGRESS = None  # the status line says it waits for the run's end
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._ready = False
         self.site = "resid"
         self.sweep: Any = None  # the last sweep computed live (kept across runs)
-        self.busy = False
-        self.progress: tuple[float, str] | None = None
-        self.message = ""
-        self._sweep_task: Any = None  # the sweep's TaskContext
-        self._ticket: object | None = None
+        self.init_long_task()  # the sweep, in the model worker
         self._drawn: object | None = None
 
     def compose(self) -> ComposeResult:
@@ -192,9 +192,9 @@ class InterventionsView(TraceView):
         self._draw_panel()
 
     def _draw_status(self) -> None:
-        self.query_one("#iv-status", Static).update(self._status_text())
+        self.query_one("#iv-status", Static).update(self.status_text())
 
-    def _status_text(self) -> Text:
+    def status_text(self) -> Text:
         if self.busy and self.progress is not None:
             fraction, text = self.progress
             bar = "█" * int(fraction * 20) + "░" * (20 - int(fraction * 20))
@@ -245,36 +245,13 @@ class InterventionsView(TraceView):
             self.notify("a sweep is already running; Esc or c cancels it")
             return
         clean = getattr(self.app, "last_prompt", None) or self.trace.prompt
-        self.busy, self.progress, self.message = True, None, ""
-        ticket = self._ticket = object()
-        task = self.app.run_model_task(
+        self.start_long_task(
             sweep_or_error, clean, corrupt, self.site, target, foil,
-            on_done=lambda found: self._swept(ticket, found),
-            kind="sweep", long=True, label="patching sweep",
-            on_progress=lambda fraction, text: self._progressed(ticket, fraction, text),
-            on_cancelled=lambda: self._cancelled(ticket),
+            kind="sweep", label="patching sweep", on_done=self._swept,
         )  # fmt: skip
-        if task is None:  # no model: the app said why
-            self.busy, self._ticket = False, None
-        elif self._ticket is ticket:
-            self._sweep_task = task
-        self._draw_status()
 
-    def _progressed(self, ticket: object, fraction: float, text: str) -> None:
-        if ticket is self._ticket and self.busy:
-            self.progress = (fraction, text)
-            self._draw_status()
-
-    def _cancelled(self, ticket: object) -> None:
-        if ticket is self._ticket:
-            self.busy, self.progress, self._sweep_task, self._ticket = False, None, None, None
-            self.message = "sweep cancelled"
-            self.refresh_view()
-
-    def _swept(self, ticket: object, found: Any) -> None:
-        if ticket is not self._ticket:
-            return
-        self.busy, self.progress, self._sweep_task, self._ticket = False, None, None, None
+    def _swept(self, found: Any) -> None:
+        """The worker's answer (not called once cancelled or replaced)."""
         if isinstance(found, str):  # a user error (different token counts) or a failure
             self.message = found
             self.notify(found, title="sweep refused", severity="error")
@@ -287,14 +264,6 @@ class InterventionsView(TraceView):
         """Cancel the sweep in progress (or waiting for the run's end)."""
         if not self.cancel_work():
             self.notify("no sweep is running")
-
-    def cancel_work(self) -> bool:
-        if not self.busy:
-            return False
-        if self._sweep_task is not None:
-            self._sweep_task.cancel()  # the worker stops at its next chunk
-        self._cancelled(self._ticket)
-        return True
 
     def reset_run(self) -> None:
         """A new run: the form closes; a finished sweep is kept (it belongs to its prompts)."""

@@ -1,9 +1,10 @@
 """One long model task at a time for a view: started, shown with progress, cancelled.
 
 Views that ask the model worker for minutes of work (the diagnostics' full check, a concept
-fit) share the same small state machine: `busy` while the task runs or waits for the model,
-`progress` (fraction, words) as the worker reports it, `message` for the last outcome, and a
-ticket per start, so a late callback of a cancelled or replaced task changes nothing.
+fit, an attribution, a patching sweep) share the same small state machine: `busy` while the
+task runs or waits for the model, `progress` (fraction, words) as the worker reports it,
+`message` for the last outcome, and a ticket per start, so a late callback of a cancelled or
+replaced task changes nothing.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ class LongTask:
 
     A view sets `STATUS_ID` (the Static that shows its status line), `CANCELLED` (the message
     after Esc), calls `init_long_task()` in `__init__`, and defines `status_text()` and
-    `refresh_view()`.
+    `refresh_view()`. `START_PROGRESS` is the progress shown until the worker's first report;
+    a view that words the wait itself ("... runs when generation ends") sets it to None.
     """
 
     STATUS_ID: ClassVar[str]
     CANCELLED: ClassVar[str] = "cancelled"
+    START_PROGRESS: ClassVar[tuple[float, str] | None] = (0.0, "waiting for the model")
 
     def init_long_task(self) -> None:
         self.busy = False  # the task runs (or waits for the model)
@@ -49,7 +52,7 @@ class LongTask:
         """Run `fn(ctx, *args)` in the model worker; `on_done(result)` on the UI thread unless
         cancelled or replaced meanwhile. With `failed` ("the full check failed"), an error
         becomes that message and a notice; without it the app's own error notice serves."""
-        self.busy, self.message, self.progress = True, "", (0.0, "waiting for the model")
+        self.busy, self.message, self.progress = True, "", self.START_PROGRESS
         ticket = self._ticket = object()
         extra: dict[str, Any] = {}
         if failed is not None:
@@ -64,15 +67,25 @@ class LongTask:
         )  # fmt: skip
         if self._ticket is ticket:  # not already finished (a test's synchronous worker)
             self._task = task
+            if task is None:  # no model: the app said why, and no callback will come
+                self._end()
         self.refresh_view()  # type: ignore[attr-defined]
 
     def cancel_work(self) -> bool:
         if not self.busy:
             return False
         if self._task is not None:
-            self._task.cancel()
-        self._long_task_cancelled(self._ticket)
+            self._task.cancel()  # the worker stops at its next report
+        self._long_task_cancelled(self._ticket)  # the view is free at once
         return True
+
+    def drop_long_task(self) -> None:
+        """Stop the task without a word and forget its last message (a new run, say): its
+        late callbacks find no ticket and change nothing."""
+        if self._task is not None:
+            self._task.cancel()
+        self._end()
+        self.message = ""
 
     def _end(self) -> None:
         self.busy, self.progress, self._task, self._ticket = False, None, None, None
