@@ -293,9 +293,13 @@ class _Run:
         rows.update(self._lens_rows(logits, start, len(new_ids)))
         self.rec.stream = {}
         texts = token_texts(self.bundle.tokenizer, new_ids, self.trace.token_ids[-_ANCHOR:])
-        self.trace.append(new_ids, texts, rows)
+        lens = None
         if sum(len(w[2]) for w in self._lens_waiting) >= LENS_POSITIONS_PER_PRODUCT:
-            self.flush_lens()
+            # computed before the trace's arrays grow, written after: the lens's temporaries
+            # (a long prompt's are the size of its logits) are gone when the trace doubles
+            lens = self._lens_of_waiting()
+        self.trace.append(new_ids, texts, rows)
+        self._write_lens(lens)
         return getattr(out, cache_name), logits[-1]
 
     def _eager_scores(self, attentions, ids: torch.Tensor, n_new: int) -> None:
@@ -349,16 +353,27 @@ class _Run:
 
     def flush_lens(self) -> None:
         """Compute the lens of every kept position into the trace's lens arrays."""
+        self._write_lens(self._lens_of_waiting())
+
+    def _lens_of_waiting(self) -> tuple[list[int], dict[str, np.ndarray]] | None:
+        """The lens of every kept position (positions, arrays [L, n, ...]); none kept: None."""
         waiting, self._lens_waiting = self._lens_waiting, []
         if not waiting:
-            return
+            return None
         if len(waiting) == 1:
             resid, final, positions = waiting[0]
         else:
             resid = [torch.cat([w[0][j] for w in waiting]) for j in range(len(waiting[0][0]))]
             final = torch.cat([w[1] for w in waiting])
             positions = [p for w in waiting for p in w[2]]
-        got = logit_lens(self.bundle.anatomy, resid, final, self.spec.top_k, self.softcap)
+        return positions, logit_lens(
+            self.bundle.anatomy, resid, final, self.spec.top_k, self.softcap
+        )
+
+    def _write_lens(self, lens: tuple[list[int], dict[str, np.ndarray]] | None) -> None:
+        if lens is None:
+            return
+        positions, got = lens
         for name, value in got.items():
             self.trace.arrays[name][:, positions] = value
         self._remember(got["lens.top_ids"])
