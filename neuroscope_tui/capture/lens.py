@@ -60,7 +60,15 @@ def logit_lens(
     # position-major rows: [n, L, d] -> chunks of whole positions share their final row
     stream = torch.stack([x.to(resid[0].device) for x in resid], dim=1)
     per_chunk = max(1, ROWS_PER_PRODUCT // n_layers)
-    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("ids", "probs", "kl", "rank", "pp")}
+    # Results go into arrays made before the loop, not into lists of per-chunk tensors: small
+    # tensors that outlive a chunk sit above its freed [rows, vocab] logits in the C heap, so
+    # the next chunk's logits no longer fit there and the heap grows by one chunk per chunk
+    # (3.3 GB for a 512-token SmolLM2 prompt, against 0.2 GB this way).
+    ids = torch.empty(n, n_layers, top_k, dtype=torch.int32, device=device)
+    probs = torch.empty(n, n_layers, top_k, device=device)
+    kl = torch.empty(n, n_layers, device=device)
+    rank = torch.empty(n, n_layers, dtype=torch.int32, device=device)
+    pred_prob = torch.empty(n, n_layers, device=device)
     for start in range(0, n, per_chunk):
         stop = min(n, start + per_chunk)
         c = stop - start
@@ -80,23 +88,23 @@ def logit_lens(
         cross = torch.bmm(z, p_final.unsqueeze(-1))[..., 0]  # [c, L]
         own = z.gather(-1, pred[start:stop].view(c, 1, 1).expand(c, n_layers, 1))
         # summed as int32: a sum of booleans in the default int64 costs four times as much
-        rank = (z > own).sum(-1, dtype=torch.int32)
+        rank[start:stop] = (z > own).sum(-1, dtype=torch.int32)
         lse = z.exp_().sum(-1).log()  # last: exp in place, z is not needed after this
-        parts["ids"].append(top.indices.to(torch.int32))
-        parts["probs"].append((top.values - lse.unsqueeze(-1)).exp())
+        ids[start:stop] = top.indices
+        probs[start:stop] = (top.values - lse.unsqueeze(-1)).exp()
         # a KL is never negative, whatever float32 rounding leaves of one near 0
-        kl = neg_entropy - cross + lse
-        parts["kl"].append(kl.clamp_min(0.0))
-        parts["rank"].append(rank)
-        parts["pp"].append((own[..., 0] - lse).exp())
+        kl[start:stop] = (neg_entropy - cross + lse).clamp_min(0.0)
+        pred_prob[start:stop] = (own[..., 0] - lse).exp()
+        # freed before the next chunk's logits are made, so those can take their place
+        del z, top, final, p_final, neg_entropy, cross, own, lse
 
-    def layer_major(name: str) -> np.ndarray:
-        return torch.cat(parts[name]).transpose(0, 1).contiguous().cpu().numpy()
+    def layer_major(values: torch.Tensor) -> np.ndarray:
+        return values.transpose(0, 1).contiguous().cpu().numpy()
 
     return {
-        "lens.top_ids": layer_major("ids"),
-        "lens.top_probs": layer_major("probs"),
-        "lens.kl": layer_major("kl"),
-        "lens.pred_rank": layer_major("rank"),
-        "lens.pred_prob": layer_major("pp"),
+        "lens.top_ids": layer_major(ids),
+        "lens.top_probs": layer_major(probs),
+        "lens.kl": layer_major(kl),
+        "lens.pred_rank": layer_major(rank),
+        "lens.pred_prob": layer_major(pred_prob),
     }
