@@ -209,19 +209,33 @@ def lens_rows(
     `readout`: anything with the model's `final_norm` and `unembed` (the Anatomy, or the
     nnsight backend's stand-ins for them); `start`: the position of the step's first row.
     """
-    n_new = logits.shape[0]
-    local = list(range(n_new))
-    if asked is not None:
-        wanted = set(asked)
-        local = [i for i in local if start + i in wanted]
-    out = lens_placeholders(len(layers), n_new, top_k)
+    resid, final, local = asked_rows(stream, layers, logits, asked, start)
+    out = lens_placeholders(len(layers), logits.shape[0], top_k)
     if local:
-        idx = torch.tensor(local, device=logits.device)
-        resid = [stream[layer][idx.to(stream[layer].device)] for layer in layers]
-        got = logit_lens(readout, resid, logits[idx], top_k, softcap)
+        got = logit_lens(readout, resid, final, top_k, softcap)
         for name, val in got.items():
             out[name][:, local] = val
     return out
+
+
+def asked_rows(
+    stream: dict[int, torch.Tensor],
+    layers: list[int],
+    logits: torch.Tensor,
+    asked: tuple[int, ...] | None,
+    start: int,
+) -> tuple[list[torch.Tensor], torch.Tensor, list[int]]:
+    """What the lens of a step's asked positions reads: each layer's stream rows [n, D], the
+    model's logits [n, V], and those positions' indices within the step (empty: none)."""
+    local = list(range(logits.shape[0]))
+    if asked is not None:
+        wanted = set(asked)
+        local = [i for i in local if start + i in wanted]
+    if not local:
+        return [], logits[:0], []
+    idx = torch.tensor(local, device=logits.device)
+    resid = [stream[layer][idx.to(stream[layer].device)] for layer in layers]
+    return resid, logits[idx], local
 
 
 class _Run:
@@ -323,7 +337,7 @@ class _Run:
         if asked == () or (not self.lens_later and not self.rec.stream):
             return {}
         if not self.lens_later:
-            self._keep_for_lens(logits, start, n_new)
+            self._keep_for_lens(logits, start)
         # the same "not computed" rows every step: Trace.append copies them, so one set
         # per row count serves the whole run
         if self._placeholders is None or self._placeholders[0] != n_new:
@@ -331,7 +345,7 @@ class _Run:
             self._placeholders = (n_new, lens_placeholders(len(layers), n_new, self.spec.top_k))
         return dict(self._placeholders[1])
 
-    def _keep_for_lens(self, logits: torch.Tensor, start: int, n_new: int) -> None:
+    def _keep_for_lens(self, logits: torch.Tensor, start: int) -> None:
         """Keep the rows the lens of this step's asked positions reads.
 
         One generated token's lens is a product of 30 rows (SmolLM2) with the [vocab, d_model]
@@ -339,17 +353,11 @@ class _Run:
         once either way. So a step's rows wait until LENS_POSITIONS_PER_PRODUCT positions
         are kept (the prompt's at once), and `flush_lens` fills their cells of the trace.
         """
-        asked = self.spec.lens_positions
-        local = list(range(n_new))
-        if asked is not None:
-            wanted = set(asked)
-            local = [i for i in local if start + i in wanted]
-        if not local:
-            return
-        idx = torch.tensor(local, device=logits.device)
-        rows = [self.rec.stream[layer][idx.to(self.rec.stream[layer].device)]
-                for layer in self.rec.layers]  # fmt: skip
-        self._lens_waiting.append((rows, logits[idx], [start + i for i in local]))
+        resid, final, local = asked_rows(
+            self.rec.stream, self.rec.layers, logits, self.spec.lens_positions, start
+        )
+        if local:
+            self._lens_waiting.append((resid, final, [start + i for i in local]))
 
     def flush_lens(self) -> None:
         """Compute the lens of every kept position into the trace's lens arrays."""
