@@ -28,10 +28,12 @@ NAME = "meta-llama/Llama-3.1-405B"  # what NDIF serves; played here by a tiny ll
 class FakeNDIF:
     """A submitted request as nnsight's non-blocking RemoteBackend sees it: `__call__` takes
     the trace (here it runs in place instead of being sent), `poll()` answers None with a
-    status while NDIF has it, then the saved values. `answer_after` None: it never finishes."""
+    status while NDIF has it, then the saved values. `answer_after` None: it never finishes.
+    `shown(word)`, when given, holds each status until the app has shown it: a loaded machine
+    may take longer than a poll interval to draw a message, and the test asks for every word."""
 
-    def __init__(self, statuses: list[str], answer_after: int | None):
-        self.statuses, self.answer_after = statuses, answer_after
+    def __init__(self, statuses: list[str], answer_after: int | None, shown=None):
+        self.statuses, self.answer_after, self.shown = statuses, answer_after, shown
         self.polls, self.status, self.frame = 0, None, None
 
     def __call__(self, tracer) -> None:
@@ -39,6 +41,10 @@ class FakeNDIF:
         self.frame = tracer.info.frame  # request_steps' frame: where the saved steps land
 
     def poll(self):
+        if self.shown is not None and self.status is not None:
+            end = time.monotonic() + 30
+            while not self.shown(self.status.value) and time.monotonic() < end:
+                time.sleep(0.01)
         self.polls += 1
         if self.answer_after is not None and self.polls > self.answer_after:
             return {"steps": self.frame.f_locals["steps"]}
@@ -55,14 +61,16 @@ def ndif(monkeypatch):
     from neuroscope_tui.capture.nnsight_backend import wrap
 
     bundle = tiny_bundle("llama")
-    state = SimpleNamespace(bundle=bundle, backends=[], answer_after=3, connected=[])
+    state = SimpleNamespace(bundle=bundle, backends=[], answer_after=3, connected=[], shown=None)
 
     def connect(name, revision=None):
         state.connected.append(name)
         return remote.RemoteSession(lm=wrap(bundle), bundle=bundle, key="k", host="http://x")
 
     def backend(lm, key, host):
-        state.backends.append(FakeNDIF(["RECEIVED", "QUEUED", "RUNNING"], state.answer_after))
+        state.backends.append(
+            FakeNDIF(["RECEIVED", "QUEUED", "RUNNING"], state.answer_after, state.shown)
+        )
         return state.backends[-1]
 
     monkeypatch.setattr(remote, "connect", connect)
@@ -92,14 +100,21 @@ def _notices(app) -> list[str]:
 
 async def test_the_app_waits_for_ndif_then_shows_the_whole_run(ndif, tmp_path):
     app = _app(tmp_path)
-    states: list[str] = []
+    states: list[str] = []  # every state the header showed, in order
+    show_waiting = app._show_waiting
+
+    def recorded() -> None:
+        show_waiting()
+        states.append(app.figures.state)
+
+    app._show_waiting = recorded
+    ndif.shown = lambda word: any(s.startswith(f"NDIF: {word.lower()}") for s in states)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(lambda: app.figures.state == "ready")
         assert ndif.connected == [NAME] and app.figures.device == "NDIF"
         app.query_one("#prompt").focus()
         await pilot.press(*PROMPT, "enter")
         while not app.figures.state.startswith(("done", "failed")):
-            states.append(app.figures.state)
             line = str(app.query_one("#run-line").render())
             assert app.shown is None or app.shown.n_tokens == 0  # nothing before the end
             await asyncio.sleep(0.05)
