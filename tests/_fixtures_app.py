@@ -127,7 +127,7 @@ if __name__ == "__main__":
     print(save_snapshot(synthetic_trace(), SCAN_FIXTURE, force=True))
 
 
-async def wait_until(condition, timeout: float = 60.0) -> None:
+async def wait_until(condition, timeout: float = 120.0) -> None:
     """Let the app run until `condition()` holds (the worker posts from another thread).
 
     Plain sleeps, not `pilot.pause`: a pause waits for an idle app, which a flood of tokens or

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from _fixtures_app import tiny_llama_bundle
+from _fixtures_app import tiny_llama_bundle, wait_until
 from neuroscope_tui.snapshot import load_snapshot
 from neuroscope_tui.tui.app import NeuroscopeApp
 from neuroscope_tui.tui.widgets.heatmap import LayerHeatmap
@@ -27,15 +27,6 @@ def tiny(tmp_path_factory):
     return tiny_llama_bundle(tmp_path_factory.mktemp("tiny") / "llama")
 
 
-async def wait_for(pilot, condition, timeout: float = 60.0) -> None:
-    """Let the app run until `condition()` holds (the worker posts from another thread)."""
-    # plain sleeps: pilot.pause waits for an idle app, which a flood of tokens delays
-    end = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < end, "timed out waiting for the app"
-        await asyncio.sleep(0.02)
-
-
 def live_app(tiny, tmp_path, **kw) -> NeuroscopeApp:
     kw.setdefault("generation", {"max_new_tokens": 4})
     return NeuroscopeApp(model=tiny, save_dir=tmp_path, **kw)
@@ -44,7 +35,7 @@ def live_app(tiny, tmp_path, **kw) -> NeuroscopeApp:
 async def run_prompt(pilot, app, text: str) -> None:
     app.query_one("#prompt").focus()
     await pilot.press(*text, "enter")
-    await wait_for(pilot, lambda: app.figures.state.startswith(("done", "failed")))
+    await wait_until(lambda: app.figures.state.startswith(("done", "failed")))
     await pilot.pause(0.1)
 
 
@@ -113,11 +104,11 @@ async def test_empty_prompt_is_a_notice(tiny, tmp_path):
 async def test_prompt_option_runs_at_once_and_save_works(tiny, tmp_path):
     app = live_app(tiny, tmp_path, prompt="One two three")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.figures.state.startswith("done"))
+        await wait_until(lambda: app.figures.state.startswith("done"))
         await pilot.pause(0.1)
         assert app.query_one("#prompt").value == "One two three"
         await pilot.press("s")  # the model worker completes the trace first (capture/complete.py)
-        await wait_for(pilot, lambda: app.last_saved is not None)
+        await wait_until(lambda: app.last_saved is not None)
         back = load_snapshot(app.last_saved)
         assert back.token_ids == app.shown.token_ids and back.n_generated == 4
         ids = back.get("lens.top_ids")
@@ -132,9 +123,9 @@ async def test_stop_key_cancels_a_run(tiny, tmp_path):
         async with app.run_test(size=SIZE) as pilot:
             app.query_one("#prompt").focus()
             await pilot.press(*"The quick brown fox", "enter")
-            await wait_for(pilot, lambda: app.shown is not None and app.shown.n_tokens > 0)
+            await wait_until(lambda: app.shown is not None and app.shown.n_tokens > 0)
             await pilot.press("escape")
-            await wait_for(pilot, lambda: app.figures.state.startswith("done"))
+            await wait_until(lambda: app.figures.state.startswith("done"))
             assert app.shown.stop_reason == "cancelled"
             assert 0 <= app.shown.n_generated < 100
             assert app.query_one(LayerHeatmap).n_tokens == app.shown.n_tokens
@@ -163,7 +154,7 @@ async def test_model_error_mid_run_keeps_the_trace(tiny, tmp_path):
             assert app.shown.n_tokens == n_prompt + 1  # prompt pass + one token, then failure
             assert app.query_one(LayerHeatmap).n_tokens == app.shown.n_tokens
             await pilot.press("s")
-            await wait_for(pilot, lambda: app.last_saved is not None)
+            await wait_until(lambda: app.last_saved is not None)
             assert load_snapshot(app.last_saved).n_tokens == n_prompt + 1
     finally:
         handle.remove()
@@ -174,21 +165,21 @@ async def test_model_task_runs_in_the_worker(tiny, tmp_path):
 
     app = live_app(tiny, tmp_path)
     got = []
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=SIZE):
         ui_thread = threading.get_ident()
 
         def task(model, x):
             return (model is tiny, x + 1, threading.get_ident() != ui_thread)
 
         app.run_model_task(task, 41, on_done=got.append)
-        await wait_for(pilot, lambda: got)
+        await wait_until(lambda: got)
         assert got == [(True, 42, True)]
 
         def broken(model):
             raise ValueError("no such head")
 
         app.run_model_task(broken, on_done=got.append)
-        await wait_for(pilot, lambda: any("no such head" in n.message for n in app._notifications))
+        await wait_until(lambda: any("no such head" in n.message for n in app._notifications))
 
 
 async def test_loading_line_then_ready(tiny, tmp_path):
@@ -202,7 +193,7 @@ async def test_loading_line_then_ready(tiny, tmp_path):
 
     app._draw_load_line = spy
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.live_model is not None)
+        await wait_until(lambda: app.live_model is not None)
         await pilot.pause(0.1)
         # the real loader's progress strings, each shown under the prompt box as it came
         assert f"loading {tiny.source}: loading weights…" in steps, steps
@@ -215,7 +206,7 @@ async def test_load_failure_is_one_sentence(tmp_path):
     (tmp_path / "empty").mkdir()
     app = NeuroscopeApp(model_name=str(tmp_path / "empty"), save_dir=tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.load_error is not None)
+        await wait_until(lambda: app.load_error is not None)
         assert "config.json" in app.load_error and "\n" not in app.load_error
         await pilot.pause()
         assert "config.json" in str(app.query_one("#load-failed").render())
@@ -245,7 +236,7 @@ async def test_quit_during_a_run_stops_the_worker(tiny, tmp_path):
         async with app.run_test(size=SIZE) as pilot:
             app.query_one("#prompt").focus()
             await pilot.press(*"The quick brown fox", "enter")
-            await wait_for(pilot, lambda: app.shown is not None)
+            await wait_until(lambda: app.shown is not None)
             await pilot.press("q")
         assert app.return_value == 0
         end = time.monotonic() + 10
@@ -265,7 +256,7 @@ async def test_smollm2_scan_shows_paris(smollm2, tmp_path):
         generation={"max_new_tokens": 2},
     )  # fmt: skip
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.figures.state.startswith("done"), timeout=300)
+        await wait_until(lambda: app.figures.state.startswith("done"), timeout=300)
         await pilot.pause(0.1)
         trace = app.shown
         assert trace.token_text[trace.n_prompt] == " Paris"
@@ -277,7 +268,7 @@ async def test_smollm2_scan_shows_paris(smollm2, tmp_path):
             return str(app.query_one("#detail-text").render())
 
         # the lens is derived after the run (or for the cell on screen, on demand)
-        await wait_for(pilot, lambda: "computing…" not in detail(), timeout=120)
+        await wait_until(lambda: "computing…" not in detail(), timeout=120)
         text = detail()
         lens = text.split("logit lens: top 5 next tokens\n")[1].splitlines()
         assert lens[0].split()[0] == "·Paris"
@@ -312,7 +303,7 @@ async def test_a_prompt_past_the_context_is_a_notice(tiny, tmp_path):
     app = live_app(tiny, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         app.start_run("one two three four five six seven eight nine ten " * 30)
-        await wait_for(pilot, lambda: app.figures.state == "failed")
+        await wait_until(lambda: app.figures.state == "failed")
         await pilot.pause(0.1)
         errors = [n.message for n in app._notifications if n.severity == "error"]
         assert len(errors) == 1 and "reads at most 128" in errors[0]

@@ -4,15 +4,13 @@ for array; `--remote` and a missing nnsight are refused before the screen starts
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
-from _fixtures_app import tiny_llama_bundle
+from _fixtures_app import tiny_llama_bundle, wait_until
 from neuroscope_tui.capture.run import GenerationOptions, run
 from neuroscope_tui.tui.app import NeuroscopeApp
 from tiny_models import build_tiny
@@ -27,13 +25,6 @@ def tiny(tmp_path_factory):
     return tiny_llama_bundle(tmp_path_factory.mktemp("tiny") / "llama")
 
 
-async def wait_for(condition, timeout: float = 120.0) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < end, "timed out waiting for the app"
-        await asyncio.sleep(0.02)
-
-
 def nnsight_app(tiny, tmp_path) -> NeuroscopeApp:
     generation = {"max_new_tokens": 4, "stop_at_eos": False, "backend": "nnsight"}
     return NeuroscopeApp(model=tiny, save_dir=tmp_path, generation=generation)
@@ -43,7 +34,7 @@ async def run_prompt(app: NeuroscopeApp, pilot) -> None:
     """Type PROMPT, run it, and wait for the run to end well."""
     app.query_one("#prompt").focus()
     await pilot.press(*PROMPT, "enter")
-    await wait_for(lambda: app.figures.state.startswith(("done", "failed")))
+    await wait_until(lambda: app.figures.state.startswith(("done", "failed")))
     await pilot.pause(0.1)
     assert app.figures.state.startswith("done"), app.figures.state
 
@@ -97,8 +88,8 @@ async def test_ablating_a_head_on_the_nnsight_backend_equals_the_native_run(tiny
         await pilot.press("2")  # the heads view: layer 0, head 0 selected
         await pilot.pause(0.1)
         await pilot.press("a")
-        await wait_for(lambda: app.shown is not None and bool(app.shown.interventions))
-        await wait_for(lambda: app.figures.state.startswith(("done", "failed")))
+        await wait_until(lambda: app.shown is not None and bool(app.shown.interventions))
+        await wait_until(lambda: app.figures.state.startswith(("done", "failed")))
         await pilot.pause(0.1)
         assert app.figures.state.startswith("done"), app.figures.state
         shown = app.shown

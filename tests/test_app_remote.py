@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from _fixtures_app import wait_until
 from neuroscope_tui.capture.run import GenerationOptions, run
 from neuroscope_tui.cli import main
 from neuroscope_tui.tui.app import NeuroscopeApp
@@ -80,13 +81,6 @@ def ndif(monkeypatch):
     return state
 
 
-async def wait_for(condition, timeout: float = 60.0) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < end, "timed out waiting for the app"
-        await asyncio.sleep(0.02)
-
-
 def _app(tmp_path, **generation) -> NeuroscopeApp:
     options = {"max_new_tokens": 4, "stop_at_eos": False, "backend": "nnsight", **generation}
     return NeuroscopeApp(
@@ -110,7 +104,7 @@ async def test_the_app_waits_for_ndif_then_shows_the_whole_run(ndif, tmp_path):
     app._show_waiting = recorded
     ndif.shown = lambda word: any(s.startswith(f"NDIF: {word.lower()}") for s in states)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(lambda: app.figures.state == "ready")
+        await wait_until(lambda: app.figures.state == "ready")
         assert ndif.connected == [NAME] and app.figures.device == "NDIF"
         app.query_one("#prompt").focus()
         await pilot.press(*PROMPT, "enter")
@@ -129,7 +123,7 @@ async def test_the_app_waits_for_ndif_then_shows_the_whole_run(ndif, tmp_path):
             await pilot.pause(0.05)
         assert not [n for n in _notices(app) if "failed" in n or "Error" in n], _notices(app)
         await pilot.press("s")
-        await wait_for(lambda: any("saved" in n for n in _notices(app)))
+        await wait_until(lambda: any("saved" in n for n in _notices(app)))
     words = {s.split(",")[0] for s in states}
     assert {"NDIF: received", "NDIF: queued", "NDIF: running"} <= words, states
     native = run(
@@ -149,13 +143,13 @@ async def test_esc_stops_waiting_and_nothing_is_kept(ndif, tmp_path):
     ndif.answer_after = None  # NDIF's queue never moves
     app = _app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(lambda: app.figures.state == "ready")
+        await wait_until(lambda: app.figures.state == "ready")
         app.query_one("#prompt").focus()
         await pilot.press(*PROMPT, "enter")
         # the seconds tick while NDIF's status stays the same
-        await wait_for(lambda: app.figures.state == "NDIF: running, 2 s")
+        await wait_until(lambda: app.figures.state == "NDIF: running, 2 s")
         await pilot.press("escape")
-        await wait_for(lambda: app.figures.state.startswith(("done", "failed")))
+        await wait_until(lambda: app.figures.state.startswith(("done", "failed")))
         assert app.figures.state == "failed" and app.shown is None
         assert any("stopped waiting for NDIF after RUNNING" in n for n in _notices(app))
         assert not app.engine.running and str(app.query_one("#run-line").render()) == ""
@@ -164,7 +158,7 @@ async def test_esc_stops_waiting_and_nothing_is_kept(ndif, tmp_path):
 async def test_what_needs_the_model_here_is_refused_once(ndif, tmp_path):
     app = _app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(lambda: app.figures.state == "ready")
+        await wait_until(lambda: app.figures.state == "ready")
         cancelled: list[bool] = []
         for _ in range(3):  # a view asking on every key press hears it once
             context = app.run_model_task(
@@ -194,15 +188,15 @@ async def test_a_head_ablated_on_ndif_equals_the_native_ablation(ndif, tmp_path)
 
     app = _app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(lambda: app.figures.state == "ready")
+        await wait_until(lambda: app.figures.state == "ready")
         app.query_one("#prompt").focus()
         await pilot.press(*PROMPT, "enter")
-        await wait_for(lambda: app.figures.state.startswith(("done", "failed")))
+        await wait_until(lambda: app.figures.state.startswith(("done", "failed")))
         await pilot.press("2")  # the heads view: layer 0, head 0
         await pilot.pause(0.1)
         await pilot.press("a")
-        await wait_for(lambda: app.shown is not None and bool(app.shown.interventions))
-        await wait_for(lambda: app.figures.state.startswith(("done", "failed")))
+        await wait_until(lambda: app.shown is not None and bool(app.shown.interventions))
+        await wait_until(lambda: app.figures.state.startswith(("done", "failed")))
         await pilot.pause(0.2)
         assert app.figures.state.startswith("done"), (app.figures.state, _notices(app))
         shown = app.shown
@@ -246,5 +240,5 @@ async def test_ndif_unreachable_is_the_load_failure(monkeypatch, tmp_path):
     monkeypatch.setattr(remote, "connect", connect)
     app = _app(tmp_path)
     async with app.run_test(size=(120, 40)):
-        await wait_for(lambda: app.figures.state == "failed to load")
+        await wait_until(lambda: app.figures.state == "failed to load")
         assert app.load_error.startswith("cannot reach NDIF") and app.engine.remote is None

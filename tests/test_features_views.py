@@ -263,9 +263,7 @@ async def test_growing_trace_coalesces_pca_runs_and_shows_the_newest() -> None:
 
 async def test_live_app_attributes_and_projects_a_real_run(tmp_path) -> None:
     """A tiny Llama in the real app: run a prompt, then keys 7 and 8 (model worker)."""
-    import asyncio
-
-    from _fixtures_app import tiny_llama_bundle
+    from _fixtures_app import tiny_llama_bundle, wait_until
     from neuroscope_tui.trace import CaptureSpec
     from neuroscope_tui.tui.app import NeuroscopeApp
     from neuroscope_tui.tui.views.attribution import AttributionView
@@ -276,21 +274,15 @@ async def test_live_app_attributes_and_projects_a_real_run(tmp_path) -> None:
         spec=CaptureSpec(full_layers=None),
     )  # fmt: skip
 
-    async def wait_for(condition, timeout: float = 60.0) -> None:
-        end = time.monotonic() + timeout
-        while not condition():
-            assert time.monotonic() < end, "timed out"
-            await asyncio.sleep(0.02)
-
     async with app.run_test(size=(120, 40)) as pilot:
         app.query_one("#prompt").focus()
         await pilot.press(*"the cat sat", "enter")
-        await wait_for(lambda: app.figures.state.startswith(("done", "failed")))
+        await wait_until(lambda: app.figures.state.startswith(("done", "failed")))
         trace = app.shown
         assert trace.finished and trace.has("resid.full")
         await pilot.press("7")
         view = app.query_one(ProjectionView)
-        await wait_for(lambda: view.result is not None)
+        await wait_until(lambda: view.result is not None)
         np.testing.assert_allclose(
             np.abs(view.result.projection.coords),
             np.abs(trace.extras[f"projection.pca.L{view.result.request.layer}"]),
@@ -299,7 +291,7 @@ async def test_live_app_attributes_and_projects_a_real_run(tmp_path) -> None:
         attribution = app.query_one(AttributionView)
         await pilot.pause()
         await pilot.press("a")
-        await wait_for(lambda: "attribution" in trace.notes)
+        await wait_until(lambda: "attribution" in trace.notes)
         assert trace.notes["attribution"]["target_id"] == trace.token_ids[-1]
         assert trace.extras["attribution.occlusion"].shape == (trace.n_tokens - 1,)
         await pilot.pause()
