@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _fixtures_app import tiny_llama_bundle
+from _fixtures_app import tiny_llama_bundle, wait_until
 from neuroscope_tui.analysis import metrics
 from neuroscope_tui.analysis.concepts import fit_concept
 from neuroscope_tui.concept_file import (
@@ -18,7 +18,7 @@ from neuroscope_tui.concept_file import (
 )
 from neuroscope_tui.tui.app import NeuroscopeApp
 from neuroscope_tui.tui.widgets.heatmap import LayerHeatmap
-from test_app_live import SIZE, run_prompt, wait_for
+from test_app_live import SIZE, run_prompt
 
 torch = pytest.importorskip("torch")
 
@@ -84,11 +84,11 @@ async def test_concept_of_another_shape_is_a_notice(tiny, tmp_path):
     register_concept_metrics([concept])
     app = NeuroscopeApp(model=tiny, save_dir=tmp_path, concepts=[concept])
     notes = []
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=SIZE):
         original = app.notify
         app.notify = lambda *a, **k: (notes.append(str(a[0])), original(*a, **k))
         app._model_ready(tiny)
-        await wait_for(pilot, lambda: notes)
+        await wait_until(lambda: notes)
     assert "fit it again on this model" in notes[0]
 
 

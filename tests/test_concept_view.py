@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _fixtures_app import SCAN_FIXTURE, synthetic_trace, tiny_llama_bundle
+from _fixtures_app import SCAN_FIXTURE, synthetic_trace, tiny_llama_bundle, wait_until
 from neuroscope_tui.analysis.concepts import fit_concept
 from neuroscope_tui.tui.app import NeuroscopeApp
 from neuroscope_tui.tui.views.concepts import ConceptResult, ConceptView
-from test_app_live import SIZE, wait_for
+from test_app_live import SIZE
 
 POS = ["The cat sat on the mat.", "A cat looked at the dog.", "The quick brown fox.", "Paris."]
 NEG = ["One two three four.", "Language models predict.", "Five six seven.", "Heads [b]copy."]
@@ -39,7 +39,7 @@ async def test_fit_in_the_worker_equals_the_direct_computation(tiny, sets, tmp_p
         view = app.query_one(ConceptView)
         assert "pos.txt" in str(view.query_one("#concept-status").render())
         view.action_fit()
-        await wait_for(pilot, lambda: view.result is not None or view.message)
+        await wait_until(lambda: view.result is not None or view.message)
         await pilot.pause()
         r = view.result
         assert r is not None and r.labels == ("pos", "neg")

@@ -8,12 +8,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _fixtures_app import SCAN_FIXTURE, synthetic_trace, tiny_llama_bundle
+from _fixtures_app import SCAN_FIXTURE, synthetic_trace, tiny_llama_bundle, wait_until
 from neuroscope_tui.analysis.diagnostics.findings import Cell, DiagnosticReport, Finding, Skipped
 from neuroscope_tui.tui.app import NeuroscopeApp
 from neuroscope_tui.tui.views.diagnostics import DiagnosticsView, FindingList
 from neuroscope_tui.tui.views.diagnostics_work import Checked, destination, detail_text, list_item
-from test_app_live import SIZE, wait_for
+from test_app_live import SIZE
 
 HOSTILE = "'\x1b[31m[bold]x[/]'"  # a token text as a title quotes it
 
@@ -55,7 +55,7 @@ async def show_hand_made(pilot) -> None:
     await pilot.press("exclamation_mark")
     await pilot.pause()
     view = app.query_one(DiagnosticsView)
-    await wait_for(pilot, lambda: not view.quick_pending)
+    await wait_until(lambda: not view.quick_pending)
     view.show_checked(hand_made([app.shown.prompt, "Another prompt of the set."]))
     await pilot.pause()
 
@@ -181,7 +181,7 @@ async def test_a_planted_massive_activation_is_listed_and_enter_goes_to_it():
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("exclamation_mark")
         view = app.query_one(DiagnosticsView)
-        await wait_for(pilot, lambda: view.quick is not None or view.message)
+        await wait_until(lambda: view.quick is not None or view.message)
         await pilot.pause()
         assert view.quick is not None, view.message
         found = view.quick.report.findings
@@ -222,7 +222,7 @@ async def test_r_runs_the_full_check_with_progress(tiny, tmp_path):
         view._long_task_progress = lambda t, f, text: (seen.append((f, text)), shown(t, f, text))
         view.action_full_check()
         assert view.busy
-        await wait_for(pilot, lambda: not view.busy, timeout=300)
+        await wait_until(lambda: not view.busy, timeout=300)
         await pilot.pause()
         assert view.full is not None, view.message
         assert view.full.report.n_prompts == len(default_prompts())

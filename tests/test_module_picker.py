@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+from _fixtures_app import wait_until
 from neuroscope_tui.analysis.metrics import METRICS
 from neuroscope_tui.tui.module_picker import ModulePicker, ModuleTree, as_pattern, next_watch
-from test_app_live import SIZE, live_app, run_prompt, tiny, wait_for  # noqa: F401
+from test_app_live import SIZE, live_app, run_prompt, tiny  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 ACT = ["model.layers.0.mlp.act_fn", "model.layers.1.mlp.act_fn"]
@@ -86,8 +87,8 @@ async def test_picker_checks_applies_to_the_next_run_and_cancels(tiny, tmp_path)
 
 async def test_the_picker_key_is_in_the_help_and_the_palette(tiny, tmp_path) -> None:  # noqa: F811
     app = live_app(tiny, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.engine.model is not None)
+    async with app.run_test(size=SIZE):
+        await wait_until(lambda: app.engine.model is not None)
         keys = [
             (b.key, b.description)
             for title, _, bindings in app.key_sections()
