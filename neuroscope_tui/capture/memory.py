@@ -8,9 +8,11 @@ torch objects they are handed or import lazily). The figures, all in bytes:
   the parameter count times the dtype's bytes;
 - kv_cache: layers x kv_heads x d_head x 2 (K and V) x tokens x dtype bytes;
 - activations: the peak of the prompt's forward pass, which dominates a run (a generated
-  token's pass is one row): the logits [T, vocab] in the model's dtype and their float32
-  softmax, the block outputs the capture holds for the lens and full rows, the lens' own
-  chunk of [rows, vocab] products, and the MLP's working rows;
+  token's pass is one row): the logits [T, vocab] in the model's dtype, the block outputs
+  the capture holds for the lens and full rows (and the prompt's pattern rows), the largest
+  of what works beside them one after another (the MLP's working rows, the output top-k's
+  softmax a block of positions at a time, the lens's stacked rows and one chunk of [rows,
+  vocab] products), and on CPU the heap the pass leaves fragmented;
 - trace: what the Trace keeps on the host for every token: summaries, head scores, lens rows,
   full rows for `full_layers` (float32 or float16), and attention patterns of the asked heads
   (T x T each).
@@ -40,6 +42,11 @@ LENS_ROWS = 128
 # Temporaries of one lens chunk alive at once, in units of [rows, vocab] float32: the shifted
 # logits, and the comparison that ranks the model's token (bytes) with the reductions' own.
 LENS_TEMPS = 2
+# Positions whose next-token softmax (the output's top-k) is taken at once (capture/run.py)
+SOFTMAX_ROWS = 256
+# Bytes of C heap a CPU pass leaves fragmented, per model layer and prompt token (calibrated
+# on bench/memory.py: 2-10 KiB across tiny llamas and SmolLM2 at 128-1024 tokens)
+HEAP_SLACK_PER_LAYER_TOKEN = 5 << 10
 # MLP working rows alive at once inside a block (gate, up, act(gate) * up), in [T, d_mlp]
 MLP_TEMPS = 3
 
@@ -238,7 +245,9 @@ def activation_bytes(info: ModelInfo, spec: CaptureSpec, n_prompt: int) -> int:
     b = _dtype_bytes(info.dtype)
     t, v, d = n_prompt, info.vocab_size, info.d_model
     layers, full = _layers(info, spec)
-    logits = t * v * b + t * v * 4  # the model's logits and their float32 softmax (top-k)
+    logits = t * v * b  # the model's logits, alive until the step is recorded
+    # the output's top-k: one block of positions' float32 softmax at a time
+    softmax = min(t, SOFTMAX_ROWS) * v * 4
     lens = spec.lens_positions != ()
     held = 0
     if lens or full:
@@ -248,11 +257,29 @@ def activation_bytes(info: ModelInfo, spec: CaptureSpec, n_prompt: int) -> int:
         held += len(full) * t * neuron_width(info, spec) * 4
     lens_work = 0
     if lens:
-        rows = min(LENS_ROWS, max(1, LENS_ROWS // max(1, len(layers))) * len(layers))
-        rows = min(rows, t * len(layers))
-        lens_work = t * v * 4 + t * len(layers) * d * 4 + rows * v * 4 * LENS_TEMPS
+        n_layers = max(1, len(layers))
+        per_chunk = max(1, LENS_ROWS // n_layers)
+        rows = min(per_chunk * n_layers, t * n_layers)
+        asked = t if spec.lens_positions is None else sum(p < t for p in spec.lens_positions)
+        # the asked rows stacked position-major, one chunk's [rows, vocab] temporaries, and
+        # that chunk's final log-softmax and its exp
+        lens_work = asked * n_layers * d * 4 + rows * v * 4 * LENS_TEMPS
+        lens_work += min(asked, per_chunk) * v * 4 * 2
+        if spec.lens_positions is not None:  # some positions: their logits are copied out
+            lens_work += asked * (v * b + n_layers * d * b)
+    # the prompt's pattern rows wait in the step's rows until the trace copies them in
+    held += sum(1 for layer, _ in spec.pattern_heads if layer in layers) * t * t * 4
     mlp = t * info.d_mlp * b * MLP_TEMPS
-    return logits + held + max(lens_work, mlp)
+    # one after another, each in the memory the one before freed
+    working = max(mlp, softmax, lens_work)
+    slack = 0
+    if not str(info.device).startswith("cuda"):
+        # The C heap keeps what a long pass fragments: the capture's small per-layer results
+        # land between each layer's freed working rows, which the next layer then cannot
+        # reuse whole (the resident set grows layer by layer where a plain forward's stops
+        # after the first few). CUDA's caching allocator has no such holes.
+        slack = HEAP_SLACK_PER_LAYER_TOKEN * info.n_layers * t
+    return logits + held + working + slack
 
 
 def estimate(

@@ -29,6 +29,7 @@ from neuroscope_tui.capture.derive import lens_placeholders, spec_keeps_stream
 from neuroscope_tui.capture.intervening import Intervener, prepare_intervener
 from neuroscope_tui.capture.interventions import Intervention, intervention_to_dict
 from neuroscope_tui.capture.lens import logit_lens
+from neuroscope_tui.capture.memory import SOFTMAX_ROWS
 from neuroscope_tui.capture.recorder import Observer, Recorder, recording
 from neuroscope_tui.errors import PromptError
 from neuroscope_tui.models.types import LoadedModel
@@ -187,10 +188,18 @@ def _prompt_ids(
 
 def logit_rows(logits: torch.Tensor, top_k: int) -> dict[str, np.ndarray]:
     """The model's own next-token top-k of logits [new, vocab] (logits.top_ids/top_probs)."""
-    probs = torch.softmax(logits.float(), dim=-1)
-    top = probs.topk(top_k, dim=-1)
-    ids = top.indices.to(torch.int32).cpu().numpy()
-    return {"logits.top_ids": ids, "logits.top_probs": top.values.cpu().numpy()}
+    n = logits.shape[0]
+    ids = np.empty((n, top_k), dtype=np.int32)
+    probs = np.empty((n, top_k), dtype=np.float32)
+    # a block of positions at a time: a long prompt's whole [T, vocab] float32 softmax would
+    # sit beside the model's logits (1.6 GB at 8,192 SmolLM2 tokens)
+    for start in range(0, n, SOFTMAX_ROWS):
+        stop = min(n, start + SOFTMAX_ROWS)
+        top = torch.softmax(logits[start:stop].float(), dim=-1).topk(top_k, dim=-1)
+        ids[start:stop] = top.indices.cpu().numpy()
+        probs[start:stop] = top.values.cpu().numpy()
+        del top  # before the next block's softmax, which can then take its place
+    return {"logits.top_ids": ids, "logits.top_probs": probs}
 
 
 def lens_rows(
@@ -233,6 +242,10 @@ def asked_rows(
         local = [i for i in local if start + i in wanted]
     if not local:
         return [], logits[:0], []
+    if len(local) == logits.shape[0]:
+        # every position: no copy (a long prompt's logits are the size of its vocabulary
+        # times its length, and an index would copy them)
+        return [stream[layer] for layer in layers], logits, local
     idx = torch.tensor(local, device=logits.device)
     resid = [stream[layer][idx.to(stream[layer].device)] for layer in layers]
     return resid, logits[idx], local
