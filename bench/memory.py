@@ -8,6 +8,7 @@ with that growth; the ratio estimate / measured should be within 0.8..1.2.
 
     python bench/memory.py                  # SmolLM2-135M, prompts of 128, 512 and 1024 tokens
     python bench/memory.py --tiny           # random tiny llamas, three sizes and specs (a test)
+    python bench/memory.py --long           # SmolLM2, one 4,096-token prompt
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ SMOLLM2_CASES = {
     for n in (128, 512, 1024)
     for spec in ("full", "patterns")
 }
+# a long prompt, where the [prompt, vocab] arrays beside the model's logits dominate (--long)
+LONG_CASES = {"smollm2-full-4096": dict(shape="smollm2-real", n_prompt=4096, new=4, spec="full")}
 
 
 def make_spec(kind: str, n_layers: int):
@@ -108,7 +111,8 @@ def measure(case: dict) -> dict:
         from neuroscope_tui.models.loader import load_model
 
         bundle = load_model("smollm2", device="cpu", dtype="float32")
-        prompt = " ".join(["The history of the printing press begins in Europe."] * 200)
+        sentence = "The history of the printing press begins in Europe."
+        prompt = " ".join([sentence] * max(200, case["n_prompt"] // 8))
         ids = bundle.tokenizer(prompt)["input_ids"][: case["n_prompt"]]
         prompt = bundle.tokenizer.decode(ids)
     else:
@@ -159,10 +163,11 @@ def run_case(name: str, case: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="random tiny models (fast)")
+    parser.add_argument("--long", action="store_true", help="SmolLM2, a 4,096-token prompt")
     parser.add_argument("--cases", default="", help="comma-separated case names")
     parser.add_argument("--json", action="store_true", help="one JSON line per case")
     args = parser.parse_args()
-    cases = TINY_CASES if args.tiny else SMOLLM2_CASES
+    cases = TINY_CASES if args.tiny else LONG_CASES if args.long else SMOLLM2_CASES
     chosen = [c for c in args.cases.split(",") if c] or list(cases)
     mib = 1 << 20
     if not args.json:
