@@ -45,8 +45,8 @@ LENS_TEMPS = 2
 # Positions whose next-token softmax (the output's top-k) is taken at once (capture/run.py)
 SOFTMAX_ROWS = 256
 # Bytes of C heap a CPU pass leaves fragmented, per model layer and prompt token (calibrated
-# on bench/memory.py: 2-10 KiB across tiny llamas and SmolLM2 at 128-1024 tokens)
-HEAP_SLACK_PER_LAYER_TOKEN = 5 << 10
+# on bench/memory.py: 1-7 KiB on the tiny llamas, about none on SmolLM2 at 512-1024 tokens)
+HEAP_SLACK_PER_LAYER_TOKEN = 2 << 10
 # MLP working rows alive at once inside a block (gate, up, act(gate) * up), in [T, d_mlp]
 MLP_TEMPS = 3
 
@@ -274,10 +274,9 @@ def activation_bytes(info: ModelInfo, spec: CaptureSpec, n_prompt: int) -> int:
     working = max(mlp, softmax, lens_work)
     slack = 0
     if not str(info.device).startswith("cuda"):
-        # The C heap keeps what a long pass fragments: the capture's small per-layer results
-        # land between each layer's freed working rows, which the next layer then cannot
-        # reuse whole (the resident set grows layer by layer where a plain forward's stops
-        # after the first few). CUDA's caching allocator has no such holes.
+        # The C heap keeps some of what a long pass fragments: small tensors that outlive a
+        # layer (the KV cache's, the capture's) land between its freed working rows, which
+        # the next layer then cannot reuse whole. CUDA's caching allocator has no such holes.
         slack = HEAP_SLACK_PER_LAYER_TOKEN * info.n_layers * t
     return logits + held + working + slack
 

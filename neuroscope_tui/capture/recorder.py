@@ -93,6 +93,11 @@ class Recorder:
             self.patterns.setdefault(layer, []).append(head)
         self.ids: torch.Tensor | None = None  # every token id so far, on the model device
         self._step: dict[str, dict[int, torch.Tensor]] = {}
+        # A long pass's per-layer rows go straight into one [L, ...] tensor per name, made at
+        # the first layer (see `_put`), with the layers written so far
+        self._stacked: dict[str, tuple[torch.Tensor, set[int]]] = {}
+        self._row_of = {layer: i for i, layer in enumerate(self.layers)}
+        self._full_row_of = {layer: i for i, layer in enumerate(self.full_layers)}
         self.attention_calls = 0
         self.keep_stream = False  # keep each block's output (on the device) for the lens
         self.stream: dict[int, torch.Tensor] = {}
@@ -131,7 +136,32 @@ class Recorder:
     # ---- hooks -----------------------------------------------------------------------------
 
     def _put(self, name: str, layer: int, value: torch.Tensor) -> None:
-        self._step.setdefault(name, {})[layer] = value.detach()
+        value = value.detach()
+        if self.defer or name == "embed.norm" or name.startswith("pattern."):
+            self._step.setdefault(name, {})[layer] = value
+            return
+        # Not one small tensor per layer kept until the flush: those land between each
+        # layer's freed working rows in the C heap, so the next layer cannot reuse them whole
+        # and the resident set grew by about a layer's MLP rows per layer. One tensor per
+        # name, made once, takes the rows instead (flush() no longer stacks them either).
+        full = name.endswith(".full")
+        stacked = self._stacked.get(name)
+        if stacked is None:
+            n_rows = len(self.full_layers if full else self.layers)
+            dtype = self.full_dtype if full else value.dtype
+            stacked = (value.new_empty((n_rows, *value.shape), dtype=dtype), set())
+            self._stacked[name] = stacked
+        rows, written = stacked
+        rows[(self._full_row_of if full else self._row_of)[layer]] = value
+        written.add(layer)
+
+    def _get(self, name: str, layer: int) -> torch.Tensor | None:
+        """A row `_put` this step (None: not yet)."""
+        stacked = self._stacked.get(name)
+        if stacked is not None:
+            rows, written = stacked
+            return rows[self._row_of[layer]] if layer in written else None
+        return self._step.get(name, {}).get(layer)
 
     def block_hook(self, layer: int):
         near_zero = self.spec.near_zero
@@ -155,7 +185,7 @@ class Recorder:
                 self._put(f"resid.{stat}", layer, val)
             a, b = _rows(x_in).float(), _rows(x_out).float()
             # the stream into block l is the stream out of block l-1: reuse its norm
-            prev = self._step.get("resid.norm", {}).get(layer - 1)
+            prev = self._get("resid.norm", layer - 1)
             in_norm = prev if prev is not None else torch.linalg.vector_norm(a, dim=-1)
             out_norm = stats["norm"]
             delta = torch.linalg.vector_norm(b - a, dim=-1)
@@ -391,6 +421,13 @@ class Recorder:
         """This step's rows as numpy arrays ([L, new, ...] or [new, ...]); clears the step."""
         rows: dict[str, torch.Tensor] = self._reduce_deferred() if self._raw else {}
         step, self._step = self._step, {}
+        stacked, self._stacked = self._stacked, {}
+        for name, (values, written) in stacked.items():
+            expected = self.full_layers if name.endswith(".full") else self.layers
+            if len(written) != len(expected):  # as stacking a missing layer would fail
+                missing = sorted(set(expected) - written)
+                raise RuntimeError(f"no {name} row for layers {missing} in this step")
+            rows[name] = values
         for name, per_layer in step.items():
             if name == "embed.norm" or name.startswith("pattern."):
                 rows[name] = per_layer[0]
