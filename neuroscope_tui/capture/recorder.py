@@ -155,13 +155,10 @@ class Recorder:
         rows[(self._full_row_of if full else self._row_of)[layer]] = value
         written.add(layer)
 
-    def _get(self, name: str, layer: int) -> torch.Tensor | None:
-        """A row `_put` this step (None: not yet)."""
-        stacked = self._stacked.get(name)
-        if stacked is not None:
-            rows, written = stacked
-            return rows[self._row_of[layer]] if layer in written else None
-        return self._step.get(name, {}).get(layer)
+    def _stacked_row(self, name: str, layer: int) -> torch.Tensor | None:
+        """A layer's row of a long pass that `_put` stacked this step (None: not yet)."""
+        rows, written = self._stacked.get(name, (None, ()))
+        return rows[self._row_of[layer]] if layer in written else None
 
     def block_hook(self, layer: int):
         near_zero = self.spec.near_zero
@@ -185,7 +182,7 @@ class Recorder:
                 self._put(f"resid.{stat}", layer, val)
             a, b = _rows(x_in).float(), _rows(x_out).float()
             # the stream into block l is the stream out of block l-1: reuse its norm
-            prev = self._get("resid.norm", layer - 1)
+            prev = self._stacked_row("resid.norm", layer - 1)
             in_norm = prev if prev is not None else torch.linalg.vector_norm(a, dim=-1)
             out_norm = stats["norm"]
             delta = torch.linalg.vector_norm(b - a, dim=-1)
